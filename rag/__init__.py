@@ -1,0 +1,46 @@
+"""Question answering over a Chinese local-news archive: hybrid (jieba BM25 + dense) retrieval with sources.
+
+Public API:
+    retrieve(query, k=5, mode="hybrid") -> Passages     on the default index (built on first use)
+    ask(question, k=5, history=None) -> Answer          extractive answer with [n] citations
+    build_index(docs_dir, index_dir, model=None) -> Index
+    load_index(index_dir) -> Index
+"""
+
+from __future__ import annotations
+
+import threading
+
+__version__ = "0.1.0"
+
+from .index import DenseUnavailable, Index, IndexCorrupt, build_index, load_index, open_index  # noqa: E402
+from .results import Answer, Citation, IndexInfo, Passage, Passages  # noqa: E402
+from .settings import Settings  # noqa: E402
+
+__all__ = [
+    "Answer", "Citation", "DenseUnavailable", "Index", "IndexCorrupt", "IndexInfo", "Passage", "Passages",
+    "Settings", "ask", "build_index", "default_index", "load_index", "retrieve",
+]
+
+_default: Index | None = None
+_default_lock = threading.Lock()
+
+
+def default_index() -> Index:
+    """The index over RAG_DOCS_DIR in RAG_INDEX_DIR, loaded (or built) once per process."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = open_index(Settings())
+    return _default
+
+
+def retrieve(query: str, k: int = 5, mode: str = "hybrid") -> Passages:
+    return default_index().retrieve(query, k=k, mode=mode)
+
+
+def ask(question: str, k: int = 5, history=None, mode: str = "hybrid", sources=None, index: Index | None = None) -> Answer:
+    from .answer import answer
+
+    return answer(index or default_index(), question, k=k, history=history, mode=mode, sources=sources)

@@ -1,0 +1,155 @@
+"""Command line: python -m rag build | ask | eval | info."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+from .settings import Settings
+
+
+def _settings(args) -> Settings:
+    return Settings().with_(
+        docs_dir=getattr(args, "docs", None), index_dir=getattr(args, "index", None), model=getattr(args, "model", None)
+    )
+
+
+def _print_dense_status(index) -> None:
+    info = index.info()
+    if not info.dense:
+        print(f"⚠ 语义检索未开启：{info.dense_reason}。当前仅使用关键词检索（jieba + BM25）。", file=sys.stderr)
+
+
+def cmd_build(args) -> int:
+    from .index import build_index
+
+    index = build_index(settings=_settings(args))
+    print(index.info().summary())
+    print(f"索引位置：{index.folder}")
+    _print_dense_status(index)
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .index import load_index
+
+    index = load_index(settings=_settings(args))
+    print(index.info().summary())
+    print(f"索引位置：{index.folder}；构建于 {index.info().built_at}")
+    return 0
+
+
+def cmd_ask(args) -> int:
+    from .index import open_index
+
+    index = open_index(_settings(args))
+    _print_dense_status(index)
+    if args.answer:
+        from .answer import answer
+
+        result = answer(index, args.question, k=args.k, mode=args.mode)
+        print(result.text)
+        print()
+        passages = [c.passage for c in result.citations] or result.passages
+    else:
+        passages = index.retrieve(args.question, k=args.k, mode=args.mode)
+        if passages.notice:
+            print(passages.notice, file=sys.stderr)
+    if not passages:
+        print("资料中没有找到相关内容。")
+    for n, p in enumerate(passages, 1):
+        ranks = f"关键词排名 {p.lexical_rank or '-'}，语义排名 {p.dense_rank or '-'}"
+        print(f"[{n}] {p.display_title}")
+        print(f"    来源：{p.source}  {p.byline}  得分 {p.score:.4f}（{ranks}）")
+        print("    " + p.text.replace("\n", "\n    "))
+        print()
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import evaluate, load_questions, write_cmrc_docs
+    from .index import build_index, open_index
+
+    settings = _settings(args)
+    reports = {}
+    if args.questions:
+        index = open_index(settings)
+        _print_dense_status(index)
+        report = evaluate(index, load_questions(Path(args.questions)), mode=args.mode)
+        reports["questions"] = report
+        print(f"# {args.questions}（{len(load_questions(Path(args.questions)))} 题，模式 {args.mode}）")
+        print(report.table())
+        if report.misses and args.verbose:
+            print("\n未在第 1 位命中：")
+            for qid, q, rank in report.misses:
+                print(f"  {qid} rank={rank}  {q}")
+        print()
+    if args.cmrc:
+        with tempfile.TemporaryDirectory(prefix="rag-cmrc-") as tmp:
+            questions = write_cmrc_docs(Path(args.cmrc), Path(tmp) / "docs")
+            index = build_index(Path(tmp) / "docs", Path(tmp) / "index", settings=settings, progress=False)
+            report = evaluate(index, questions, mode=args.mode)
+            reports["cmrc"] = report
+            print(f"# {args.cmrc}（{index.info().documents} 段落，{len(questions)} 题，模式 {args.mode}）")
+            print(report.table("cmrc"))
+            print()
+    if not reports:
+        print("请给出 --questions 或 --cmrc", file=sys.stderr)
+        return 2
+    if args.json:
+        Path(args.json).write_text(json.dumps({k: r.as_dict() for k, r in reports.items()}, indent=1))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rag", description="周口本地新闻问答：检索与评测")
+    parser.add_argument("-q", "--quiet", action="store_true", help="只输出结果，不输出进度")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p, docs=True, model=True):
+        if docs:
+            p.add_argument("--docs", help="文档目录（默认 RAG_DOCS_DIR 或 seeds/）")
+        p.add_argument("--index", help="索引目录（默认 RAG_INDEX_DIR 或 index/）")
+        if model:
+            p.add_argument("--model", help="向量模型：hub 名称或本地目录；none 表示不用语义检索（默认 RAG_MODEL）")
+
+    p = sub.add_parser("build", help="构建索引")
+    common(p)
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("info", help="显示索引状态")
+    common(p, docs=False, model=False)
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("ask", help="提问并列出相关段落")
+    common(p)
+    p.add_argument("question")
+    p.add_argument("-k", type=int, default=5, help="返回段落数（默认 5）")
+    p.add_argument("--mode", choices=("hybrid", "lexical", "dense"), default="hybrid")
+    p.add_argument("--answer", action="store_true", help="先给出带引用的摘录式回答")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("eval", help="评测检索：hit@1/3/5 与 MRR@10")
+    common(p)
+    p.add_argument("--questions", help="问题文件（jsonl），如 ../shared/eval/dev_questions.jsonl")
+    p.add_argument("--cmrc", help="CMRC 2018（SQuAD 格式）文件，每个段落作为一篇文档")
+    p.add_argument("--mode", choices=("hybrid", "lexical", "dense"), default="hybrid")
+    p.add_argument("--json", help="同时把结果写成 JSON")
+    p.add_argument("-v", "--verbose", action="store_true", help="列出未在第 1 位命中的问题")
+    p.set_defaults(func=cmd_eval)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"错误：{exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

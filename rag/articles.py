@@ -1,0 +1,193 @@
+"""Documents -> articles: find each article's headline, byline and body on a newspaper page.
+
+An article starts at a byline (`本报讯（…）`, a `记者 … 通讯员 …` line, or a lone author name
+under a commentary title) or, after an editor code such as `②7`, at the next headline-like line.
+The headline is the short unpunctuated line (or two adjacent lines) just above that start;
+a very short line above the headline is a kicker (column or section name), never the headline.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .documents import Document
+from .repair import (
+    clean_inline,
+    ends_sentence,
+    has_editor_code,
+    normalize_width,
+    undouble,
+    unwrap,
+    visible_len,
+)
+
+_NAME = r"[\u4e00-\u9fff]{2,4}"
+_REPORTER_LINE = re.compile(rf"^(?:本报)?记者(?:\s+{_NAME})+(?:\s+通讯员(?:\s+{_NAME})+)?(?:\s+文/图)?$")
+_BENBAO = re.compile(r"^\s*本报讯")
+_BENBAO_BYLINE = re.compile(r"^\s*本报讯\s*[（(]([^）)]{0,80})[）)]")
+_CREDIT = re.compile(r"^(?:本报)?(?:记者|通讯员|摄影)[\s\S]{0,30}\s摄$")
+_LONE_NAME = re.compile(rf"^{_NAME}$")
+_FIGURE = re.compile(r"^图[一二三四五六七八九十0-9]+$")
+KICKER_MAX = 10
+
+
+@dataclass
+class Article:
+    source: str
+    title: str
+    byline: str
+    body: str  # cleaned paragraphs joined by "\n"
+    kicker: str = ""
+    captions: list[str] = field(default_factory=list)
+    position: int = 0  # order on the page
+
+    @property
+    def display_title(self) -> str:
+        return self.title or "（无标题）"
+
+
+@dataclass
+class _Start:
+    first: int  # first line of the article (kicker or headline)
+    body: int  # first body line
+    title: list[int]
+    kicker: list[int]
+    byline: str = ""
+
+
+def _text(line: str, markdown: bool) -> str:
+    s = line.strip()
+    return s.lstrip("#").strip() if markdown and s.startswith("#") else s
+
+
+def is_byline_line(line: str) -> bool:
+    s = clean_inline(line)
+    return bool(_BENBAO.match(s) or (_REPORTER_LINE.match(s) and not s.endswith("摄")))
+
+
+def is_headline_like(line: str, markdown: bool = False) -> bool:
+    s = line.strip()
+    if markdown:
+        if not s.startswith("#"):
+            return False
+        s = s.lstrip("#").strip()
+    n = visible_len(s)
+    return (
+        2 <= n <= 40
+        and not ends_sentence(s)
+        and not re.search(r"[，、：,:]$", s)
+        and "。" not in s
+        and not is_byline_line(s)
+        and not _CREDIT.match(s)
+        and not s.endswith("摄")
+    )
+
+
+def _find_starts(lines: list[str], markdown: bool) -> list[_Start]:
+    nonblank = [i for i, line in enumerate(lines) if line.strip()]
+    prev_of = {i: (nonblank[k - 1] if k else None) for k, i in enumerate(nonblank)}
+    next_of = {i: (nonblank[k + 1] if k + 1 < len(nonblank) else None) for k, i in enumerate(nonblank)}
+    starts: list[_Start] = []
+    taken = -1  # lines up to here already belong to a found start
+
+    def headline_above(i: int) -> tuple[list[int], list[int]]:
+        j = prev_of[i]
+        if j is None or j <= taken or not is_headline_like(lines[j], markdown):
+            return [], []
+        title = [j]
+        # A two-line headline: two adjacent headline-like lines after a paragraph end.
+        if not markdown and j - 1 > taken and lines[j - 1].strip() and is_headline_like(lines[j - 1]):
+            before = prev_of[j - 1]
+            if before is None or ends_sentence(lines[before]) or not lines[j - 2].strip():
+                title = [j - 1, j]
+        kicker = []
+        k = prev_of[title[0]]
+        if k is not None and k > taken and is_headline_like(lines[k], markdown):
+            if visible_len(_text(lines[k], markdown)) <= KICKER_MAX:
+                kicker = [k]
+            elif len(title) == 1 and visible_len(_text(lines[j], markdown)) <= KICKER_MAX:
+                title, kicker = [k], [j]  # a section tag printed under the headline
+        return title, kicker
+
+    for i in nonblank:
+        if i <= taken:
+            continue
+        line = clean_inline(lines[i])
+        prev = prev_of[i]
+        start = None
+        if _BENBAO.match(line):
+            title, kicker = headline_above(i)
+            start = _Start((kicker or title or [i])[0], i, title, kicker)
+        elif _REPORTER_LINE.match(line) and not line.endswith("摄"):
+            title, kicker = headline_above(i)
+            start = _Start((kicker or title or [i])[0], i + 1, title, kicker, byline=line)
+        elif (
+            not markdown
+            and _LONE_NAME.match(line)
+            and not _FIGURE.match(line)
+            and prev is not None
+            and is_headline_like(lines[prev])
+            and visible_len(lines[prev]) >= 4
+            and next_of[i] is not None
+            and visible_len(lines[next_of[i]]) >= 8
+        ):
+            title, kicker = headline_above(i)
+            if title:
+                start = _Start((kicker or title)[0], i + 1, title, kicker, byline=line)
+        elif (
+            prev is not None
+            and has_editor_code(lines[prev])
+            and is_headline_like(lines[i], markdown)
+            and next_of[i] is not None
+            and not is_byline_line(lines[next_of[i]])
+        ):
+            start = _Start(i, i + 1, [i], [])
+        if start is not None:
+            starts.append(start)
+            taken = start.body - 1
+    return starts
+
+
+def _extract_benbao(body_lines: list[str]) -> tuple[str, list[str]]:
+    """Pull `本报讯（记者 …）` off the body, even when the parenthesis wraps across lines."""
+    raw = "\n".join(body_lines)
+    m = _BENBAO_BYLINE.match(raw)
+    if not m:
+        return "", body_lines
+    inner = re.sub(r"\s*\n\s*", "", m.group(1))
+    inner = re.sub(r"\s+", " ", inner).strip()
+    return f"本报讯（{inner}）", raw[m.end() :].split("\n")
+
+
+def _build(source: str, lines: list[str], start: _Start, end: int, markdown: bool, position: int) -> Article | None:
+    body_lines = [ln for ln in lines[start.body : end] if not (_CREDIT.match(ln.strip()) or _FIGURE.match(ln.strip()))]
+    byline = start.byline
+    if not byline:
+        byline, body_lines = _extract_benbao(body_lines)
+    paragraphs, captions = unwrap(body_lines)
+    if not paragraphs and not captions:
+        return None
+    title = " ".join(_text(lines[i], markdown) for i in start.title)
+    kicker = " ".join(_text(lines[i], markdown) for i in start.kicker)
+    body = "\n".join(paragraphs + captions)
+    return Article(source, clean_inline(title), byline, body, clean_inline(kicker), captions, position)
+
+
+def split_articles(doc: Document) -> list[Article]:
+    lines = [undouble(line) for line in normalize_width(doc.text).split("\n")]
+    markdown = doc.is_markdown
+    starts = _find_starts(lines, markdown)
+    first_line = next((i for i, line in enumerate(lines) if line.strip()), 0)
+    if not starts or starts[0].first > first_line:
+        # Text before the first byline (or a page without any): one article, titled by its first line if it looks like one.
+        title = [first_line] if is_headline_like(lines[first_line], markdown) else []
+        lead = _Start(first_line, first_line + len(title), title, [])
+        starts.insert(0, lead)
+    articles = []
+    for n, start in enumerate(starts):
+        end = starts[n + 1].first if n + 1 < len(starts) else len(lines)
+        article = _build(doc.source, lines, start, end, markdown, len(articles))
+        if article is not None:
+            articles.append(article)
+    return articles

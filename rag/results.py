@@ -1,0 +1,75 @@
+"""Typed results of the public API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Passage:
+    text: str
+    score: float
+    source: str
+    title: str
+    byline: str
+    chunk_id: int
+    start: int
+    end: int
+    lexical_rank: int | None  # 1-based rank in the lexical leg, None if that leg did not return it
+    dense_rank: int | None
+    article_id: int = -1
+
+    @property
+    def display_title(self) -> str:
+        return self.title or "（无标题）"
+
+
+class Passages(list):
+    """A list of `Passage`, best first, that also says how it was retrieved.
+
+    `mode` is the mode actually used; `notice` is non-empty when it differs from the one asked for
+    (for example hybrid served by the lexical leg alone because no dense model could be loaded).
+    """
+
+    def __init__(self, items=(), mode: str = "lexical", notice: str = ""):
+        super().__init__(items)
+        self.mode = mode
+        self.notice = notice
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    index_dir: str
+    documents: int
+    articles: int
+    chunks: int
+    model: str  # the model asked for
+    dense: bool
+    dense_reason: str  # why dense is off; empty when on
+    dim: int | None
+    built_at: str
+
+    def summary(self) -> str:
+        dense = f"语义检索：开启（{self.model}，{self.dim} 维）" if self.dense else f"语义检索：关闭（{self.dense_reason}）"
+        return (
+            f"文档 {self.documents} 篇，文章 {self.articles} 篇，文本块 {self.chunks} 个；"
+            f"关键词检索（jieba + BM25）：开启；{dense}"
+        )
+
+
+@dataclass(frozen=True)
+class Citation:
+    number: int  # the n in [n]
+    sentence: str  # the quoted sentence
+    passage: Passage
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    text: str  # plain text with [n] markers; nothing but sentences quoted from the passages
+    found: bool
+    citations: list[Citation] = field(default_factory=list)
+    passages: list[Passage] = field(default_factory=list)
+    query: str = ""  # what was actually searched (with a follow-up's context)
+    notice: str = ""

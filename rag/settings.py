@@ -1,0 +1,55 @@
+"""One settings object, read from `RAG_*` environment variables; CLI flags override it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+DEFAULT_MODEL = "intfloat/multilingual-e5-small"
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a build or a query can be tuned by.
+
+    `model` is a hub name or a local directory; "none" (or "") turns the dense leg off on purpose.
+    """
+
+    docs_dir: Path = field(default_factory=lambda: Path(_env("RAG_DOCS_DIR", "seeds")))
+    index_dir: Path = field(default_factory=lambda: Path(_env("RAG_INDEX_DIR", "index")))
+    model: str = field(default_factory=lambda: _env("RAG_MODEL", DEFAULT_MODEL))
+    # Seconds to wait for the hub before giving up on a download (only when not cached).
+    model_timeout: float = field(default_factory=lambda: float(_env("RAG_MODEL_TIMEOUT", "20")))
+    device: str = field(default_factory=lambda: _env("RAG_DEVICE", "cpu"))
+    batch_size: int = field(default_factory=lambda: int(_env("RAG_BATCH_SIZE", "32")))
+    chunk_min: int = 150
+    chunk_max: int = 400
+    chunk_hard_max: int = 600
+    # Weight of the whole-article BM25 score added to each chunk's own score (both max-normalised).
+    article_weight: float = field(default_factory=lambda: float(_env("RAG_ARTICLE_WEIGHT", "0.5")))
+    rrf_k: int = 60
+    # Candidates each leg hands to fusion.
+    candidates: int = 50
+    workers: int = field(default_factory=lambda: int(_env("RAG_WORKERS", str(os.cpu_count() or 1))))
+
+    def with_(self, **changes) -> "Settings":
+        """A copy with the given fields changed; `None` values are ignored (unset CLI flags)."""
+        known = {f.name for f in fields(self)}
+        clean = {k: v for k, v in changes.items() if v is not None and k in known}
+        for key in ("docs_dir", "index_dir"):
+            if key in clean:
+                clean[key] = Path(clean[key])
+        return replace(self, **clean)
+
+    @property
+    def dense_wanted(self) -> bool:
+        return self.model.strip().lower() not in ("", "none", "off")
+
+    def chunking(self) -> dict:
+        return {"min": self.chunk_min, "max": self.chunk_max, "hard_max": self.chunk_hard_max}

@@ -1,0 +1,99 @@
+"""Chinese tokenizer for the lexical leg: jieba search mode, a user dictionary of local names, stopwords.
+
+The same instance tokenizes documents and queries, so both sides always agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+from pathlib import Path
+
+DATA = Path(__file__).parent / "data"
+_WORD = re.compile(r"\w", re.UNICODE)
+
+
+def _read_words(path: Path) -> list[str]:
+    return [
+        line.strip()
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+
+class Tokenizer:
+    """Thread-safe wrapper over a private `jieba.Tokenizer` (the global one is shared process state)."""
+
+    def __init__(self, userdict: Path = DATA / "userdict.txt", stopwords: Path = DATA / "stopwords.txt"):
+        self.userdict = Path(userdict)
+        self.stopwords = frozenset(_read_words(Path(stopwords)))
+        self._stopwords_path = Path(stopwords)
+        self._lock = threading.Lock()
+        self._tk = None
+
+    @property
+    def _jieba(self):
+        if self._tk is None:
+            with self._lock:
+                if self._tk is None:
+                    import jieba
+
+                    jieba.setLogLevel(logging.WARNING)
+                    tk = jieba.Tokenizer()
+                    tk.initialize()
+                    tk.load_userdict(str(self.userdict))
+                    self._tk = tk
+        return self._tk
+
+    @property
+    def version(self) -> str:
+        """Changes whenever the dictionary or stopword list does; stored in the manifest."""
+        h = hashlib.sha256()
+        for path in (self.userdict, self._stopwords_path):
+            h.update(path.read_bytes())
+        return h.hexdigest()[:16]
+
+    def warm(self) -> None:
+        _ = self._jieba
+
+    def __call__(self, text: str) -> list[str]:
+        tokens = []
+        for token in self._jieba.cut_for_search(text.lower()):
+            token = token.strip()
+            if token and _WORD.search(token) and token not in self.stopwords:
+                tokens.append(token)
+        return tokens
+
+    def words(self, text: str) -> list[str]:
+        """Accurate-mode words (no sub-words), for highlighting and answer scoring."""
+        return [w for w in self._jieba.lcut(text.lower()) if w.strip() and _WORD.search(w) and w not in self.stopwords]
+
+
+def tokenize_many(texts: list[str], workers: int = 1) -> list[list[str]]:
+    """Tokenize a corpus, on all cores when it is large enough to pay for the worker start-up."""
+    if workers <= 1 or len(texts) < 2000:
+        tk = default_tokenizer()
+        return [tk(t) for t in texts]
+    from concurrent.futures import ProcessPoolExecutor
+
+    chunksize = max(64, len(texts) // (workers * 8))
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_tokenize_one, texts, chunksize=chunksize))
+
+
+def _tokenize_one(text: str) -> list[str]:
+    return default_tokenizer()(text)
+
+
+_default: Tokenizer | None = None
+_default_lock = threading.Lock()
+
+
+def default_tokenizer() -> Tokenizer:
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Tokenizer()
+        return _default
