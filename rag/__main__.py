@@ -105,6 +105,31 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    """Found-rates of the "not found" threshold: answerable dev questions vs out-of-domain ones."""
+    from . import answer as answering
+    from .evaluate import load_questions
+    from .index import open_index
+
+    index = open_index(_settings(args))
+    ood_file = Path(args.ood) if args.ood else Path(__file__).parent / "data" / "ood_questions.txt"
+    ood = [ln.strip() for ln in ood_file.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")]
+    dev = [q.question for q in load_questions(Path(args.questions))]
+
+    def best(q):
+        ps = index.retrieve(q, k=5)
+        return max([answering.coverage(index, q, p.text) for p in ps[:3]] or [0.0])
+
+    dev_cov, ood_cov = [best(q) for q in dev], [best(q) for q in ood]
+    print(f"{'threshold':>10}{'dev found':>12}{'ood found':>12}")
+    for t in (0.2, 0.25, 0.3, 0.35, 0.4, 0.5):
+        mark = "  <- 当前" if abs(t - answering.FOUND_THRESHOLD) < 1e-9 else ""
+        dev_rate = sum(c >= t for c in dev_cov) / len(dev_cov)
+        ood_rate = sum(c >= t for c in ood_cov) / len(ood_cov)
+        print(f"{t:>10.2f}{dev_rate:>12.3f}{ood_rate:>12.3f}{mark}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rag", description="周口本地新闻问答：检索与评测")
     parser.add_argument("-q", "--quiet", action="store_true", help="只输出结果，不输出进度")
@@ -141,6 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="同时把结果写成 JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="列出未在第 1 位命中的问题")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("calibrate", help="校准“没有找到”阈值：开发集问题与领域外问题的命中率")
+    common(p)
+    p.add_argument("--questions", default="../shared/eval/dev_questions.jsonl")
+    p.add_argument("--ood", help="领域外问题文件（每行一个；默认 rag/data/ood_questions.txt）")
+    p.set_defaults(func=cmd_calibrate)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", stream=sys.stderr)

@@ -80,6 +80,7 @@ def is_headline_like(line: str, markdown: bool = False) -> bool:
         and "。" not in s
         and not is_byline_line(s)
         and not _CREDIT.match(s)
+        and not _FIGURE.match(s)
         and not s.endswith("摄")
     )
 

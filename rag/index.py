@@ -244,6 +244,10 @@ class Index:
         self._n_chunks = backend.counts()["chunks"]
 
     @property
+    def n_chunks(self) -> int:
+        return self._n_chunks
+
+    @property
     def dense_enabled(self) -> bool:
         return self.embedder is not None and self.backend.has_vectors
 

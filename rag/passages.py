@@ -56,6 +56,7 @@ def trim_overlap(start: int, end: int, taken: list[tuple[int, int]], min_chars: 
     Neighbouring windows share sentences; rather than dropping the second one (and the answer it
     may hold) we show only what it adds. None when less than `min_chars` would remain.
     """
+    original = (start, end)
     for a, b in sorted(taken):
         if b <= start or a >= end:
             continue
@@ -67,6 +68,8 @@ def trim_overlap(start: int, end: int, taken: list[tuple[int, int]], min_chars: 
             end = a
         else:  # a shown span sits strictly inside: keep the longer side
             start, end = (start, a) if a - start >= end - b else (b, end)
+    if (start, end) == original:
+        return original
     return (start, end) if end - start >= min_chars else None
 
 

@@ -73,3 +73,4 @@ class Answer:
     passages: list[Passage] = field(default_factory=list)
     query: str = ""  # what was actually searched (with a follow-up's context)
     notice: str = ""
+    terms: list[str] = field(default_factory=list)  # the question's key terms, for highlighting

@@ -32,6 +32,7 @@ class Tokenizer:
         self._stopwords_path = Path(stopwords)
         self._lock = threading.Lock()
         self._tk = None
+        self._pos = None
 
     @property
     def _jieba(self):
@@ -65,6 +66,26 @@ class Tokenizer:
             if token and _WORD.search(token) and token not in self.stopwords:
                 tokens.append(token)
         return tokens
+
+    def _pos_tokenizer(self):
+        # One instance only: jieba hands the user dictionary's tags to the first POSTokenizer and then forgets them.
+        if self._pos is None:
+            tk = self._jieba
+            with self._lock:
+                if self._pos is None:
+                    import jieba.posseg
+
+                    self._pos = jieba.posseg.POSTokenizer(tk)
+        return self._pos
+
+    def nouns(self, text: str) -> list[str]:
+        """Nouns and names (the subject of a question), for carrying a conversation's topic forward."""
+        pos = self._pos_tokenizer()
+        return [
+            w.word
+            for w in pos.lcut(text)
+            if w.flag[:1] in ("n", "j") and w.word not in self.stopwords and len(w.word) > 1
+        ]
 
     def words(self, text: str) -> list[str]:
         """Accurate-mode words (no sub-words), for highlighting and answer scoring."""
