@@ -130,11 +130,12 @@ def answer(index: Index, question: str, k: int = 5, history=None, mode: str = "h
         return Answer(question, NOT_FOUND, False, [], list(passages), query, passages.notice, terms)
 
     picked = pick_sentences(list(passages), own, context, bool(_ASKS_NUMBER.search(question)))
-    numbers: dict[int, int] = {}
+    numbers: dict[tuple[str, int], int] = {}  # one [n] per article, even if two of its passages are quoted
     citations = []
     for sentence, rank in picked:
-        number = numbers.setdefault(rank, len(numbers) + 1)
-        citations.append(Citation(number, sentence, passages[rank]))
+        p = passages[rank]
+        number = numbers.setdefault((p.source, p.article_id), len(numbers) + 1)
+        citations.append(Citation(number, sentence, p))
     if not citations:  # matched only through the dense leg: quote the best passage's opening sentence
         s, e = (sentence_spans(passages[0].text) or [(0, len(passages[0].text))])[0]
         citations.append(Citation(1, passages[0].text[s:e].strip(), passages[0]))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import logging
 import os
 import re
@@ -29,7 +28,8 @@ EXAMPLES = [
     "开发区排查了多少户自建房？",
     "国家安全宣传活动发放了多少份宣传手册？",
 ]
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]#|~])")
+# One pass, so entities are never re-escaped: HTML specials plus the characters markdown acts on.
+_INERT = str.maketrans({c: f"&#{ord(c)};" for c in "&<>\"'\\`*_[]#|~"})
 CSS = """
 #mode-radio label:has(input[value="语义（不可用）"]) { opacity: .45; pointer-events: none; }
 mark { background: #ffe58a; padding: 0 1px; border-radius: 2px; }
@@ -38,18 +38,23 @@ mark { background: #ffe58a; padding: 0 1px; border-radius: 2px; }
 
 
 def escape(text: str) -> str:
-    """Untrusted text -> inert markdown: HTML-escaped, markdown syntax neutralised, line breaks kept."""
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=True))
+    """Untrusted text -> inert markdown: HTML and markdown syntax become character entities."""
+    return text.translate(_INERT)
 
 
 def highlight(text: str, terms: list[str]) -> str:
-    """Escape `text`, then wrap the question's key terms in <mark> (longest first, never nested)."""
-    safe = escape(text)
-    wanted = [escape(t) for t in sorted({t for t in terms if len(t) > 1}, key=len, reverse=True)]
+    """Escape `text` and wrap the question's key terms in <mark>; matching runs on the raw text, so marks never split an entity."""
+    wanted = sorted({t for t in terms if len(t) > 1}, key=len, reverse=True)
     if not wanted:
-        return safe
+        return escape(text)
     pattern = re.compile("|".join(re.escape(t) for t in wanted), re.IGNORECASE)
-    return pattern.sub(lambda m: f"<mark>{m.group(0)}</mark>", safe)
+    out, pos = [], 0
+    for m in pattern.finditer(text):
+        out.append(escape(text[pos : m.start()]))
+        out.append(f"<mark>{escape(m.group(0))}</mark>")
+        pos = m.end()
+    out.append(escape(text[pos:]))
+    return "".join(out)
 
 
 def _source_line(n: int | None, p: Passage) -> str:
@@ -66,7 +71,7 @@ def _passage_body(p: Passage, terms: list[str], cited: list[str]) -> str:
         if start < pos:
             continue
         out.append(highlight(p.text[pos:start], terms))
-        out.append(f"**{highlight(sentence, terms)}**")
+        out.append(f"<strong>{highlight(sentence, terms)}</strong>")  # ** fails next to CJK punctuation
         pos = start + len(sentence)
     out.append(highlight(p.text[pos:], terms))
     return "".join(out).replace("\n", "\n\n")
@@ -78,27 +83,33 @@ def render(result: Answer) -> list[gr.ChatMessage]:
         lines = [f"**{NOT_FOUND}**"]
         if result.passages:
             lines += ["", "可能相关："] + [_source_line(None, p) for p in result.passages[:3]]
+        else:
+            lines += ["", "资料中没有与问题共有的关键词，请换个说法试试。"]
         messages = [gr.ChatMessage(role="assistant", content="\n".join(lines))]
         for p in result.passages[:3]:
             messages.append(_panel(f"可能相关 · {p.display_title} · {p.source}", _passage_body(p, result.terms, [])))
         return messages
 
     answer_md = "".join(f"{highlight(c.sentence, result.terms)}<span class='cite'>[{c.number}]</span>" for c in result.citations)
-    sources = {}
+    sources: dict[int, dict[int, tuple[Passage, list[str]]]] = {}  # [n] -> passages of that article -> cited sentences
     for c in result.citations:
-        sources.setdefault(c.number, (c.passage, []))[1].append(c.sentence)
-    lines = [answer_md, "**来源**"] + [_source_line(n, p) for n, (p, _) in sorted(sources.items())]
+        sources.setdefault(c.number, {}).setdefault(c.passage.chunk_id, (c.passage, []))[1].append(c.sentence)
+    lines = [answer_md, "**来源**"]
+    lines += [_source_line(n, next(iter(group.values()))[0]) for n, group in sorted(sources.items())]
     if result.notice:
         lines.append(f"_{escape(result.notice)}_")
     messages = [gr.ChatMessage(role="assistant", content="\n\n".join(lines))]
-    for n, (p, cited) in sorted(sources.items()):
-        messages.append(_panel(f"[{n}] {p.display_title} · {p.source}", _passage_body(p, result.terms, cited)))
+    for n, group in sorted(sources.items()):
+        parts = sorted(group.values(), key=lambda pc: pc[0].start)
+        first = parts[0][0]
+        body = "\n\n……\n\n".join(_passage_body(p, result.terms, cited) for p, cited in parts)
+        messages.append(_panel(f"[{n}] {first.display_title} · {first.source}", body))
     return messages
 
 
 def _panel(title: str, body: str) -> gr.ChatMessage:
-    # Panel titles are rendered as text by Gradio; keep them short.
-    return gr.ChatMessage(role="assistant", content=body, metadata={"title": title[:120], "status": "done"})
+    # Panel titles are rendered as markdown too, so they are escaped like passages.
+    return gr.ChatMessage(role="assistant", content=body, metadata={"title": escape(title[:120]), "status": "done"})
 
 
 def status_markdown(index: Index) -> str:
@@ -141,7 +152,7 @@ def build_demo(index: Index) -> gr.Blocks:
                 with gr.Column(scale=4):
                     chat = gr.ChatInterface(
                         respond,
-                        chatbot=gr.Chatbot(elem_id="qa-chat", height=560, placeholder="向报纸提问吧，例如左下方的示例问题。"),
+                        chatbot=gr.Chatbot(label="对话", elem_id="qa-chat", height=560, placeholder="向报纸提问吧，例如下方的示例问题。"),
                         textbox=gr.Textbox(placeholder="输入问题，按回车提交", elem_id="qa-input", submit_btn="提问"),
                         additional_inputs=[
                             gr.Slider(1, 10, value=5, step=1, label="段落数", render=False),
@@ -152,6 +163,7 @@ def build_demo(index: Index) -> gr.Blocks:
                         ],
                         additional_inputs_accordion=gr.Accordion("设置", open=False, render=False),
                         examples=[[q, 5, "混合", []] for q in EXAMPLES],
+                        example_labels=EXAMPLES,
                         examples_label="示例问题",
                         run_examples_on_click=True,
                         cache_examples=False,
