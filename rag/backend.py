@@ -24,7 +24,7 @@ class Backend(abc.ABC):
     def has_vectors(self) -> bool: ...
 
     @abc.abstractmethod
-    def lexical(self, tokens: list[str], k: int) -> list[tuple[int, float]]: ...
+    def lexical(self, tokens: list[str], k: int, query: str = "") -> list[tuple[int, float]]: ...
 
     @abc.abstractmethod
     def dense(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]: ...
@@ -46,7 +46,7 @@ class Backend(abc.ABC):
 
 
 class LocalBackend(Backend):
-    FILES = ("chunks.sqlite", "lexical.json", "chunk_article.npy", "bm25_chunks", "bm25_articles")
+    FILES = ("chunks.sqlite", "lexical.json", "chunk_article.npy")
     VECTORS = "vectors.faiss"
 
     def __init__(self, folder: Path, lexical: LexicalIndex, store: ChunkStore, vectors: VectorIndex | None):
@@ -61,17 +61,13 @@ class LocalBackend(Backend):
         folder: Path,
         articles: list[Article],
         chunks: list[Chunk],
-        chunk_tokens: list[list[str]],
-        article_tokens: list[list[str]],
+        lexical: LexicalIndex,
+        terms,
         vectors: np.ndarray | None,
-        article_weight: float,
-        show_progress: bool = False,
     ) -> "LocalBackend":
         folder.mkdir(parents=True, exist_ok=True)
-        chunk_article = np.array([c.article for c in chunks], dtype=np.int32)
-        lexical = LexicalIndex.build(chunk_tokens, article_tokens, chunk_article, article_weight, show_progress)
         lexical.save(folder)
-        store = ChunkStore.create(folder / "chunks.sqlite", articles, chunks, chunk_tokens)
+        store = ChunkStore.create(folder / "chunks.sqlite", articles, chunks, terms)
         vector_index = None
         if vectors is not None:
             vector_index = VectorIndex.build(vectors)
@@ -82,6 +78,9 @@ class LocalBackend(Backend):
     def open(cls, folder: Path, with_vectors: bool, mmap: bool = True) -> "LocalBackend":
         """Raises FileNotFoundError or another error when a file is missing or damaged."""
         for name in cls.FILES + ((cls.VECTORS,) if with_vectors else ()):
+            if not (folder / name).exists():
+                raise FileNotFoundError(f"缺少索引文件 {name}")
+        for name in LexicalIndex.files(folder):
             if not (folder / name).exists():
                 raise FileNotFoundError(f"缺少索引文件 {name}")
         store = ChunkStore(folder / "chunks.sqlite")
@@ -102,8 +101,8 @@ class LocalBackend(Backend):
     def vector_dim(self) -> int | None:
         return self._vectors.dim if self._vectors is not None else None
 
-    def lexical(self, tokens, k):
-        return self._lexical.search(tokens, k)
+    def lexical(self, tokens, k, query=""):
+        return self._lexical.search(tokens, k, query)
 
     def dense(self, vector, k):
         if self._vectors is None:

@@ -29,7 +29,8 @@ from .documents import fingerprint, read_documents
 from .passages import expand, idf_weights, strip_span, trim_overlap
 from .results import IndexInfo, Passage, Passages
 from .settings import Settings
-from .tokenizer import Tokenizer, default_tokenizer, tokenize_many
+from .lexical import build_lexical
+from .tokenizer import Tokenizer, default_tokenizer
 from .vectors import Embedder, ModelUnavailable, load_embedder
 
 log = logging.getLogger(__name__)
@@ -107,9 +108,11 @@ def build_index(
         raise ValueError(f"文档目录 {docs_dir} 中没有可索引的文本（.txt 或 .md）")
 
     tokenizer = default_tokenizer()
-    _progress("分词（jieba，%d 进程）…", settings.workers)
-    chunk_tokens = tokenize_many([c.embed_text for c in chunks], settings.workers)
-    article_tokens = tokenize_many([f"{a.title}\n{a.body}" for a in articles], settings.workers)
+    workers = settings.workers if len(articles) >= 2000 else 1  # process start-up costs more than small corpora
+    _progress("分词并建立 BM25 索引（jieba，%d 进程）…", workers)
+    lexical, terms = build_lexical(
+        articles, chunks, settings.lexical_weights(), workers, progress, settings.chunk_hard_max
+    )
 
     dense = {"enabled": False, "model": settings.model, "dim": None, "reason": "未配置语义模型（RAG_MODEL=none）"}
     vectors = None
@@ -131,9 +134,7 @@ def build_index(
     name = f"build-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
     tmp = index_dir / f".{name}.tmp"
     _progress("写入索引：%s", index_dir)
-    LocalBackend.write(
-        tmp, articles, chunks, chunk_tokens, article_tokens, vectors, settings.article_weight, show_progress=False
-    )
+    LocalBackend.write(tmp, articles, chunks, lexical, terms, vectors)
     manifest = {
         "format": FORMAT,
         "rag_version": __version__,
@@ -144,7 +145,7 @@ def build_index(
         "dense": dense,
         "chunking": settings.chunking(),
         "tokenizer": tokenizer.version,
-        "article_weight": settings.article_weight,
+        "lexical_weights": settings.lexical_weights(),
         "counts": {"documents": len(documents), "articles": len(articles), "chunks": len(chunks)},
         "files": _file_sizes(tmp),
         "build_seconds": round(time.perf_counter() - started, 2),
@@ -213,8 +214,8 @@ def is_stale(manifest: dict | None, settings: Settings) -> str:
         return "分块参数有变化"
     if manifest.get("tokenizer") != default_tokenizer().version:
         return "分词词典有变化"
-    if manifest.get("article_weight") != settings.article_weight:
-        return "文章权重有变化"
+    if manifest.get("lexical_weights") != settings.lexical_weights():
+        return "关键词检索权重有变化"
     return ""
 
 
@@ -296,7 +297,7 @@ class Index:
         lexical, dense = [], []
         tokens = self.tokenizer(query)
         if used in ("hybrid", "lexical"):
-            lexical = self.backend.lexical(tokens, n)
+            lexical = self.backend.lexical(tokens, n, query)
         if used in ("hybrid", "dense"):
             dense = self.backend.dense(self.embedder.encode_query(query), n)
 

@@ -1,19 +1,42 @@
-"""The lexical leg: BM25 (bm25s) over chunks, boosted by BM25 over whole articles.
+"""The lexical leg: three BM25 fields fused into one chunk score.
 
-Chunking alone loses the words an article shares with a question outside the chunk; adding the
-article's (max-normalised) score to each chunk's own score keeps the right article on top while
-the chunk score still picks the passage inside it.
+- words: jieba search-mode tokens of each chunk (headline prefixed);
+- bigrams: CJK character bigrams of each chunk, which catch partial-word overlap (就业意向/工作意向);
+- articles: jieba tokens of the whole article, so a chunk from the article that matches the
+  question best is preferred over a stray chunk elsewhere (chunking alone loses the words an
+  article shares with a question outside the chunk).
+
+Each field's scores are max-normalised and summed with its weight. Scoring, persistence and
+memory-mapped loading are bm25s's; only the index matrix is built here, vectorised, because
+bm25s's own builder loops in Python per document and keeps every token string alive, which does
+not fit 1M chunks in 8 GB.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
 
 log = logging.getLogger(__name__)
+
+K1, B = 1.5, 0.75  # bm25s defaults (method "lucene")
+FIELDS = ("words", "bigrams", "articles")
+_CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
+
+
+def char_bigrams(text: str) -> list[str]:
+    """Overlapping CJK character bigrams; a lone CJK character stands for itself."""
+    out = []
+    for run in _CJK_RUN.findall(text):
+        if len(run) == 1:
+            out.append(run)
+        else:
+            out.extend(run[i : i + 2] for i in range(len(run) - 1))
+    return out
 
 
 def _bm25s():
@@ -23,85 +46,164 @@ def _bm25s():
     return bm25s
 
 
-def _bm25(tokens: list[list[str]], show_progress: bool):
-    bm25s = _bm25s()
-    model = bm25s.BM25()
-    # bm25s needs at least one token per document; an empty chunk gets the reserved empty token.
-    model.index([t or [""] for t in tokens], show_progress=show_progress)
-    return model
+class FieldBuilder:
+    """Accumulates documents as (doc, token id, tf) triples; never holds all token strings at once."""
+
+    def __init__(self):
+        self.vocab: dict[str, int] = {}
+        self._docs: list[np.ndarray] = []
+        self._toks: list[np.ndarray] = []
+        self._tfs: list[np.ndarray] = []
+        self.lengths: list[int] = []
+
+    def add(self, tokens: list[str]) -> None:
+        vocab = self.vocab
+        ids = np.fromiter((vocab.setdefault(t, len(vocab)) for t in tokens), dtype=np.int32, count=len(tokens))
+        doc = len(self.lengths)
+        self.lengths.append(len(tokens))
+        if len(ids):
+            uniq, counts = np.unique(ids, return_counts=True)
+            self._docs.append(np.full(len(uniq), doc, dtype=np.int32))
+            self._toks.append(uniq.astype(np.int32))
+            self._tfs.append(counts.astype(np.float32))
+            if len(self._docs) >= 4096:  # a few big arrays instead of millions of small ones
+                self._docs, self._toks, self._tfs = ([np.concatenate(x)] for x in (self._docs, self._toks, self._tfs))
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def document_frequency(self) -> np.ndarray:
+        toks = np.concatenate(self._toks) if self._toks else np.zeros(0, np.int32)
+        return np.bincount(toks, minlength=len(self.vocab))
+
+    def build(self):
+        """A bm25s.BM25 whose score matrix equals what `bm25s.BM25().index(tokens)` computes."""
+        import scipy.sparse as sp
+
+        bm25s = _bm25s()
+        vocab = dict(self.vocab)
+        vocab.setdefault("", len(vocab))  # bm25s's reserved empty token
+        n_docs, n_vocab = len(self.lengths), len(vocab)
+        docs = np.concatenate(self._docs) if self._docs else np.zeros(0, np.int32)
+        toks = np.concatenate(self._toks) if self._toks else np.zeros(0, np.int32)
+        tfs = np.concatenate(self._tfs) if self._tfs else np.zeros(0, np.float32)
+        self._docs, self._toks, self._tfs = [], [], []
+        lengths = np.asarray(self.lengths, dtype=np.float32)
+        avg = float(lengths.mean()) if n_docs else 1.0
+        df = np.bincount(toks, minlength=n_vocab).astype(np.float32)
+        idf = np.log(1 + (n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+        data = idf[toks] * (tfs / (K1 * ((1 - B) + B * lengths[docs] / avg) + tfs))
+        del tfs
+        matrix = sp.csc_matrix((data.astype(np.float32), (docs, toks)), shape=(n_docs, n_vocab), dtype=np.float32)
+        del data, docs, toks
+        model = bm25s.BM25(k1=K1, b=B)
+        model.scores = {
+            "data": matrix.data,
+            "indices": matrix.indices.astype(np.int32),
+            "indptr": matrix.indptr.astype(np.int32 if matrix.nnz < 2**31 else np.int64),
+            "num_docs": n_docs,
+        }
+        model.vocab_dict = vocab
+        model.unique_token_ids_set = set(vocab.values())
+        model.nonoccurrence_array = None  # only BM25L/BM25+ use it
+        return model
 
 
-def _load_bm25(path: Path, mmap: bool):
-    bm25s = _bm25s()
-    return bm25s.BM25.load(str(path), mmap=mmap, load_corpus=False)
+def build_lexical(articles, chunks, weights: dict[str, float], workers: int = 1, progress: bool = False, hard_max: int = 600):
+    """Tokenize every sentence once (in parallel), then assemble chunk, bigram and article fields.
+
+    Returns the index and the chunk-level document frequency of every word (for answer scoring).
+    """
+    from bisect import bisect_left, bisect_right
+
+    from tqdm import tqdm
+
+    from .chunks import sentence_spans
+    from .tokenizer import tokenize_articles
+
+    builders = {name: FieldBuilder() for name in FIELDS}
+    by_article: list[list] = [[] for _ in articles]
+    for c in chunks:
+        by_article[c.article].append(c)
+    spans = [sentence_spans(a.body, hard_max) for a in articles]  # the same sentences the chunker used
+    work = ((a.title, [a.body[s:e] for s, e in sp]) for a, sp in zip(articles, spans))
+    results = tokenize_articles(work, workers)
+    for a_id, (title_tokens, sentence_tokens) in enumerate(
+        tqdm(results, total=len(articles), desc="分词", unit="篇", disable=not progress, mininterval=1.0)
+    ):
+        starts = [s for s, _ in spans[a_id]]
+        ends = [e for _, e in spans[a_id]]
+        builders["articles"].add(title_tokens + [t for toks in sentence_tokens for t in toks])
+        for c in by_article[a_id]:
+            i, j = bisect_left(starts, c.start), bisect_right(ends, c.end)
+            builders["words"].add(title_tokens + [t for toks in sentence_tokens[i:j] for t in toks])
+            builders["bigrams"].add(char_bigrams(c.embed_text))
+    df = builders["words"].document_frequency()
+    terms = list(zip(builders["words"].vocab, df.tolist()))
+    models = {name: b.build() for name, b in builders.items() if name == "words" or weights.get(name, 0) > 0}
+    chunk_article = np.fromiter((c.article for c in chunks), dtype=np.int32, count=len(chunks))
+    return LexicalIndex(models, chunk_article, weights), terms
 
 
 class LexicalIndex:
-    def __init__(self, chunks, articles, chunk_article: np.ndarray, article_weight: float = 0.5):
-        self.chunks = chunks
-        self.articles = articles
+    def __init__(self, models: dict, chunk_article: np.ndarray, weights: dict[str, float]):
+        self.models = models
         self.chunk_article = chunk_article
-        self.article_weight = article_weight
-
-    @classmethod
-    def build(
-        cls,
-        chunk_tokens: list[list[str]],
-        article_tokens: list[list[str]],
-        chunk_article: np.ndarray,
-        article_weight: float = 0.5,
-        show_progress: bool = False,
-    ) -> "LexicalIndex":
-        return cls(
-            _bm25(chunk_tokens, show_progress),
-            _bm25(article_tokens, show_progress),
-            np.asarray(chunk_article, dtype=np.int32),
-            article_weight,
-        )
+        self.weights = weights
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        self.chunks.save(str(folder / "bm25_chunks"))
-        self.articles.save(str(folder / "bm25_articles"))
+        for name, model in self.models.items():
+            model.save(str(folder / f"bm25_{name}"))
         np.save(folder / "chunk_article.npy", self.chunk_article)
-        (folder / "lexical.json").write_text(json.dumps({"article_weight": self.article_weight}))
+        (folder / "lexical.json").write_text(json.dumps({"weights": self.weights, "fields": sorted(self.models)}))
 
     @classmethod
-    def load(cls, folder: Path, mmap: bool = False, article_weight: float | None = None) -> "LexicalIndex":
+    def load(cls, folder: Path, mmap: bool = False) -> "LexicalIndex":
         params = json.loads((folder / "lexical.json").read_text())
-        return cls(
-            _load_bm25(folder / "bm25_chunks", mmap),
-            _load_bm25(folder / "bm25_articles", mmap),
-            np.load(folder / "chunk_article.npy", mmap_mode="r" if mmap else None),
-            params["article_weight"] if article_weight is None else article_weight,
-        )
+        bm25s = _bm25s()
+        models = {name: bm25s.BM25.load(str(folder / f"bm25_{name}"), mmap=mmap, load_corpus=False) for name in params["fields"]}
+        chunk_article = np.load(folder / "chunk_article.npy", mmap_mode="r" if mmap else None)
+        return cls(models, chunk_article, params["weights"])
+
+    @staticmethod
+    def files(folder: Path) -> list[str]:
+        params = json.loads((folder / "lexical.json").read_text())
+        return ["lexical.json", "chunk_article.npy"] + [f"bm25_{name}" for name in params["fields"]]
 
     def __len__(self) -> int:
-        return int(self.chunks.scores["num_docs"])
+        return int(self.models["words"].scores["num_docs"])
 
     @staticmethod
     def _scores(model, tokens: list[str]) -> np.ndarray | None:
         ids = model.get_tokens_ids(tokens)
         if not ids:
             return None
-        return model.get_scores_from_ids(ids)
+        scores = model.get_scores_from_ids(ids)
+        top = float(scores.max())
+        return scores / top if top > 0 else None
 
-    def search(self, tokens: list[str], k: int) -> list[tuple[int, float]]:
-        """Top `k` chunk ids with their combined scores; empty when no query token is known."""
-        chunk_scores = self._scores(self.chunks, tokens)
-        if chunk_scores is None:
+    def search(self, tokens: list[str], k: int, query: str = "") -> list[tuple[int, float]]:
+        """Top `k` chunk ids by fused score; only chunks sharing a word or bigram with the query qualify."""
+        combined = None
+        for name, field_tokens in (("words", tokens), ("bigrams", char_bigrams(query) if query else [])):
+            if name not in self.models or not field_tokens:
+                continue
+            scores = self._scores(self.models[name], field_tokens)
+            if scores is not None:
+                weighted = scores * self.weights.get(name, 1.0)
+                combined = weighted if combined is None else combined + weighted
+        if combined is None:
             return []
-        top = float(chunk_scores.max())
-        if top <= 0:
+        matched = combined > 0
+        n = int(np.count_nonzero(matched))
+        if n == 0:
             return []
-        combined = chunk_scores / top
-        article_scores = self._scores(self.articles, tokens)
-        if article_scores is not None and self.article_weight > 0 and article_scores.max() > 0:
-            combined = combined + self.article_weight * (article_scores / article_scores.max())[self.chunk_article]
-        combined = np.where(chunk_scores > 0, combined, -np.inf)
-        k = min(k, int(np.count_nonzero(chunk_scores > 0)))
-        if k <= 0:
-            return []
+        articles = self._scores(self.models["articles"], tokens) if "articles" in self.models else None
+        if articles is not None:
+            combined += self.weights.get("articles", 0.5) * articles[self.chunk_article]
+        combined[~matched] = -np.inf
+        k = min(k, n)
         idx = np.argpartition(-combined, k - 1)[:k]
         idx = idx[np.argsort(-combined[idx], kind="stable")]
         return [(int(i), float(combined[i])) for i in idx]

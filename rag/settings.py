@@ -33,6 +33,8 @@ class Settings:
     chunk_hard_max: int = 600
     # Weight of the whole-article BM25 score added to each chunk's own score (both max-normalised).
     article_weight: float = field(default_factory=lambda: float(_env("RAG_ARTICLE_WEIGHT", "0.5")))
+    # Weight of the character-bigram field beside the word field (0 skips building it).
+    bigram_weight: float = field(default_factory=lambda: float(_env("RAG_BIGRAM_WEIGHT", "0.5")))
     rrf_k: int = 60
     # Candidates each leg hands to fusion.
     candidates: int = 50
@@ -50,6 +52,9 @@ class Settings:
     @property
     def dense_wanted(self) -> bool:
         return self.model.strip().lower() not in ("", "none", "off")
+
+    def lexical_weights(self) -> dict[str, float]:
+        return {"words": 1.0, "bigrams": self.bigram_weight, "articles": self.article_weight}
 
     def chunking(self) -> dict:
         return {"min": self.chunk_min, "max": self.chunk_max, "hard_max": self.chunk_hard_max}

@@ -51,10 +51,10 @@ class ChunkStore:
         path: Path,
         articles: list[Article],
         chunks: list[Chunk],
-        chunk_tokens: list[list[str]],
+        terms,
     ) -> "ChunkStore":
+        """`terms` are (token, number of chunks containing it) pairs."""
         counts = Counter(c.article for c in chunks)
-        df = Counter(tok for tokens in chunk_tokens for tok in set(tokens))
         with sqlite3.connect(path) as db:
             db.executescript(SCHEMA)
             db.executemany(
@@ -65,7 +65,7 @@ class ChunkStore:
                 "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?)",
                 ((i, c.article, c.source, c.title, c.byline, c.start, c.end, c.text) for i, c in enumerate(chunks)),
             )
-            db.executemany("INSERT INTO terms VALUES (?,?)", df.items())
+            db.executemany("INSERT INTO terms VALUES (?,?)", terms)
             db.execute("INSERT INTO meta VALUES ('chunks', ?)", (str(len(chunks)),))
         return cls(path)
 

@@ -92,20 +92,30 @@ class Tokenizer:
         return [w for w in self._jieba.lcut(text.lower()) if w.strip() and _WORD.search(w) and w not in self.stopwords]
 
 
-def tokenize_many(texts: list[str], workers: int = 1) -> list[list[str]]:
-    """Tokenize a corpus, on all cores when it is large enough to pay for the worker start-up."""
-    if workers <= 1 or len(texts) < 2000:
+def tokenize_articles(items, workers: int = 1):
+    """(title, [sentences]) -> (title tokens, [sentence tokens]), in order, on `workers` processes.
+
+    Workers are forked after the parent has loaded jieba, so each starts warm.
+    """
+    items = iter(items)
+    if workers <= 1:
         tk = default_tokenizer()
-        return [tk(t) for t in texts]
+        for title, sentences in items:
+            yield tk(title), [tk(s) for s in sentences]
+        return
+    import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    chunksize = max(64, len(texts) // (workers * 8))
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(_tokenize_one, texts, chunksize=chunksize))
+    default_tokenizer().warm()
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        yield from pool.map(_tokenize_article, items, chunksize=256)
 
 
-def _tokenize_one(text: str) -> list[str]:
-    return default_tokenizer()(text)
+def _tokenize_article(item):
+    tk = default_tokenizer()
+    title, sentences = item
+    return tk(title), [tk(s) for s in sentences]
 
 
 _default: Tokenizer | None = None

@@ -154,7 +154,7 @@ def test_corrupted_index_is_detected_and_rebuilt(tmp_path, seeds_dir):
 
 def test_garbage_in_a_bm25_file_is_detected(tmp_path, seeds_dir):
     index = build_index(seeds_dir, tmp_path / "index", model="none", progress=False)
-    target = next((index.folder / "bm25_chunks").glob("*.npy"))
+    target = next((index.folder / "bm25_words").glob("*.npy"))
     target.write_bytes(b"garbage" * 3)
     with pytest.raises(IndexCorrupt):
         load_index(tmp_path / "index")
