@@ -27,11 +27,14 @@ class VectorIndex:
         if n < threshold:
             index = faiss.IndexFlatIP(dim)
         else:
-            nlist = int(4 * math.sqrt(n))
+            # About 2*sqrt(n) lists trained on 50 points each, 10 k-means rounds: a 1M build trains
+            # in well under a minute on 2 cores; memory-mappable, unlike HNSW.
+            nlist = int(2 * math.sqrt(n))
             quantizer = faiss.IndexFlatIP(dim)
             index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            index.cp.niter = 10
             rng = np.random.default_rng(0)
-            sample = vectors[rng.choice(n, size=min(n, nlist * 64), replace=False)]
+            sample = vectors[np.sort(rng.choice(n, size=min(n, nlist * 50), replace=False))]
             index.train(sample)
             index.nprobe = NPROBE
         index.add(vectors)

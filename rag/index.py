@@ -89,8 +89,12 @@ def build_index(
     model: str | None = None,
     settings: Settings | None = None,
     progress: bool = True,
+    embedder: Embedder | None = None,
 ) -> "Index":
-    """Read, clean, split, chunk, tokenize, embed and persist; returns the loaded index."""
+    """Read, clean, split, chunk, tokenize, embed and persist; returns the loaded index.
+
+    `embedder` replaces loading `model` (benchmarks pass a labelled random-vector embedder).
+    """
     settings = (settings or Settings()).with_(docs_dir=docs_dir, index_dir=index_dir, model=model)
     docs_dir, index_dir = Path(settings.docs_dir), Path(settings.index_dir)
     started = time.perf_counter()
@@ -103,6 +107,7 @@ def build_index(
         for i, a in enumerate(articles)
         for c in chunk_article(a, i, settings.chunk_min, settings.chunk_max, settings.chunk_hard_max)
     ]
+    timings = {"read_split_chunk": round(time.perf_counter() - started, 3)}
     _progress("共 %d 篇文档、%d 篇文章、%d 个文本块", len(documents), len(articles), len(chunks))
     if not chunks:
         raise ValueError(f"文档目录 {docs_dir} 中没有可索引的文本（.txt 或 .md）")
@@ -110,16 +115,21 @@ def build_index(
     tokenizer = default_tokenizer()
     workers = settings.workers if len(articles) >= 2000 else 1  # process start-up costs more than small corpora
     _progress("分词并建立 BM25 索引（jieba，%d 进程）…", workers)
+    t0 = time.perf_counter()
     lexical, terms = build_lexical(
         articles, chunks, settings.lexical_weights(), workers, progress, settings.chunk_hard_max
     )
+    timings["lexical"] = round(time.perf_counter() - t0, 3)
 
     dense = {"enabled": False, "model": settings.model, "dim": None, "reason": "未配置语义模型（RAG_MODEL=none）"}
     vectors = None
-    embedder = None
-    if settings.dense_wanted:
+    if embedder is not None:
+        settings = settings.with_(model=embedder.name)
+        dense["model"] = embedder.name
+    t0 = time.perf_counter()
+    if embedder is not None or settings.dense_wanted:
         try:
-            embedder = load_embedder(settings.model, settings.device, settings.model_timeout)
+            embedder = embedder or load_embedder(settings.model, settings.device, settings.model_timeout)
             _progress("向量化 %d 个文本块（%s）…", len(chunks), settings.model)
             vectors = embedder.encode_passages([c.embed_text for c in chunks], settings.batch_size, progress)
             dense.update(enabled=True, dim=int(vectors.shape[1]), reason="",
@@ -129,12 +139,18 @@ def build_index(
             msg = f"语义模型不可用，仅使用关键词检索（BM25）：{exc}"
             log.warning(msg)
             warnings.warn(msg, RuntimeWarning, stacklevel=2)
+    if vectors is None:
+        embedder = None
+    timings["embed"] = round(time.perf_counter() - t0, 3)
 
     index_dir.mkdir(parents=True, exist_ok=True)
     name = f"build-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
     tmp = index_dir / f".{name}.tmp"
     _progress("写入索引：%s", index_dir)
-    LocalBackend.write(tmp, articles, chunks, lexical, terms, vectors)
+    t0 = time.perf_counter()
+    write_timings = LocalBackend.write(tmp, articles, chunks, lexical, terms, vectors)
+    timings.update(write_timings)
+    timings["write_total"] = round(time.perf_counter() - t0, 3)
     manifest = {
         "format": FORMAT,
         "rag_version": __version__,
@@ -149,6 +165,7 @@ def build_index(
         "counts": {"documents": len(documents), "articles": len(articles), "chunks": len(chunks)},
         "files": _file_sizes(tmp),
         "build_seconds": round(time.perf_counter() - started, 2),
+        "timings": timings,
     }
     (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
     os.replace(tmp, index_dir / name)
@@ -167,7 +184,7 @@ def _cleanup(index_dir: Path, keep: str) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
-def load_index(index_dir: str | Path | None = None, settings: Settings | None = None) -> "Index":
+def load_index(index_dir: str | Path | None = None, settings: Settings | None = None, embedder: Embedder | None = None) -> "Index":
     """Open a persisted index; raises IndexCorrupt with a clear message when it is missing or damaged."""
     settings = (settings or Settings()).with_(index_dir=index_dir)
     index_dir = Path(settings.index_dir)
@@ -185,10 +202,9 @@ def load_index(index_dir: str | Path | None = None, settings: Settings | None = 
         backend = LocalBackend.open(folder, with_vectors=manifest["dense"]["enabled"])
     except (OSError, ValueError, KeyError, sqlite3.DatabaseError, RuntimeError) as exc:
         raise IndexCorrupt(f"索引 {folder} 已损坏或不完整：{exc}；请运行 python -m rag build 重建") from exc
-    embedder = None
     if manifest["dense"]["enabled"]:
         try:
-            embedder = load_embedder(manifest["dense"]["model"], settings.device, settings.model_timeout)
+            embedder = embedder or load_embedder(manifest["dense"]["model"], settings.device, settings.model_timeout)
             if embedder.dim != manifest["dense"]["dim"]:
                 raise ModelUnavailable(f"模型维度 {embedder.dim} 与索引的 {manifest['dense']['dim']} 不符")
         except ModelUnavailable as exc:

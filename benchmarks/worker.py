@@ -1,0 +1,294 @@
+"""One measurement per process, so peak RSS belongs to that measurement alone.
+
+python -m benchmarks.worker build|serve|peer|quality ... prints `RESULT {json}` as its last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+EVAL = ROOT.parent / "shared" / "eval"
+DEV = EVAL / "dev_questions.jsonl"
+CMRC = EVAL / "cmrc2018_trial.json"
+EXTRA = ROOT / "eval" / "extra_questions.jsonl"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def folder_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file()) / 2**20
+
+
+def percentiles(samples: list[float]) -> dict:
+    ms = sorted(s * 1000 for s in samples)
+    return {"p50_ms": round(statistics.median(ms), 3), "p95_ms": round(ms[int(0.95 * (len(ms) - 1))], 3), "n": len(ms)}
+
+
+def questions(n: int) -> list[str]:
+    """Real Chinese questions: the dev set and the CMRC trial questions."""
+    qs = []
+    if DEV.exists():
+        qs += [json.loads(line)["question"] for line in DEV.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if CMRC.exists():
+        for art in json.loads(CMRC.read_text(encoding="utf-8"))["data"]:
+            for para in art["paragraphs"]:
+                qs += [qa["question"] for qa in para["qas"] if qa["question"].strip()]
+    if not qs:
+        qs = ["智慧岛核心区签约入驻了多少家企业？", "许寨社区有多少名党员？"]
+    return [qs[i % len(qs)] for i in range(n)]
+
+
+def cmd_build(args) -> dict:
+    from rag import build_index
+    from rag.settings import Settings
+
+    from .random_embedder import RandomEmbedder
+
+    embedder = RandomEmbedder() if args.dense == "random" else None
+    settings = Settings(model="none") if embedder is None else Settings()
+    t0 = time.perf_counter()
+    index = build_index(args.docs, args.index, settings=settings, progress=False, embedder=embedder)
+    total = time.perf_counter() - t0
+    out = {
+        "build_s": round(total, 2),
+        "timings": index.manifest["timings"],
+        "chunks": index.n_chunks,
+        "articles": index.manifest["counts"]["articles"],
+        "index_mb": round(folder_mb(index.folder), 1),
+        "index_parts_mb": {
+            name: round(folder_mb(index.folder / name) if (index.folder / name).is_dir() else (index.folder / name).stat().st_size / 2**20, 1)
+            for name in sorted(p.name for p in index.folder.iterdir())
+        },
+        "build_peak_rss_mb": round(peak_rss_mb(), 1),
+        "dense": index.manifest["dense"]["model"] if index.dense_enabled else "off",
+    }
+    out["folder"] = str(index.folder)
+    return out
+
+
+def cmd_recall(args) -> dict:
+    """IVF recall@10 against exact search over the very same stored vectors."""
+    import faiss
+
+    ivf = faiss.read_index(str(Path(args.index_folder) / "vectors.faiss"))
+    if not hasattr(ivf, "nprobe"):
+        return {"index": "exact (flat)", "recall_at_10": 1.0}
+    from rag.ann import NPROBE
+
+    ivf.nprobe = NPROBE
+    ivf.make_direct_map()
+    vectors = ivf.reconstruct_n(0, ivf.ntotal)
+    exact = faiss.IndexFlatIP(vectors.shape[1])
+    exact.add(vectors)
+    rng = np.random.default_rng(1)
+    if args.queries_from == "stored":  # real-embedding case: held-in vectors plus noise look like queries
+        queries = vectors[rng.choice(len(vectors), args.n, replace=False)] + rng.normal(0, 0.02, (args.n, vectors.shape[1])).astype(np.float32)
+    else:
+        queries = rng.standard_normal((args.n, vectors.shape[1])).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    _, truth = exact.search(queries, 10)
+    _, approx = ivf.search(queries, 10)
+    recall = float(np.mean([len(set(a) & set(t)) / 10 for a, t in zip(approx, truth)]))
+    return {"index": f"IVF{ivf.nlist},nprobe={ivf.nprobe}", "recall_at_10": round(recall, 4), "vectors": int(ivf.ntotal)}
+
+
+def cmd_serve(args) -> dict:
+    from rag import load_index
+
+    from .random_embedder import RandomEmbedder
+
+    embedder = RandomEmbedder() if args.dense == "random" else None
+    t0 = time.perf_counter()
+    index = load_index(args.index, embedder=embedder)
+    load_s = time.perf_counter() - t0
+    rss_after_load = rss_mb()
+    qs = questions(args.queries)
+    for q in qs[:5]:
+        index.retrieve(q, k=5)  # warm caches (jieba, page cache)
+    lexical, dense, hybrid, raw = [], [], [], []
+    lex = index.backend._lexical
+    vecs = index.backend._vectors
+    for q in qs:
+        t = time.perf_counter()
+        index.backend.lexical(index.tokenizer(q), 50, q)
+        lexical.append(time.perf_counter() - t)
+        if vecs is not None:
+            v = embedder.encode_query(q)
+            t = time.perf_counter()
+            index.backend.dense(v, 50)
+            dense.append(time.perf_counter() - t)
+        # The raw library calls that retrieve() is built on: bm25s scores per field and one FAISS search.
+        from rag.lexical import char_bigrams
+
+        t = time.perf_counter()
+        tokens = index.tokenizer(q)
+        for name, model in lex.models.items():
+            ids = model.get_tokens_ids(char_bigrams(q) if name == "bigrams" else tokens)
+            if ids:
+                model.get_scores_from_ids(ids)
+        if vecs is not None:
+            vecs.index.search(v.reshape(1, -1), 50)
+        raw.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        index.retrieve(q, k=5, mode="hybrid")
+        hybrid.append(time.perf_counter() - t)
+    out = {
+        "load_s": round(load_s, 3),
+        "rss_after_load_mb": round(rss_after_load, 1),
+        "serve_peak_rss_mb": round(peak_rss_mb(), 1),
+        "lexical": percentiles(lexical),
+        "dense": percentiles(dense) if dense else None,
+        "hybrid_retrieve": percentiles(hybrid),
+        "raw_bm25s_faiss": percentiles(raw),
+    }
+    out["retrieve_overhead"] = round(out["hybrid_retrieve"]["p50_ms"] / out["raw_bm25s_faiss"]["p50_ms"] - 1, 3)
+    return out
+
+
+def _peer_pieces():
+    import jieba
+    from langchain_classic.retrievers import EnsembleRetriever
+    from langchain_community.embeddings import DeterministicFakeEmbedding
+    from langchain_community.retrievers import BM25Retriever
+    from langchain_community.vectorstores import FAISS
+    from langchain_core.documents import Document
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    jieba.setLogLevel(logging.WARNING)
+
+    def preprocess(text: str) -> list[str]:
+        return [t for t in jieba.lcut_for_search(text) if t.strip() and any(ch.isalnum() for ch in t)]
+
+    return EnsembleRetriever, DeterministicFakeEmbedding, BM25Retriever, FAISS, Document, RecursiveCharacterTextSplitter, preprocess
+
+
+def _peer_chunks(docs_dir: Path):
+    """What a LangChain user would do: load the files, split recursively at ~400 characters."""
+    *_, Document, Splitter, _ = _peer_pieces()
+    from rag.documents import read_documents
+
+    docs = [Document(page_content=d.text, metadata={"source": d.source}) for d in read_documents(docs_dir)]
+    splitter = Splitter(chunk_size=400, chunk_overlap=50, separators=["\n\n", "\n", "。", "！", "？", "；", "，", ""])
+    return splitter.split_documents(docs)
+
+
+def cmd_peer(args) -> dict:
+    Ensemble, FakeEmbedding, BM25Retriever, FAISS, _, _, preprocess = _peer_pieces()
+    t0 = time.perf_counter()
+    chunks = _peer_chunks(Path(args.docs))
+    t1 = time.perf_counter()
+    bm25 = BM25Retriever.from_documents(chunks, preprocess_func=preprocess, k=5)
+    t2 = time.perf_counter()
+    store = FAISS.from_documents(chunks, FakeEmbedding(size=384))
+    t3 = time.perf_counter()
+    ensemble = Ensemble(retrievers=[bm25, store.as_retriever(search_kwargs={"k": 5})], weights=[0.5, 0.5])
+    qs = questions(args.queries)
+    lexical, hybrid = [], []
+    for q in qs:
+        t = time.perf_counter()
+        bm25.invoke(q)
+        lexical.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        ensemble.invoke(q)
+        hybrid.append(time.perf_counter() - t)
+    return {
+        "chunks": len(chunks),
+        "build_s": round(t3 - t0, 2),
+        "timings": {"split": round(t1 - t0, 3), "lexical": round(t2 - t1, 3), "dense_fake_embeddings": round(t3 - t2, 3)},
+        "lexical": percentiles(lexical),
+        "hybrid_retrieve": percentiles(hybrid),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+def cmd_quality(args) -> dict:
+    """hit@1/3/5 and MRR@10 for us (lexical leg: random vectors never give quality figures) and the peer's BM25."""
+    from rag import build_index
+    from rag.evaluate import evaluate, load_questions, write_cmrc_docs
+
+    out: dict = {}
+    tmp = Path(tempfile.mkdtemp(prefix="rag-bench-quality-"))
+    sets = []
+    if DEV.exists():
+        sets.append(("dev", ROOT / "seeds", load_questions(DEV)))
+    if EXTRA.exists():
+        sets.append(("extra", ROOT / "seeds", load_questions(EXTRA)))
+    if CMRC.exists():
+        sets.append(("cmrc", tmp / "cmrc-docs", write_cmrc_docs(CMRC, tmp / "cmrc-docs")))
+    indexes = {}
+    for name, docs, qs in sets:
+        if docs not in indexes:
+            indexes[docs] = build_index(docs, tmp / f"index-{name}", model="none", progress=False)
+        out[f"ours/{name}"] = evaluate(indexes[docs], qs, mode="lexical").as_dict()
+        if args.peer:
+            out[f"peer/{name}"] = _peer_quality(docs, qs)
+    return out
+
+
+def _peer_quality(docs: Path, qs) -> dict:
+    from rag.evaluate import Report, _summarise
+    from rag.results import Passage
+
+    _, _, BM25Retriever, _, _, _, preprocess = _peer_pieces()
+    retriever = BM25Retriever.from_documents(_peer_chunks(docs), preprocess_func=preprocess, k=10)
+    ranks = []
+    for q in qs:
+        hits = retriever.invoke(q.question)
+        as_passages = [Passage(d.page_content, 0.0, d.metadata["source"], "", "", i, 0, 0, None, None) for i, d in enumerate(hits)]
+        ranks.append(next((i for i, p in enumerate(as_passages, 1) if q.is_hit(p)), None))
+    hits, mrr = _summarise(ranks)
+    return Report(len(qs), hits, mrr).as_dict()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.worker")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("build")
+    p.add_argument("--docs", required=True)
+    p.add_argument("--index", required=True)
+    p.add_argument("--dense", choices=("random", "off"), default="random")
+    p = sub.add_parser("recall")
+    p.add_argument("--index-folder", required=True)
+    p.add_argument("--n", type=int, default=200)
+    p.add_argument("--queries-from", choices=("random", "stored"), default="random")
+    p = sub.add_parser("serve")
+    p.add_argument("--index", required=True)
+    p.add_argument("--dense", choices=("random", "off"), default="random")
+    p.add_argument("--queries", type=int, default=200)
+    p = sub.add_parser("peer")
+    p.add_argument("--docs", required=True)
+    p.add_argument("--queries", type=int, default=100)
+    p = sub.add_parser("quality")
+    p.add_argument("--peer", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    commands = {"build": cmd_build, "recall": cmd_recall, "serve": cmd_serve, "peer": cmd_peer, "quality": cmd_quality}
+    result = commands[args.cmd](args)
+    print("RESULT " + json.dumps(result, ensure_ascii=False), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
