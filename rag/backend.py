@@ -7,7 +7,6 @@ folder; a distributed backend would implement the same few methods.
 from __future__ import annotations
 
 import abc
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ import numpy as np
 from .ann import VectorIndex
 from .articles import Article
 from .chunks import Chunk
-from .lexical import LexicalIndex
+from .lexical import LexicalIndex, build_lexical
 from .store import ArticleRow, ChunkStore
 
 
@@ -56,27 +55,19 @@ class LocalBackend(Backend):
         self._store = store
         self._vectors = vectors
 
-    @classmethod
-    def write(
-        cls,
-        folder: Path,
-        articles: list[Article],
-        chunks: list[Chunk],
-        lexical: LexicalIndex,
-        terms,
-        vectors: np.ndarray | None,
-    ) -> dict[str, float]:
-        """Persist everything into `folder`; returns seconds per part."""
-        folder.mkdir(parents=True, exist_ok=True)
-        t0 = time.perf_counter()
-        lexical.save(folder)
-        t1 = time.perf_counter()
+    # Writing happens in steps, each freeing its memory before the next: 1M chunks must build in 8 GB.
+    @staticmethod
+    def write_lexical(folder: Path, articles, chunks, weights, workers: int, progress: bool, hard_max: int):
+        """bm25s fields into `folder`; returns (word, chunk df) pairs for the store."""
+        return build_lexical(folder, articles, chunks, weights, workers, progress, hard_max)
+
+    @staticmethod
+    def write_store(folder: Path, articles: list[Article], chunks: list[Chunk], terms) -> None:
         ChunkStore.create(folder / "chunks.sqlite", articles, chunks, terms)
-        t2 = time.perf_counter()
-        if vectors is not None:
-            VectorIndex.build(vectors).save(folder / cls.VECTORS)
-        t3 = time.perf_counter()
-        return {"save_lexical": round(t1 - t0, 3), "sqlite": round(t2 - t1, 3), "faiss": round(t3 - t2, 3)}
+
+    @classmethod
+    def write_vectors(cls, folder: Path, vectors: np.ndarray) -> None:
+        VectorIndex.build(vectors).save(folder / cls.VECTORS)
 
     @classmethod
     def open(cls, folder: Path, with_vectors: bool, mmap: bool = True) -> "LocalBackend":

@@ -24,7 +24,7 @@ import numpy as np
 from . import __version__
 from .articles import split_articles
 from .backend import Backend, LocalBackend
-from .chunks import chunk_article
+from .chunks import chunk_article, sentence_spans
 from .documents import fingerprint, read_documents
 from .passages import expand, idf_weights, strip_span, trim_overlap
 from .results import IndexInfo, Passage, Passages
@@ -113,13 +113,25 @@ def build_index(
         raise ValueError(f"文档目录 {docs_dir} 中没有可索引的文本（.txt 或 .md）")
 
     tokenizer = default_tokenizer()
+    n_documents = len(documents)
+    del documents  # raw pages are no longer needed; articles hold the cleaned text
+
+    index_dir.mkdir(parents=True, exist_ok=True)
+    name = f"build-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    tmp = index_dir / f".{name}.tmp"
+    tmp.mkdir()
+
     workers = settings.workers if len(articles) >= 2000 else 1  # process start-up costs more than small corpora
     _progress("分词并建立 BM25 索引（jieba，%d 进程）…", workers)
     t0 = time.perf_counter()
-    lexical, terms = build_lexical(
-        articles, chunks, settings.lexical_weights(), workers, progress, settings.chunk_hard_max
+    terms = LocalBackend.write_lexical(
+        tmp, articles, chunks, settings.lexical_weights(), workers, progress, settings.chunk_hard_max
     )
     timings["lexical"] = round(time.perf_counter() - t0, 3)
+    t0 = time.perf_counter()
+    LocalBackend.write_store(tmp, articles, chunks, terms)
+    del terms
+    timings["sqlite"] = round(time.perf_counter() - t0, 3)
 
     dense = {"enabled": False, "model": settings.model, "dim": None, "reason": "未配置语义模型（RAG_MODEL=none）"}
     vectors = None
@@ -139,18 +151,15 @@ def build_index(
             msg = f"语义模型不可用，仅使用关键词检索（BM25）：{exc}"
             log.warning(msg)
             warnings.warn(msg, RuntimeWarning, stacklevel=2)
+    timings["embed"] = round(time.perf_counter() - t0, 3)
     if vectors is None:
         embedder = None
-    timings["embed"] = round(time.perf_counter() - t0, 3)
+    else:
+        t0 = time.perf_counter()
+        LocalBackend.write_vectors(tmp, vectors)
+        del vectors
+        timings["faiss"] = round(time.perf_counter() - t0, 3)
 
-    index_dir.mkdir(parents=True, exist_ok=True)
-    name = f"build-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
-    tmp = index_dir / f".{name}.tmp"
-    _progress("写入索引：%s", index_dir)
-    t0 = time.perf_counter()
-    write_timings = LocalBackend.write(tmp, articles, chunks, lexical, terms, vectors)
-    timings.update(write_timings)
-    timings["write_total"] = round(time.perf_counter() - t0, 3)
     manifest = {
         "format": FORMAT,
         "rag_version": __version__,
@@ -162,7 +171,7 @@ def build_index(
         "chunking": settings.chunking(),
         "tokenizer": tokenizer.version,
         "lexical_weights": settings.lexical_weights(),
-        "counts": {"documents": len(documents), "articles": len(articles), "chunks": len(chunks)},
+        "counts": {"documents": n_documents, "articles": len(articles), "chunks": len(chunks)},
         "files": _file_sizes(tmp),
         "build_seconds": round(time.perf_counter() - started, 2),
         "timings": timings,
@@ -175,7 +184,7 @@ def build_index(
     _cleanup(index_dir, keep=name)
     _progress("索引完成，用时 %.1f 秒", time.perf_counter() - started)
     folder = index_dir / name
-    return Index(folder, manifest, LocalBackend.open(folder, with_vectors=vectors is not None), embedder, settings)
+    return Index(folder, manifest, LocalBackend.open(folder, with_vectors=embedder is not None), embedder, settings)
 
 
 def _cleanup(index_dir: Path, keep: str) -> None:
@@ -328,29 +337,31 @@ class Index:
         else:
             ranked = lexical if used == "lexical" else dense
 
-        rows = self.backend.chunks([cid for cid, _ in ranked])
-        if wanted is not None:
-            ranked = [(cid, sc) for cid, sc in ranked if cid in rows and rows[cid].source in wanted]
-        head = [rows[cid] for cid, _ in ranked[: 4 * k] if cid in rows]
-        bodies = self.backend.article_bodies(sorted({c.article for c in head}))
         weights = self.term_weights(tokens)
         chosen: list[Passage] = []
-        for cid, score in ranked:
-            c = rows.get(cid)
-            body = bodies.get(c.article) if c is not None else None
-            if body is None:
-                continue
-            start, end = expand(body, c.start, c.end, weights, self.settings.chunk_hard_max)
-            span = trim_overlap(start, end, [(p.start, p.end) for p in chosen if p.article_id == c.article])
-            if span is None:
-                continue
-            start, end = strip_span(body, *span)
-            chosen.append(
-                Passage(body[start:end], float(score), c.source, c.title, c.byline, cid, start, end,
-                        lex_rank.get(cid), dense_rank.get(cid), c.article)
-            )
-            if len(chosen) == k:
-                break
+        sentences: dict[int, list] = {}  # per-article sentence spans, computed once per query
+        pos, batch = 0, max(2 * k, 10)
+        while len(chosen) < k and pos < len(ranked):
+            part, pos, batch = ranked[pos : pos + batch], pos + batch, batch * 2  # fetch rows only as needed
+            rows = self.backend.chunks([cid for cid, _ in part])
+            part = [(cid, sc) for cid, sc in part if cid in rows and (wanted is None or rows[cid].source in wanted)]
+            bodies = self.backend.article_bodies(sorted({rows[cid].article for cid, _ in part}))
+            for cid, score in part:
+                c = rows[cid]
+                body = bodies[c.article]
+                if c.article not in sentences:
+                    sentences[c.article] = sentence_spans(body, self.settings.chunk_hard_max)
+                start, end = expand(body, c.start, c.end, weights, self.settings.chunk_hard_max, sentences[c.article])
+                span = trim_overlap(start, end, [(p.start, p.end) for p in chosen if p.article_id == c.article])
+                if span is None:
+                    continue
+                start, end = strip_span(body, *span)
+                chosen.append(
+                    Passage(body[start:end], float(score), c.source, c.title, c.byline, cid, start, end,
+                            lex_rank.get(cid), dense_rank.get(cid), c.article)
+                )
+                if len(chosen) == k:
+                    break
         return Passages(chosen, mode=used, notice=notice)
 
     def term_weights(self, tokens: list[str]) -> dict[str, float]:

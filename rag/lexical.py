@@ -47,60 +47,82 @@ def _bm25s():
 
 
 class FieldBuilder:
-    """Accumulates documents as (doc, token id, tf) triples; never holds all token strings at once."""
+    """Accumulates documents as sparse rows (token ids and term frequencies); no token strings are kept."""
 
     def __init__(self):
         self.vocab: dict[str, int] = {}
-        self._docs: list[np.ndarray] = []
-        self._toks: list[np.ndarray] = []
+        self._toks: list[np.ndarray] = []  # unique token ids per document, documents in order
         self._tfs: list[np.ndarray] = []
-        self.lengths: list[int] = []
+        self._nnz: list[int] = []  # entries per document
+        self.lengths: list[int] = []  # tokens per document
+        self._pending = 0
 
     def add(self, tokens: list[str]) -> None:
         vocab = self.vocab
         ids = np.fromiter((vocab.setdefault(t, len(vocab)) for t in tokens), dtype=np.int32, count=len(tokens))
-        doc = len(self.lengths)
         self.lengths.append(len(tokens))
-        if len(ids):
-            uniq, counts = np.unique(ids, return_counts=True)
-            self._docs.append(np.full(len(uniq), doc, dtype=np.int32))
-            self._toks.append(uniq.astype(np.int32))
-            self._tfs.append(counts.astype(np.float32))
-            if len(self._docs) >= 4096:  # a few big arrays instead of millions of small ones
-                self._docs, self._toks, self._tfs = ([np.concatenate(x)] for x in (self._docs, self._toks, self._tfs))
+        uniq, counts = np.unique(ids, return_counts=True)
+        self._nnz.append(len(uniq))
+        self._toks.append(uniq.astype(np.int32))
+        self._tfs.append(np.minimum(counts, 65535).astype(np.uint16))
+        self._pending += 1
+        if self._pending >= 4096:  # a few big arrays instead of millions of small ones
+            self._toks, self._tfs = self._toks[: -self._pending] + [np.concatenate(self._toks[-self._pending :])], \
+                self._tfs[: -self._pending] + [np.concatenate(self._tfs[-self._pending :])]
+            self._pending = 0
 
     def __len__(self) -> int:
         return len(self.lengths)
 
     def document_frequency(self) -> np.ndarray:
-        toks = np.concatenate(self._toks) if self._toks else np.zeros(0, np.int32)
-        return np.bincount(toks, minlength=len(self.vocab))
+        df = np.zeros(len(self.vocab), dtype=np.int64)
+        for toks in self._toks:
+            df += np.bincount(toks, minlength=len(self.vocab))
+        return df
+
+    def _take(self, parts: list[np.ndarray], dtype) -> np.ndarray:
+        """Concatenate while releasing the parts, so the peak is one copy plus one part."""
+        out = np.empty(sum(len(p) for p in parts), dtype=dtype)
+        pos = 0
+        for i, part in enumerate(parts):
+            out[pos : pos + len(part)] = part
+            pos += len(part)
+            parts[i] = None
+        parts.clear()
+        return out
 
     def build(self):
-        """A bm25s.BM25 whose score matrix equals what `bm25s.BM25().index(tokens)` computes."""
+        """A bm25s.BM25 whose score matrix equals what `bm25s.BM25().index(tokens)` computes.
+
+        Rows arrive grouped by document (CSR); scipy's C routine turns them into the CSC that bm25s
+        scores from, in O(nnz) and without a row-index array.
+        """
         import scipy.sparse as sp
 
         bm25s = _bm25s()
         vocab = dict(self.vocab)
         vocab.setdefault("", len(vocab))  # bm25s's reserved empty token
         n_docs, n_vocab = len(self.lengths), len(vocab)
-        docs = np.concatenate(self._docs) if self._docs else np.zeros(0, np.int32)
-        toks = np.concatenate(self._toks) if self._toks else np.zeros(0, np.int32)
-        tfs = np.concatenate(self._tfs) if self._tfs else np.zeros(0, np.float32)
-        self._docs, self._toks, self._tfs = [], [], []
-        lengths = np.asarray(self.lengths, dtype=np.float32)
-        avg = float(lengths.mean()) if n_docs else 1.0
-        df = np.bincount(toks, minlength=n_vocab).astype(np.float32)
+        df = self.document_frequency().astype(np.float32)
+        df = np.concatenate([df, np.zeros(n_vocab - len(df), np.float32)])
         idf = np.log(1 + (n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
-        data = idf[toks] * (tfs / (K1 * ((1 - B) + B * lengths[docs] / avg) + tfs))
+        lengths = np.asarray(self.lengths, dtype=np.float32)
+        norm = K1 * ((1 - B) + B * lengths / (float(lengths.mean()) if n_docs else 1.0))
+        nnz = np.asarray(self._nnz, dtype=np.int64)
+        indptr = np.concatenate([[0], np.cumsum(nnz)])
+        toks = self._take(self._toks, np.int32)
+        tfs = self._take(self._tfs, np.float32)
+        data = idf[toks] * (tfs / (np.repeat(norm, nnz) + tfs))
         del tfs
-        matrix = sp.csc_matrix((data.astype(np.float32), (docs, toks)), shape=(n_docs, n_vocab), dtype=np.float32)
-        del data, docs, toks
+        csr = sp.csr_matrix((data.astype(np.float32, copy=False), toks, indptr), shape=(n_docs, n_vocab))
+        del data, toks
+        csc = csr.tocsc()
+        del csr
         model = bm25s.BM25(k1=K1, b=B)
         model.scores = {
-            "data": matrix.data,
-            "indices": matrix.indices.astype(np.int32),
-            "indptr": matrix.indptr.astype(np.int32 if matrix.nnz < 2**31 else np.int64),
+            "data": csc.data.astype(np.float32, copy=False),
+            "indices": csc.indices.astype(np.int32, copy=False),
+            "indptr": csc.indptr.astype(np.int32 if csc.nnz < 2**31 else np.int64, copy=False),
             "num_docs": n_docs,
         }
         model.vocab_dict = vocab
@@ -109,10 +131,13 @@ class FieldBuilder:
         return model
 
 
-def build_lexical(articles, chunks, weights: dict[str, float], workers: int = 1, progress: bool = False, hard_max: int = 600):
-    """Tokenize every sentence once (in parallel), then assemble chunk, bigram and article fields.
+def build_lexical(
+    folder: Path, articles, chunks, weights: dict[str, float], workers: int = 1, progress: bool = False, hard_max: int = 600
+):
+    """Tokenize every sentence once (in parallel), assemble the word, bigram and article fields, and
+    write each to `folder` as soon as it is built, so only one field's matrix is in memory at a time.
 
-    Returns the index and the chunk-level document frequency of every word (for answer scoring).
+    Returns the chunk-level document frequency of every word, as (word, df) pairs (for answer scoring).
     """
     from bisect import bisect_left, bisect_right
 
@@ -121,7 +146,7 @@ def build_lexical(articles, chunks, weights: dict[str, float], workers: int = 1,
     from .chunks import sentence_spans
     from .tokenizer import tokenize_articles
 
-    builders = {name: FieldBuilder() for name in FIELDS}
+    builders = {name: FieldBuilder() for name in FIELDS if name == "words" or weights.get(name, 0) > 0}
     by_article: list[list] = [[] for _ in articles]
     for c in chunks:
         by_article[c.article].append(c)
@@ -133,16 +158,23 @@ def build_lexical(articles, chunks, weights: dict[str, float], workers: int = 1,
     ):
         starts = [s for s, _ in spans[a_id]]
         ends = [e for _, e in spans[a_id]]
-        builders["articles"].add(title_tokens + [t for toks in sentence_tokens for t in toks])
+        if "articles" in builders:
+            builders["articles"].add(title_tokens + [t for toks in sentence_tokens for t in toks])
         for c in by_article[a_id]:
             i, j = bisect_left(starts, c.start), bisect_right(ends, c.end)
             builders["words"].add(title_tokens + [t for toks in sentence_tokens[i:j] for t in toks])
-            builders["bigrams"].add(char_bigrams(c.embed_text))
+            if "bigrams" in builders:
+                builders["bigrams"].add(char_bigrams(c.embed_text))
+        spans[a_id] = by_article[a_id] = None  # release as we go
     df = builders["words"].document_frequency()
     terms = list(zip(builders["words"].vocab, df.tolist()))
-    models = {name: b.build() for name, b in builders.items() if name == "words" or weights.get(name, 0) > 0}
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in list(builders):
+        builders.pop(name).build().save(str(folder / f"bm25_{name}"))
     chunk_article = np.fromiter((c.article for c in chunks), dtype=np.int32, count=len(chunks))
-    return LexicalIndex(models, chunk_article, weights), terms
+    np.save(folder / "chunk_article.npy", chunk_article)
+    (folder / "lexical.json").write_text(json.dumps({"weights": weights, "fields": [f for f in FIELDS if f == "words" or weights.get(f, 0) > 0]}))
+    return terms
 
 
 class LexicalIndex:
@@ -151,18 +183,15 @@ class LexicalIndex:
         self.chunk_article = chunk_article
         self.weights = weights
 
-    def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, model in self.models.items():
-            model.save(str(folder / f"bm25_{name}"))
-        np.save(folder / "chunk_article.npy", self.chunk_article)
-        (folder / "lexical.json").write_text(json.dumps({"weights": self.weights, "fields": sorted(self.models)}))
-
     @classmethod
     def load(cls, folder: Path, mmap: bool = False) -> "LexicalIndex":
         params = json.loads((folder / "lexical.json").read_text())
         bm25s = _bm25s()
         models = {name: bm25s.BM25.load(str(folder / f"bm25_{name}"), mmap=mmap, load_corpus=False) for name in params["fields"]}
+        for model in models.values():
+            # Plain ndarray views of the maps: same pages, without np.memmap's per-slice overhead.
+            for key in ("data", "indices", "indptr"):
+                model.scores[key] = np.asarray(model.scores[key])
         chunk_article = np.load(folder / "chunk_article.npy", mmap_mode="r" if mmap else None)
         return cls(models, chunk_article, params["weights"])
 

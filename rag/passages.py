@@ -28,9 +28,9 @@ def term_weight(text: str, weights: dict[str, float]) -> float:
     return sum(w for t, w in weights.items() if t in lowered)
 
 
-def expand(body: str, start: int, end: int, weights: dict[str, float], limit: int) -> tuple[int, int]:
-    """Grow [start, end) by whole sentences of `body` up to `limit` characters."""
-    spans = sentence_spans(body, limit)
+def expand(body: str, start: int, end: int, weights: dict[str, float], limit: int, spans=None) -> tuple[int, int]:
+    """Grow [start, end) by whole sentences of `body` (`spans`, if already known) up to `limit` characters."""
+    spans = spans if spans is not None else sentence_spans(body, limit)
     left = [s for s in spans if s[1] <= start]
     right = [s for s in spans if s[0] >= end]
     while left or right:
