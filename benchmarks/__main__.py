@@ -116,6 +116,13 @@ def main(argv=None) -> int:
         report["sizes"][name] = entry
         if not args.keep:
             shutil.rmtree(index_dir, ignore_errors=True)
+    try:
+        from .startup import measure as measure_startup
+
+        log("startup: python app.py with an existing seeds index, to its first answer")
+        report["startup"] = measure_startup(work / "index-seeds")
+    except ImportError:
+        log("gradio_client missing: startup time not measured")
     if not args.no_quality:
         log("quality: dev, extra and CMRC questions")
         report["quality"] = run_worker("quality", *(["--peer"] if peer else []), timeout=timeout)
@@ -164,6 +171,10 @@ def render(report: dict) -> str:
                 f"{p['peak_rss_mb']:>8.0f} {_ratio(b['build_s'], p['build_s']):>11} "
                 f"{_ratio(s['lexical']['p50_ms'], p['lexical']['p50_ms']):>13} {_ratio(s['hybrid_retrieve']['p50_ms'], p['hybrid_retrieve']['p50_ms']):>13}"
             )
+    if report.get("startup"):
+        st = report["startup"]
+        lines += ["", f"python app.py (seeds, existing index): port open after {st['port_open_s']} s, "
+                      f"first answer after {st['first_answer_s']} s (answered: {st['answered']})"]
     quality = report.get("quality")
     if quality:
         lines += ["", "quality (lexical leg; hit = passage from the right file containing the answer):"]

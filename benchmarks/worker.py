@@ -81,6 +81,8 @@ def cmd_build(args) -> dict:
             for name in sorted(p.name for p in index.folder.iterdir())
         },
         "build_peak_rss_mb": round(peak_rss_mb(), 1),
+        # Tokenizer workers are forked: most of their RSS is the parent's pages, shared, not extra memory.
+        "tokenizer_workers_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0, 1),
         "dense": index.manifest["dense"]["model"] if index.dense_enabled else "off",
     }
     out["folder"] = str(index.folder)

@@ -5,6 +5,7 @@ The same instance tokenizes documents and queries, so both sides always agree.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import re
@@ -108,8 +109,12 @@ def tokenize_articles(items, workers: int = 1):
 
     default_tokenizer().warm()
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        yield from pool.map(_tokenize_article, items, chunksize=256)
+    gc.freeze()  # forked workers then never write to (and so never copy) the parent's objects
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            yield from pool.map(_tokenize_article, items, chunksize=256)
+    finally:
+        gc.unfreeze()
 
 
 def _tokenize_article(item):

@@ -2,6 +2,7 @@
 
 import bm25s
 import numpy as np
+import pytest
 
 from rag.articles import split_articles
 from rag.documents import read_documents
@@ -9,7 +10,9 @@ from rag.lexical import FieldBuilder, char_bigrams
 from rag.tokenizer import default_tokenizer
 
 
-def test_field_builder_matches_bm25s(seeds_dir):
+@pytest.mark.parametrize("part_docs", [4096, 5])  # one part, and many parts scattered into the matrix
+def test_field_builder_matches_bm25s(seeds_dir, monkeypatch, part_docs):
+    monkeypatch.setattr(FieldBuilder, "PART_DOCS", part_docs)
     tk = default_tokenizer()
     docs = [tk(a.body) for d in read_documents(seeds_dir) for a in split_articles(d)]
     reference = bm25s.BM25()

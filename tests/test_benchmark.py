@@ -1,0 +1,26 @@
+"""The benchmark runs end to end at its smallest size (a smoke test; the figures are printed, not asserted)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_benchmark_smallest_size(tmp_path):
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--sizes", "1k", "--queries", "10", "--work", str(tmp_path / "work"), "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    print(proc.stdout)
+    report = json.loads(next(out.glob("bench-*.json")).read_text())
+    entry = report["sizes"]["1k"]
+    assert 900 <= entry["build"]["chunks"] <= 1200
+    assert entry["serve"]["lexical"]["n"] == 10 and entry["serve"]["dense"]["p50_ms"] > 0
+    assert "random" in entry["build"]["dense"] and "random unit vectors" in report["dense_note"]
+    if (ROOT.parent / "shared" / "eval" / "cmrc2018_trial.json").exists():
+        assert report["quality"]["ours/cmrc"]["n"] > 900
+    assert "hit@1" in proc.stdout and "p50" in proc.stdout
