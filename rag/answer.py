@@ -38,7 +38,7 @@ def history_questions(history) -> list[str]:
                 out.append(_content_text(item.get("content")))
         elif isinstance(item, (list, tuple)) and item:
             out.append(_content_text(item[0]))
-        elif hasattr(item, "role") and getattr(item, "role") == "user":
+        elif hasattr(item, "role") and item.role == "user":
             out.append(_content_text(getattr(item, "content", "")))
     return [q for q in out if q.strip()]
 

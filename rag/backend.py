@@ -24,7 +24,8 @@ class Backend(abc.ABC):
     def has_vectors(self) -> bool: ...
 
     @abc.abstractmethod
-    def lexical(self, tokens: list[str], k: int, query: str = "") -> list[tuple[int, float]]: ...
+    def lexical(self, tokens, k: int, query: str = "") -> list[tuple[int, float]]:
+        """`tokens`: a list, or {token: weight}; `query`: the raw text, for the bigram field."""
 
     @abc.abstractmethod
     def dense(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]: ...

@@ -19,7 +19,6 @@ import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 
 from . import __version__
 from .articles import split_articles
@@ -29,7 +28,6 @@ from .documents import fingerprint, read_documents
 from .passages import expand, idf_weights, strip_span, trim_overlap
 from .results import IndexInfo, Passage, Passages
 from .settings import Settings
-from .lexical import build_lexical
 from .tokenizer import Tokenizer, default_tokenizer
 from .vectors import Embedder, ModelUnavailable, load_embedder
 
@@ -322,7 +320,7 @@ class Index:
         lexical, dense = [], []
         tokens = self.tokenizer(query)
         if used in ("hybrid", "lexical"):
-            lexical = self.backend.lexical(tokens, n, query)
+            lexical = self.backend.lexical(self.tokenizer.weighted(query), n, query)
         if used in ("hybrid", "dense"):
             dense = self.backend.dense(self.embedder.encode_query(query), n)
 

@@ -209,26 +209,32 @@ class LexicalIndex:
     def __len__(self) -> int:
         return int(self.models["words"].scores["num_docs"])
 
-    def _scores(self, model, tokens: list[str], n: int) -> np.ndarray | None:
+    def _scores(self, model, tokens, n: int) -> np.ndarray | None:
         """BM25 scores of every document, max-normalised; None when no token is known.
 
         The same sums as bm25s's get_scores, over its own matrix, but with np.bincount instead of
         np.add.at: ten times faster on 1M chunks.
         """
-        ids = model.get_tokens_ids(tokens)
-        if not ids:
+        weights = tokens if isinstance(tokens, dict) else {t: 1.0 for t in tokens}
+        vocab = model.vocab_dict
+        known = [(vocab[t], w) for t, w in weights.items() if t in vocab]
+        if not known:
             return None
         data, indices, indptr = model.scores["data"], model.scores["indices"], model.scores["indptr"]
-        bounds = [(int(indptr[t]), int(indptr[t + 1])) for t in ids]
-        docs = np.concatenate([indices[a:b] for a, b in bounds])
+        bounds = [(int(indptr[t]), int(indptr[t + 1]), w) for t, w in known]
+        docs = np.concatenate([indices[a:b] for a, b, _ in bounds])
         if not len(docs):
             return None
-        scores = np.bincount(docs, weights=np.concatenate([data[a:b] for a, b in bounds]), minlength=n)
+        values = np.concatenate([data[a:b] * w if w != 1.0 else data[a:b] for a, b, w in bounds])
+        scores = np.bincount(docs, weights=values, minlength=n)
         top = scores.max()
         return scores / top if top > 0 else None
 
-    def search(self, tokens: list[str], k: int, query: str = "") -> list[tuple[int, float]]:
-        """Top `k` chunk ids by fused score; only chunks sharing a word or bigram with the query qualify."""
+    def search(self, tokens, k: int, query: str = "") -> list[tuple[int, float]]:
+        """Top `k` chunk ids by fused score; only chunks sharing a word or bigram with the query qualify.
+
+        `tokens` is a token list, or a {token: weight} dict (see Tokenizer.weighted).
+        """
         n = len(self)
         combined = None
         for name, field_tokens in (("words", tokens), ("bigrams", char_bigrams(query) if query else [])):

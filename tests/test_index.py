@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import time
-from pathlib import Path
 
 import pytest
 

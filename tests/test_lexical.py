@@ -28,3 +28,10 @@ def test_field_builder_matches_bm25s(seeds_dir, monkeypatch, part_docs):
 def test_char_bigrams():
     assert char_bigrams("就业意向2135人") == ["就业", "业意", "意向", "人"]
     assert char_bigrams("LED 屏") == ["屏"]
+
+
+def test_query_pieces_of_one_word_share_its_weight():
+    weights = default_tokenizer().weighted("为了让商户管好自家门口的卫生")
+    assert set(weights) >= {"商户", "家门", "门口", "家门口", "卫生"}
+    assert abs(weights["家门口"] - 1 / 3**0.5) < 1e-9 and weights["商户"] == 1.0
+    assert "的" not in weights and "为了" not in weights
