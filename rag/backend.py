@@ -40,9 +40,6 @@ class Backend(abc.ABC):
     def articles(self) -> list[ArticleRow]: ...
 
     @abc.abstractmethod
-    def counts(self) -> dict[str, int]: ...
-
-    @abc.abstractmethod
     def document_frequency(self, tokens: list[str]) -> dict[str, int]: ...
 
 
@@ -113,9 +110,6 @@ class LocalBackend(Backend):
 
     def articles(self):
         return self._store.articles()
-
-    def counts(self):
-        return self._store.counts()
 
     def document_frequency(self, tokens):
         return self._store.document_frequency(tokens)

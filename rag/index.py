@@ -265,7 +265,7 @@ class Index:
         self.settings = settings
         self.tokenizer: Tokenizer = default_tokenizer()
         self.tokenizer.warm()
-        self._n_chunks = backend.counts()["chunks"]
+        self._n_chunks = manifest["counts"]["chunks"]  # counting 1M rows in SQLite would slow every start
 
     @property
     def n_chunks(self) -> int:
@@ -280,7 +280,7 @@ class Index:
         return "" if self.dense_enabled else self.manifest["dense"].get("reason") or "语义模型未加载"
 
     def info(self) -> IndexInfo:
-        counts = self.backend.counts()
+        counts = self.manifest["counts"]
         return IndexInfo(
             index_dir=str(self.folder),
             documents=counts["documents"],

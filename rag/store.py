@@ -108,14 +108,6 @@ class ChunkStore:
     def sources(self) -> list[str]:
         return [r[0] for r in self._db().execute("SELECT DISTINCT source FROM articles ORDER BY source")]
 
-    def counts(self) -> dict[str, int]:
-        db = self._db()
-        return {
-            "documents": db.execute("SELECT count(DISTINCT source) FROM articles").fetchone()[0],
-            "articles": db.execute("SELECT count(*) FROM articles").fetchone()[0],
-            "chunks": db.execute("SELECT count(*) FROM chunks").fetchone()[0],
-        }
-
     def document_frequency(self, tokens: list[str]) -> dict[str, int]:
         if not tokens:
             return {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import itertools
 import logging
 import re
 import threading
@@ -133,7 +134,9 @@ def tokenize_articles(items, workers: int = 1):
     gc.freeze()  # forked workers then never write to (and so never copy) the parent's objects
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            yield from pool.map(_tokenize_article, items, chunksize=256)
+            # Executor.map takes its whole input at once; feeding it windows bounds the text in flight.
+            while window := list(itertools.islice(items, 16384)):
+                yield from pool.map(_tokenize_article, window, chunksize=256)
     finally:
         gc.unfreeze()
 

@@ -35,3 +35,11 @@ def test_query_pieces_of_one_word_share_its_weight():
     assert set(weights) >= {"商户", "家门", "门口", "家门口", "卫生"}
     assert abs(weights["家门口"] - 1 / 3**0.5) < 1e-9 and weights["商户"] == 1.0
     assert "的" not in weights and "为了" not in weights
+
+
+def test_parallel_tokenization_matches_serial(seeds_dir):
+    from rag.chunks import sentence_spans
+    from rag.tokenizer import tokenize_articles
+
+    items = [(a.title, [a.body[s:e] for s, e in sentence_spans(a.body)]) for d in read_documents(seeds_dir) for a in split_articles(d)]
+    assert list(tokenize_articles(iter(items * 3), workers=2)) == list(tokenize_articles(iter(items * 3), workers=1))
