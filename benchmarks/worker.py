@@ -117,6 +117,7 @@ def cmd_recall(args) -> dict:
 
 def cmd_serve(args) -> dict:
     from rag import load_index
+    from rag.lexical import char_bigrams
 
     from .random_embedder import RandomEmbedder
 
@@ -140,15 +141,15 @@ def cmd_serve(args) -> dict:
             t = time.perf_counter()
             index.backend.dense(v, 50)
             dense.append(time.perf_counter() - t)
-        # The raw library calls that retrieve() is built on: bm25s scores per field and one FAISS search.
-        from rag.lexical import char_bigrams
-
+        # The raw library calls retrieve() stands on, as bm25s.retrieve makes them: tokenize, score each
+        # field and take its top 50; plus one FAISS search.
         t = time.perf_counter()
         tokens = index.tokenizer(q)
         for name, model in lex.models.items():
             ids = model.get_tokens_ids(char_bigrams(q) if name == "bigrams" else tokens)
             if ids:
-                model.get_scores_from_ids(ids)
+                scores = model.get_scores_from_ids(ids)
+                np.argpartition(-scores, 49)[:50]
         if vecs is not None:
             vecs.index.search(v.reshape(1, -1), 50)
         raw.append(time.perf_counter() - t)
