@@ -117,8 +117,7 @@ def cmd_calibrate(args) -> int:
     dev = [q.question for q in load_questions(Path(args.questions))]
 
     def best(q):
-        ps = index.retrieve(q, k=5)
-        return max([answering.coverage(index, q, p.text) for p in ps[:3]] or [0.0])
+        return answering.coverage(index, q, [p.text for p in index.retrieve(q, k=5)[:3]])
 
     dev_cov, ood_cov = [best(q) for q in dev], [best(q) for q in ood]
     print(f"{'threshold':>10}{'dev found':>12}{'ood found':>12}")

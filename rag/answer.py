@@ -73,16 +73,15 @@ def contextualize(index: Index, question: str, history) -> str:
     return f"{' '.join(subject)} {question}" if subject else question
 
 
-def coverage(index: Index, query: str, passage_text: str) -> float:
-    """Share of the query's idf weight found in the passage; unknown terms weigh as the rarest term."""
+def coverage(index: Index, query: str, texts: list[str]) -> float:
+    """Best share, over `texts`, of the query's idf weight a text contains; unknown terms weigh as the rarest."""
     tokens = list(dict.fromkeys(index.tokenizer(query)))
-    if not tokens:
+    if not tokens or not texts:
         return 0.0
     known = index.term_weights(tokens)
-    n = max(index.n_chunks, 1)
-    rare = math.log(1 + (n + 0.5) / 0.5)
+    rare = math.log(1 + (max(index.n_chunks, 1) + 0.5) / 0.5)
     total = sum(known.get(t, rare) for t in tokens)
-    return term_weight(passage_text, known) / total if total else 0.0
+    return max(term_weight(text, known) for text in texts) / total
 
 
 def pick_sentences(
@@ -122,10 +121,12 @@ def answer(index: Index, question: str, k: int = 5, history=None, mode: str = "h
     question = question.strip()
     query = contextualize(index, question, history)
     passages = index.retrieve(query, k=k, mode=mode, sources=sources)
-    own = index.term_weights(index.tokenizer(question))
-    context = {t: w for t, w in index.term_weights(index.tokenizer(query)).items() if t not in own}
-    terms = sorted(set(own) | set(context), key=len, reverse=True)
-    found = bool(passages) and max(coverage(index, query, p.text) for p in passages[:3]) >= FOUND_THRESHOLD
+    asked = set(index.tokenizer(question))
+    weights = index.term_weights(index.tokenizer(query))
+    own = {t: w for t, w in weights.items() if t in asked}
+    context = {t: w for t, w in weights.items() if t not in asked}  # the carried-over subject of a follow-up
+    terms = sorted(weights, key=len, reverse=True)
+    found = coverage(index, query, [p.text for p in passages[:3]]) >= FOUND_THRESHOLD
     if not found:
         return Answer(question, NOT_FOUND, False, [], list(passages), query, passages.notice, terms)
 

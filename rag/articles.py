@@ -42,10 +42,6 @@ class Article:
     captions: list[str] = field(default_factory=list)
     position: int = 0  # order on the page
 
-    @property
-    def display_title(self) -> str:
-        return self.title or "（无标题）"
-
 
 @dataclass
 class _Start:

@@ -19,7 +19,6 @@ import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
-
 from . import __version__
 from .articles import split_articles
 from .backend import Backend, LocalBackend
@@ -318,9 +317,10 @@ class Index:
         if wanted is not None:
             n = max(n, 2000)
         lexical, dense = [], []
-        tokens = self.tokenizer(query)
+        query_weights = self.tokenizer.weighted(query)  # one jieba pass serves both BM25 and passage widening
+        tokens = list(query_weights)
         if used in ("hybrid", "lexical"):
-            lexical = self.backend.lexical(self.tokenizer.weighted(query), n, query)
+            lexical = self.backend.lexical(query_weights, n, query)
         if used in ("hybrid", "dense"):
             dense = self.backend.dense(self.embedder.encode_query(query), n)
 

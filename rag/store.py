@@ -105,17 +105,8 @@ class ChunkStore:
         rows = self._db().execute("SELECT id, source, title, byline, chunks FROM articles ORDER BY source, position")
         return [ArticleRow(*r) for r in rows]
 
-    def sources(self) -> list[str]:
-        return [r[0] for r in self._db().execute("SELECT DISTINCT source FROM articles ORDER BY source")]
-
     def document_frequency(self, tokens: list[str]) -> dict[str, int]:
         if not tokens:
             return {}
         marks = ",".join("?" * len(tokens))
         return dict(self._db().execute(f"SELECT token, df FROM terms WHERE token IN ({marks})", list(tokens)))
-
-    def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None

@@ -110,10 +110,6 @@ class Tokenizer:
             if w.flag[:1] in ("n", "j") and w.word not in self.stopwords and len(w.word) > 1
         ]
 
-    def words(self, text: str) -> list[str]:
-        """Accurate-mode words (no sub-words), for highlighting and answer scoring."""
-        return [w for w in self._jieba.lcut(text.lower()) if w.strip() and _WORD.search(w) and w not in self.stopwords]
-
 
 def tokenize_articles(items, workers: int = 1):
     """(title, [sentences]) -> (title tokens, [sentence tokens]), in order, on `workers` processes.
