@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rag.articles import split_articles
 from rag.chunks import chunk_spans, sentence_spans
-from rag.documents import read_documents
+from rag.ingest import read_documents
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"

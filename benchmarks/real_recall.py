@@ -28,7 +28,7 @@ def main(argv=None) -> int:
     from rag.ann import VectorIndex
     from rag.articles import split_articles
     from rag.chunks import chunk_article
-    from rag.documents import read_documents
+    from rag.ingest import read_documents
     from rag.vectors import load_embedder
 
     from .corpus import generate

@@ -189,7 +189,7 @@ def _peer_pieces():
 def _peer_chunks(docs_dir: Path):
     """What a LangChain user would do: load the files, split recursively at ~400 characters."""
     *_, Document, Splitter, _ = _peer_pieces()
-    from rag.documents import read_documents
+    from rag.ingest import read_documents
 
     docs = [Document(page_content=d.text, metadata={"source": d.source}) for d in read_documents(docs_dir)]
     splitter = Splitter(chunk_size=400, chunk_overlap=50, separators=["\n\n", "\n", "。", "！", "？", "；", "，", ""])

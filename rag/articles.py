@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .documents import Document
+from .ingest import PAGE_BREAK, Document
 from .repair import (
     clean_inline,
     ends_sentence,
@@ -40,7 +40,8 @@ class Article:
     body: str  # cleaned paragraphs joined by "\n"
     kicker: str = ""
     captions: list[str] = field(default_factory=list)
-    position: int = 0  # order on the page
+    position: int = 0  # order in the document
+    page: int | None = None  # 1-based page where it starts; None for a document without pages
 
 
 @dataclass
@@ -157,7 +158,7 @@ def _extract_benbao(body_lines: list[str]) -> tuple[str, list[str]]:
     return f"本报讯（{inner}）", raw[m.end() :].split("\n")
 
 
-def _build(source: str, lines: list[str], start: _Start, end: int, markdown: bool, position: int) -> Article | None:
+def _build(source: str, lines: list[str], start: _Start, end: int, markdown: bool, position: int, page: int | None) -> Article | None:
     body_lines = [ln for ln in lines[start.body : end] if not (_CREDIT.match(ln.strip()) or _FIGURE.match(ln.strip()))]
     byline = start.byline
     if not byline:
@@ -168,11 +169,30 @@ def _build(source: str, lines: list[str], start: _Start, end: int, markdown: boo
     title = " ".join(_text(lines[i], markdown) for i in start.title)
     kicker = " ".join(_text(lines[i], markdown) for i in start.kicker)
     body = "\n".join(paragraphs + captions)
-    return Article(source, clean_inline(title), byline, body, clean_inline(kicker), captions, position)
+    return Article(source, clean_inline(title), byline, body, clean_inline(kicker), captions, position, page)
+
+
+def _page_lines(text: str) -> tuple[list[str], list[int]]:
+    """Lines of `text` and the 1-based page of each; a page break itself reads as a blank line."""
+    lines, pages, page = [], [], 1
+    for line in text.split("\n"):
+        breaks = line.count(PAGE_BREAK)
+        if breaks:
+            head, _, tail = line.partition(PAGE_BREAK)
+            if head.strip():
+                lines.append(head)
+                pages.append(page)
+            page += breaks
+            line = tail.replace(PAGE_BREAK, "")
+        lines.append(line)
+        pages.append(page)
+    return lines, pages
 
 
 def split_articles(doc: Document) -> list[Article]:
-    lines = [undouble(line) for line in normalize_width(doc.text).split("\n")]
+    raw, pages = _page_lines(normalize_width(doc.text))
+    lines = [undouble(line) for line in raw]
+    paged = doc.pages > 1
     markdown = doc.is_markdown
     starts = _find_starts(lines, markdown)
     first_line = next((i for i, line in enumerate(lines) if line.strip()), 0)
@@ -184,7 +204,7 @@ def split_articles(doc: Document) -> list[Article]:
     articles = []
     for n, start in enumerate(starts):
         end = starts[n + 1].first if n + 1 < len(starts) else len(lines)
-        article = _build(doc.source, lines, start, end, markdown, len(articles))
+        article = _build(doc.source, lines, start, end, markdown, len(articles), pages[start.first] if paged else None)
         if article is not None:
             articles.append(article)
     return articles

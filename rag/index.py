@@ -23,7 +23,7 @@ from . import __version__
 from .articles import split_articles
 from .backend import Backend, LocalBackend
 from .chunks import chunk_article, sentence_spans
-from .documents import fingerprint, read_documents
+from .ingest import fingerprint, read_documents
 from .passages import expand, idf_weights, strip_span, trim_overlap
 from .results import IndexInfo, Passage, Passages
 from .settings import Settings

@@ -1,7 +1,7 @@
 """Article splitting on the real seed pages: headlines read off the pages by hand."""
 
 from rag.articles import split_articles
-from rag.documents import Document, read_documents
+from rag.ingest import Document, read_documents
 
 
 def _articles(seeds_dir, name):

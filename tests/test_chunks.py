@@ -2,7 +2,7 @@
 
 from rag.articles import split_articles
 from rag.chunks import chunk_article, chunk_spans, sentence_spans
-from rag.documents import read_documents
+from rag.ingest import read_documents
 
 
 def test_chunks_are_sentence_aligned_bounded_and_overlap_by_one_sentence(seeds_dir):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from rag.articles import split_articles
-from rag.documents import read_documents
+from rag.ingest import read_documents
 from rag.lexical import FieldBuilder, char_bigrams
 from rag.tokenizer import default_tokenizer
 

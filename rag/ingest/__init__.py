@@ -1,0 +1,119 @@
+"""Files -> documents: every supported format behind one `read_file`, and the docs-folder scan.
+
+Formats are `Reader`s (see base.py), tried most specific first; a file's kind is decided by
+its content, its suffix only breaks ties (markdown vs plain text).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+from .base import PAGE_BREAK, Document, Reader, Unreadable
+from .text import MarkdownReader, TextReader, decode
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PAGE_BREAK", "Document", "Reader", "Unreadable", "READERS", "SUFFIXES", "detect", "read_bytes",
+           "read_file", "scan_folder", "read_documents", "fingerprint", "decode"]
+
+READERS: list[Reader] = [MarkdownReader(), TextReader()]
+SUFFIXES: tuple[str, ...] = tuple(dict.fromkeys(s for r in READERS for s in r.suffixes))
+# Larger files are refused before they are read: no newspaper page needs more.
+MAX_FILE_BYTES = int(os.environ.get("RAG_MAX_FILE_MB", "200")) * 2**20
+
+
+def detect(head: bytes, name: str = "") -> Reader | None:
+    suffix = Path(name).suffix.lower()
+    for reader in READERS:
+        if reader.sniff(head[:8192], suffix):
+            return reader
+    return None
+
+
+def read_bytes(data: bytes, source: str) -> Document:
+    """One file's bytes -> Document; raises Unreadable with the reason."""
+    if not data:
+        raise Unreadable("文件为空（0 字节）")
+    if len(data) > MAX_FILE_BYTES:
+        raise Unreadable(f"文件过大（{len(data) / 2**20:.0f} MB，上限 {MAX_FILE_BYTES // 2**20} MB）")
+    reader = detect(data, source)
+    if reader is None:
+        raise Unreadable(f"不支持的文件类型（支持 {'、'.join(SUFFIXES)}）")
+    text, pages = reader.read(data, source)
+    if not text.replace(PAGE_BREAK, "").strip():
+        raise Unreadable("文件中没有可提取的文字")
+    return Document(source, text, hashlib.sha256(data).hexdigest(), reader.kind, pages)
+
+
+def read_file(path: Path, source: str | None = None) -> Document:
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise Unreadable(f"文件过大（{size / 2**20:.0f} MB，上限 {MAX_FILE_BYTES // 2**20} MB）")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise Unreadable(f"无法读取文件：{exc.strerror or exc}") from exc
+    return read_bytes(data, source or path.name)
+
+
+def scan_folder(docs_dir: Path) -> list[tuple[Path, str]]:
+    """(path, name relative to the folder) of every supported file, sorted by name.
+
+    Links are followed only to files inside the folder: a link out of it could publish any file
+    of the machine (/etc/...) through the app. Hidden files, link loops and links to folders are
+    skipped with a warning.
+    """
+    docs_dir = Path(docs_dir)
+    if not docs_dir.is_dir():
+        raise FileNotFoundError(f"文档目录不存在: {docs_dir}")
+    root = docs_dir.resolve()
+    out = []
+    for folder, dirs, files in os.walk(docs_dir, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(dirs + files):
+            path = Path(folder) / name
+            rel = path.relative_to(docs_dir).as_posix()
+            if name.startswith(".") or (name in dirs and not path.is_symlink()):
+                continue
+            if path.is_symlink():
+                try:
+                    target = path.resolve(strict=True)
+                except (OSError, RuntimeError):
+                    log.warning("跳过无法解析的符号链接（可能是循环链接）：%s", rel)
+                    continue
+                if not target.is_relative_to(root):
+                    log.warning("跳过指向文档目录之外的符号链接：%s -> %s", rel, target)
+                    continue
+                if target.is_dir():
+                    log.warning("跳过指向目录的符号链接（避免重复与循环）：%s", rel)
+                    continue
+            if name in files and path.suffix.lower() in SUFFIXES:
+                out.append((path, rel))
+    return sorted(out, key=lambda item: item[1])
+
+
+def read_documents(docs_dir: Path) -> list[Document]:
+    """Every readable document in the folder; an unreadable file is skipped with a warning naming it."""
+    documents = []
+    for path, rel in scan_folder(docs_dir):
+        try:
+            documents.append(read_file(path, rel))
+        except Unreadable as exc:
+            log.warning("跳过 %s：%s", rel, exc)
+    return documents
+
+
+def fingerprint(docs_dir: Path) -> list[list[str]]:
+    """Names and content hashes of every candidate file: compared with the index to find changes."""
+    out = []
+    for path, rel in scan_folder(docs_dir):
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            digest = "unreadable"
+        out.append([rel, digest])
+    return out

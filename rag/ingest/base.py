@@ -1,0 +1,46 @@
+"""Files -> documents: the reader interface every file format implements.
+
+A reader turns a file's bytes into plain text. Pages are separated by a form feed ("\f"), so
+the article splitter can tell on which page each article starts (`第2版` in a citation).
+The kind of a file is decided by its content (`sniff`), never by its name alone.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import ClassVar
+
+PAGE_BREAK = "\f"
+
+
+class Unreadable(ValueError):
+    """A file that cannot be read; the message is the reason, Chinese first."""
+
+
+@dataclass(frozen=True)
+class Document:
+    source: str  # the document's name in the library: a path relative to the docs folder, or an upload's name
+    text: str  # pages separated by PAGE_BREAK
+    sha256: str  # of the file's bytes
+    kind: str = "text"  # the reader's kind: text, markdown, pdf, scan, image, docx, html
+    pages: int = 1
+
+    @property
+    def is_markdown(self) -> bool:
+        return self.kind == "markdown" or any(line.startswith("## ") for line in self.text.splitlines()[:50])
+
+
+class Reader(abc.ABC):
+    """One file format. Subclasses are registered in `rag.ingest.READERS`, most specific first."""
+
+    kind: ClassVar[str]
+    suffixes: ClassVar[tuple[str, ...]]  # what the upload dialog and the folder scan offer
+
+    @abc.abstractmethod
+    def sniff(self, head: bytes, suffix: str) -> bool:
+        """True when the first bytes of a file (up to 8 KiB) are this format. `suffix` only breaks ties."""
+
+    @abc.abstractmethod
+    def read(self, data: bytes, name: str) -> tuple[str, int]:
+        """(text with pages separated by PAGE_BREAK, number of pages); raises Unreadable with the reason."""
