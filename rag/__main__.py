@@ -1,4 +1,4 @@
-"""Command line: python -m rag build | ask | eval | info."""
+"""Command line: python -m rag build | add | remove | list | ask | eval | calibrate | info."""
 
 from __future__ import annotations
 
@@ -38,8 +38,52 @@ def cmd_info(args) -> int:
     from .index import load_index
 
     index = load_index(settings=_settings(args))
-    print(index.info().summary())
-    print(f"索引位置：{index.folder}；构建于 {index.info().built_at}")
+    info = index.info()
+    print(info.summary())
+    print(f"索引位置：{index.folder}；第 {info.generation} 代，更新于 {info.built_at}")
+    if info.dense_note:
+        print(f"说明：{info.dense_note}")
+    return 0
+
+
+def _print_changes(changes) -> int:
+    marks = {"added": "+", "replaced": "~", "removed": "-", "unchanged": "=", "skipped": "!", "refused": "✗"}
+    for c in changes:
+        print(f"{marks.get(c.status, '?')} {c.source}：{c.message}")
+    return 1 if any(c.status == "refused" for c in changes) else 0
+
+
+def cmd_add(args) -> int:
+    from .index import open_index
+
+    index = open_index(_settings(args))
+    code = _print_changes(index.add(args.files))
+    index.maintain()
+    return code
+
+
+def cmd_remove(args) -> int:
+    from .index import open_index
+
+    index = open_index(_settings(args))
+    code = _print_changes(index.remove(args.names))
+    index.maintain()
+    return code
+
+
+def cmd_list(args) -> int:
+    from .index import load_index
+
+    index = load_index(settings=_settings(args))
+    docs = index.documents()
+    print(f"{'文档':<40}{'类型':<10}{'页':>4}{'文章':>6}{'文本块':>7}  {'来源':<6}{'添加时间':<26}状态")
+    for d in docs:
+        origin = "目录" if d.origin == "folder" else "上传"
+        status = "正常" if d.status == "ok" else f"跳过：{d.reason}"
+        if d.duplicates:
+            status += f"（{d.duplicates} 篇与已有文章相同）"
+        print(f"{d.source:<40}{d.kind:<10}{d.pages:>4}{d.articles:>6}{d.chunks:>7}  {origin:<6}{d.added_at:<26}{status}")
+    print(f"共 {sum(d.status == 'ok' for d in docs)} 篇文档，{index.info().chunks} 个文本块")
     return 0
 
 
@@ -149,6 +193,20 @@ def main(argv: list[str] | None = None) -> int:
     common(p, docs=False, model=False)
     p.set_defaults(func=cmd_info)
 
+    p = sub.add_parser("add", help="向资料库添加文件（PDF、扫描件、图片、Word、HTML、文本），无需完整重建")
+    common(p)
+    p.add_argument("files", nargs="+", help="要添加的文件")
+    p.set_defaults(func=cmd_add)
+
+    p = sub.add_parser("remove", help="从资料库删除文档（按 list 中的名称）")
+    common(p)
+    p.add_argument("names", nargs="+", help="文档名称")
+    p.set_defaults(func=cmd_remove)
+
+    p = sub.add_parser("list", help="列出资料库中的文档")
+    common(p, docs=False, model=False)
+    p.set_defaults(func=cmd_list)
+
     p = sub.add_parser("ask", help="提问并列出相关段落")
     common(p)
     p.add_argument("question")
@@ -176,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        print("已中断；索引保持中断前的状态", file=sys.stderr)
+        return 130
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"错误：{exc}", file=sys.stderr)
         return 2

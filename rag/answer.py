@@ -11,11 +11,14 @@ import math
 import re
 
 from .chunks import sentence_spans
-from .index import Index
+from .index import MAX_QUERY_CHARS, Index
 from .passages import term_weight
 from .results import Answer, Citation, Passage
 
 NOT_FOUND = "资料中没有找到相关内容。"
+SHORTENED = "问题过长，只使用了前 {n} 个字。"
+# Only the last turns of a conversation can carry its topic; each is cut like a question.
+HISTORY_TURNS = 3
 # Calibrated with `python -m rag calibrate`: dev questions (all answerable) vs out-of-domain questions.
 FOUND_THRESHOLD = 0.3
 MAX_SENTENCES = 3
@@ -60,11 +63,11 @@ def is_follow_up(question: str) -> bool:
 
 def contextualize(index: Index, question: str, history) -> str:
     """A follow-up such as 那它的总投资是多少？ is searched together with the previous turns' subject."""
-    previous = history_questions(history)
+    previous = [q[:MAX_QUERY_CHARS] for q in history_questions(history)[-HISTORY_TURNS:]]
     if not previous or not is_follow_up(question):
         return question
     subject: list[str] = []
-    for turn in reversed(previous[-3:]):
+    for turn in reversed(previous):
         for noun in index.tokenizer.nouns(turn):
             if noun not in subject:
                 subject.append(noun)
@@ -119,8 +122,15 @@ def answer(index: Index, question: str, k: int = 5, history=None, mode: str = "h
     if not isinstance(question, str) or not question.strip():
         raise ValueError("问题不能为空（question must be a non-empty string）")
     question = question.strip()
+    notices = []
+    if len(question) > MAX_QUERY_CHARS:  # every step below is bounded by this: no request can hold up the others
+        question = question[:MAX_QUERY_CHARS]
+        notices.append(SHORTENED.format(n=MAX_QUERY_CHARS))
     query = contextualize(index, question, history)
     passages = index.retrieve(query, k=k, mode=mode, sources=sources)
+    if passages.notice:
+        notices.append(passages.notice)
+    notice = " ".join(notices)
     asked = set(index.tokenizer(question))
     weights = index.term_weights(index.tokenizer(query))
     own = {t: w for t, w in weights.items() if t in asked}
@@ -128,7 +138,7 @@ def answer(index: Index, question: str, k: int = 5, history=None, mode: str = "h
     terms = sorted(weights, key=len, reverse=True)
     found = coverage(index, query, [p.text for p in passages[:3]]) >= FOUND_THRESHOLD
     if not found:
-        return Answer(question, NOT_FOUND, False, [], list(passages), query, passages.notice, terms)
+        return Answer(question, NOT_FOUND, False, [], list(passages), query, notice, terms)
 
     picked = pick_sentences(list(passages), own, context, bool(_ASKS_NUMBER.search(question)))
     numbers: dict[tuple[str, int], int] = {}  # one [n] per article, even if two of its passages are quoted
@@ -141,4 +151,4 @@ def answer(index: Index, question: str, k: int = 5, history=None, mode: str = "h
         s, e = (sentence_spans(passages[0].text) or [(0, len(passages[0].text))])[0]
         citations.append(Citation(1, passages[0].text[s:e].strip(), passages[0]))
     text = "".join(f"{c.sentence}[{c.number}]" for c in citations)
-    return Answer(question, text, True, citations, list(passages), query, passages.notice, terms)
+    return Answer(question, text, True, citations, list(passages), query, notice, terms)

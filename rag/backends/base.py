@@ -1,0 +1,148 @@
+"""The one seam between retrieval logic and storage.
+
+`Index` reads through a `Snapshot` (one consistent state of the library, pinned for the whole
+request) and changes the library through a `Writer` (one writer at a time; everything it does
+becomes visible at once, on `commit`). `LocalBackend` keeps segments of bm25 arrays, FAISS and
+SQLite files in a folder; `MilvusBackend` keeps the same in Milvus.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from dataclasses import dataclass, field
+
+
+import numpy as np
+
+from ..articles import Article
+from ..chunks import Chunk
+from ..results import ArticleView, DocumentInfo
+
+
+class IndexCorrupt(RuntimeError):
+    """The index is missing, partial or damaged; the message says what and what to do."""
+
+
+class IndexLocked(RuntimeError):
+    """Another process is writing the index."""
+
+
+@dataclass
+class Prepared:
+    """One document, read, split, chunked and embedded, ready to be stored.
+
+    `chunks[i].article` is the index of its article in `articles`; `vectors` has one row per chunk
+    (None when the dense leg is off).
+    """
+
+    info: DocumentInfo
+    articles: list[Article] = field(default_factory=list)
+    chunks: list[Chunk] = field(default_factory=list)
+    vectors: np.ndarray | None = None
+
+
+class Snapshot(abc.ABC):
+    """One committed state of the library. Chunk and article ids are valid within it only."""
+
+    meta: dict  # what the writer committed with it: settings, dense leg, counts, timings
+
+    @property
+    @abc.abstractmethod
+    def n_chunks(self) -> int:
+        """Live chunks (BM25's N)."""
+
+    @property
+    @abc.abstractmethod
+    def n_articles(self) -> int:
+        """Live articles (a reprint counts once)."""
+
+    @property
+    @abc.abstractmethod
+    def vector_key(self) -> str | None:
+        """The vector space of the stored vectors (`Encoder.key`), None without vectors."""
+
+    @abc.abstractmethod
+    def lexical(self, weights: dict[str, float], k: int, query: str = "") -> list[tuple[int, float]]:
+        """Top chunks for weighted query tokens; `query` is the raw text (for character bigrams)."""
+
+    @abc.abstractmethod
+    def dense(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]: ...
+
+    @abc.abstractmethod
+    def chunks(self, ids: list[int]) -> dict[int, Chunk]:
+        """Chunks by id, with `article` an article id of this snapshot and every live source."""
+
+    @abc.abstractmethod
+    def article_bodies(self, ids: list[int]) -> dict[int, str]: ...
+
+    @abc.abstractmethod
+    def articles(self, source: str | None = None) -> list[ArticleView]:
+        """Articles in document order: all, or those of one document."""
+
+    @abc.abstractmethod
+    def documents(self) -> list[DocumentInfo]: ...
+
+    @abc.abstractmethod
+    def document_frequency(self, tokens: list[str]) -> dict[str, int]:
+        """Live chunks containing each token (for idf weights of answer sentences)."""
+
+
+class Writer(abc.ABC):
+    """Changes to the library; nothing is visible to readers before `commit`."""
+
+    @abc.abstractmethod
+    def documents(self) -> list[DocumentInfo]:
+        """The library as this writer will commit it so far."""
+
+    @abc.abstractmethod
+    def add(self, documents: list[Prepared]) -> None:
+        """Store documents; an article already in the library is stored once and listed with both sources."""
+
+    @abc.abstractmethod
+    def remove(self, sources: list[str]) -> None: ...
+
+    @abc.abstractmethod
+    def restamp(self, stamps: dict[str, tuple[int, int]]) -> None:
+        """New (size, mtime_ns) for documents whose file was touched but not changed."""
+
+    @abc.abstractmethod
+    def clear(self) -> None:
+        """Drop every document (a full rebuild starts here)."""
+
+    @abc.abstractmethod
+    def commit(self, meta: dict, vector_key: str | None = None) -> int:
+        """Make everything visible at once and return the new generation's number; a crash before
+        this leaves the previous state. `vector_key` names the vector space of the added vectors."""
+
+
+class Backend(abc.ABC):
+    @property
+    @abc.abstractmethod
+    def exists(self) -> bool:
+        """Whether anything has been committed yet."""
+
+    @abc.abstractmethod
+    def snapshot(self) -> contextlib.AbstractContextManager[Snapshot]:
+        """The newest committed state, pinned until the context exits. Raises IndexCorrupt."""
+
+    @abc.abstractmethod
+    def writer(self, timeout: float = 0.0, on_wait=None) -> contextlib.AbstractContextManager[Writer]:
+        """Exclusive write access, waiting up to `timeout` seconds (calling `on_wait(holder)` once if it
+        must wait); raises IndexLocked naming the holder."""
+
+    def refresh(self, wait: bool = False) -> bool:
+        """Move to a newer committed state if there is one; True if it moved."""
+        return False
+
+    def maintain(self) -> None:
+        """Housekeeping a writer may do after a commit (merging segments); never changes results."""
+
+    def close(self) -> None:
+        pass
+
+    @property
+    def location(self) -> str:
+        return ""
+
+

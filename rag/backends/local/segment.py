@@ -1,0 +1,263 @@
+"""Segments: immutable folders of articles, chunks, BM25 fields and vectors.
+
+A segment is written once, into a temp folder that is fsynced and renamed into place, and never
+changed afterwards; its manifest holds a checksum of every file. Documents come and go by
+generation manifests that say which of a segment's articles are live, so an add writes one small
+segment and a remove writes nothing but a new generation. Small segments are merged into larger
+ones (`merge`) without tokenizing or embedding anything again.
+
+Files: segment.json, store.sqlite, {words,bigrams,articles}.{hashes,indptr,docs,tf,lengths}.npy,
+chunk_article.npy, article_keys.npy, vectors.faiss (when the dense leg is on).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+from bisect import bisect_left, bisect_right
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from ...articles import Article, article_key
+from ...chunks import Chunk, sentence_spans
+from ..base import IndexCorrupt
+from . import bm25, store
+from .folder import fsync_dir, fsync_tree
+from .manifest import SEGMENT_FORMAT, FieldTotals, FileSum, SegmentManifest, SegmentVectors, dump, file_checksum, load
+from .vectors import VectorIndex
+
+log = logging.getLogger(__name__)
+
+FIELDS = ("words", "bigrams", "articles")
+MANIFEST = "segment.json"
+# Segments up to this size are verified before they serve; larger ones in a background thread,
+# so a 1M-chunk index still opens in about a second (see README, "Operating it").
+VERIFY_SYNC_BYTES = int(os.environ.get("RAG_VERIFY_SYNC_MB", "256")) * 2**20
+_CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
+
+
+def char_bigrams(text: str) -> list[str]:
+    """Overlapping CJK character bigrams; a lone CJK character stands for itself."""
+    out = []
+    for run in _CJK_RUN.findall(text):
+        if len(run) == 1:
+            out.append(run)
+        else:
+            out.extend(run[i : i + 2] for i in range(len(run) - 1))
+    return out
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _finish(tmp: Path, final: Path, manifest_fields: dict, articles: int, chunks: int, vectors: SegmentVectors | None) -> None:
+    """Checksum every file, write the manifest, fsync everything, then rename into place."""
+    files = {
+        p.name: FileSum(size=p.stat().st_size, xxh3=file_checksum(p))
+        for p in sorted(tmp.iterdir())
+        if p.is_file() and p.name != MANIFEST
+    }
+    manifest = SegmentManifest(
+        format=SEGMENT_FORMAT, id=final.name, created_at=_now(), articles=articles, chunks=chunks,
+        fields={k: FieldTotals(**v) for k, v in manifest_fields.items()},
+        vectors=vectors, files=files,
+    )
+    dump(manifest, tmp / MANIFEST, durable=False)
+    fsync_tree(tmp)
+    os.replace(tmp, final)
+    fsync_dir(final.parent)
+
+
+def build(
+    folder: Path,
+    seg_id: str,
+    articles: list[Article],
+    chunks: list[Chunk],
+    vectors: np.ndarray | None,
+    vector_key: str | None,
+    fields: tuple[str, ...],
+    workers: int = 1,
+    progress: bool = False,
+    hard_max: int = 600,
+) -> Path:
+    """Write a segment. `chunks[i].article` indexes `articles`. Each sentence is tokenized once, on
+    `workers` processes; each field is written as soon as it is built, so only one field's matrix
+    is in memory at a time."""
+    from tqdm import tqdm
+
+    from ...tokenizer import tokenize_articles
+
+    tmp = folder / f".{seg_id}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    builders = {name: bm25.FieldBuilder() for name in fields}
+    by_article: list[list[Chunk]] = [[] for _ in articles]
+    for c in chunks:
+        by_article[c.article].append(c)
+    spans = [sentence_spans(a.body, hard_max) for a in articles]  # the sentences the chunker used
+    work = ((a.title, [a.body[s:e] for s, e in sp]) for a, sp in zip(articles, spans))
+    results = tokenize_articles(work, workers if len(articles) >= 2000 else 1)
+    for a_id, (title_tokens, sentence_tokens) in enumerate(
+        tqdm(results, total=len(articles), desc="分词", unit="篇", disable=not progress, mininterval=1.0)
+    ):
+        starts = [s for s, _ in spans[a_id]]
+        ends = [e for _, e in spans[a_id]]
+        if "articles" in builders:
+            builders["articles"].add(title_tokens + [t for toks in sentence_tokens for t in toks])
+        for c in by_article[a_id]:
+            i, j = bisect_left(starts, c.start), bisect_right(ends, c.end)
+            builders["words"].add(title_tokens + [t for toks in sentence_tokens[i:j] for t in toks])
+            if "bigrams" in builders:
+                builders["bigrams"].add(char_bigrams(c.embed_text))
+        spans[a_id] = by_article[a_id] = None  # release as we go
+    totals = {}
+    for name in ("words", "articles", "bigrams"):  # the largest field last, when the others are freed
+        if name in builders:
+            totals[name] = builders.pop(name).write(tmp, name)
+    np.save(tmp / "chunk_article.npy", np.fromiter((c.article for c in chunks), dtype=np.int32, count=len(chunks)))
+    np.save(tmp / "article_keys.npy", np.fromiter((article_key(a.body) for a in articles), dtype=np.uint64, count=len(articles)))
+    counts = [0] * len(articles)
+    for c in chunks:
+        counts[c.article] += 1
+    store.create(
+        tmp / "store.sqlite",
+        ((a.title, a.byline, a.kicker, a.body, a.page, a.position, counts[i]) for i, a in enumerate(articles)),
+        ((c.article, c.start, c.end, c.text) for c in chunks),
+    )
+    seg_vectors = None
+    if vectors is not None:
+        VectorIndex.build(vectors).save(tmp / "vectors.faiss")
+        seg_vectors = SegmentVectors(key=vector_key, dim=int(vectors.shape[1]))
+    final = folder / seg_id
+    _finish(tmp, final, totals, len(articles), len(chunks), seg_vectors)
+    return final
+
+
+class Segment:
+    """An opened segment: memory-mapped fields and vectors, a read-only store."""
+
+    def __init__(self, path: Path, verify: bool = True):
+        self.path = Path(path)
+        self.id = self.path.name
+        self.corrupt = ""  # set by background verification
+        try:
+            self.manifest: SegmentManifest = load(SegmentManifest, self.path / MANIFEST)
+            for name, info in self.manifest.files.items():
+                size = (self.path / name).stat().st_size
+                if size != info.size:
+                    raise IndexCorrupt(f"段 {self.id} 的文件 {name} 大小不符（应为 {info.size}，实为 {size}）")
+            if verify:
+                self._verify_or_schedule()
+            self.fields = {name: bm25.Field.load(self.path, name) for name in self.manifest.fields}
+            self.chunk_article = np.asarray(np.load(self.path / "chunk_article.npy", mmap_mode="r"))
+            self.article_keys = np.asarray(np.load(self.path / "article_keys.npy", mmap_mode="r"))
+            self.store = store.Store(self.path / "store.sqlite")
+            self.vectors = VectorIndex.load(self.path / "vectors.faiss", mmap=True) if self.manifest.vectors else None
+        except IndexCorrupt:
+            raise
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise IndexCorrupt(f"段 {self.id} 无法打开：{exc}") from exc
+        m = self.manifest
+        if len(self.chunk_article) != m.chunks or len(self.article_keys) != m.articles or (
+            self.vectors is not None and len(self.vectors) != m.chunks
+        ) or any(f.n_docs != (m.articles if n == "articles" else m.chunks) for n, f in self.fields.items()):
+            raise IndexCorrupt(f"段 {self.id} 的各文件条数不一致")
+
+    @property
+    def n_chunks(self) -> int:
+        return self.manifest.chunks
+
+    @property
+    def n_articles(self) -> int:
+        return self.manifest.articles
+
+    @property
+    def vector_key(self) -> str | None:
+        return self.manifest.vectors.key if self.manifest.vectors else None
+
+    def _verify_or_schedule(self) -> None:
+        total = sum(f.size for f in self.manifest.files.values())
+        if total <= VERIFY_SYNC_BYTES:
+            self.corrupt = self._verify()
+            if self.corrupt:
+                raise IndexCorrupt(self.corrupt)
+        else:
+            threading.Thread(target=self._verify_in_background, name=f"verify-{self.id}", daemon=True).start()
+
+    def _verify(self) -> str:
+        for name, info in self.manifest.files.items():
+            if file_checksum(self.path / name) != info.xxh3:
+                return f"段 {self.id} 的文件 {name} 校验和不符（内容被改动或损坏）"
+        return ""
+
+    def _verify_in_background(self) -> None:
+        started = time.perf_counter()
+        try:
+            self.corrupt = self._verify()
+        except OSError as exc:
+            self.corrupt = f"段 {self.id} 无法校验：{exc}"
+        if self.corrupt:
+            log.error("%s", self.corrupt)
+        else:
+            log.info("段 %s 校验完成（%.1f 秒）", self.id, time.perf_counter() - started)
+
+    def check(self) -> None:
+        if self.corrupt:
+            raise IndexCorrupt(self.corrupt)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def merge(folder: Path, seg_id: str, parts: list[tuple[Segment, np.ndarray]]) -> tuple[Path, list[np.ndarray]]:
+    """One segment from the live articles of several (`parts`: segment, bool mask of live articles).
+
+    Returns the new segment's path and, per part, the new id of each old article (-1 if dropped).
+    Nothing is tokenized or embedded again: postings, rows and vectors are copied.
+    """
+    tmp = folder / f".{seg_id}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    article_maps, chunk_keep, base = [], [], 0
+    for seg, live in parts:
+        new_ids = np.full(seg.n_articles, -1, dtype=np.int64)
+        new_ids[live] = np.arange(base, base + int(live.sum()))
+        base += int(live.sum())
+        article_maps.append(new_ids)
+        chunk_keep.append(live[seg.chunk_article])
+    totals = {}
+    for name in parts[0][0].fields:
+        keep = [live if name == "articles" else ck for (seg, live), ck in zip(parts, chunk_keep)]
+        totals[name] = bm25.merge_fields([seg.fields[name] for seg, _ in parts], keep, tmp, name)
+    chunk_article = np.concatenate([m[seg.chunk_article[ck]] for (seg, _), m, ck in zip(parts, article_maps, chunk_keep)])
+    np.save(tmp / "chunk_article.npy", chunk_article.astype(np.int32))
+    np.save(tmp / "article_keys.npy", np.concatenate([np.asarray(seg.article_keys)[live] for seg, live in parts]).astype(np.uint64))
+
+    def article_rows():
+        for seg, live in parts:
+            for row in seg.store.articles(np.flatnonzero(live).tolist()):
+                yield row[1:]
+
+    def chunk_rows():
+        for (seg, live), m in zip(parts, article_maps):
+            for article, start, end, text in seg.store.chunk_rows(np.flatnonzero(live).tolist()):
+                yield int(m[article]), start, end, text
+
+    store.create(tmp / "store.sqlite", article_rows(), chunk_rows())
+    seg_vectors = None
+    if all(seg.vectors is not None for seg, _ in parts):
+        vectors = np.concatenate([
+            VectorIndex.load(seg.path / "vectors.faiss", mmap=False).vectors()[ck] for (seg, _), ck in zip(parts, chunk_keep)
+        ])
+        VectorIndex.build(vectors).save(tmp / "vectors.faiss")
+        seg_vectors = parts[0][0].manifest.vectors
+    final = folder / seg_id
+    _finish(tmp, final, totals, base, int(len(chunk_article)), seg_vectors)
+    return final, article_maps

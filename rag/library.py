@@ -1,0 +1,350 @@
+"""The library: documents in, documents out, without rebuilding what did not change.
+
+documents -> articles -> chunks -> vectors (cached by text) -> a backend writer. Three ways in:
+- the docs folder (`RAG_DOCS_DIR`): synced at start; only changed files are read again;
+- uploads and `python -m rag add`: a copy is kept under `<index>/files/`, so a full rebuild
+  (a new model, a new tokenizer) can read every document again;
+- a full rebuild: every document of both.
+Every change is one writer transaction: readers see all of it or none of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import unicodedata
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import __version__
+from .articles import split_articles
+from .backends.base import Prepared, Writer
+from .chunks import chunk_article
+from .encoders import Encoder
+from .encoders.cache import EmbeddingCache
+from .ingest import Document, Unreadable, read_bytes, read_file, scan_folder
+from .results import DocumentInfo
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+FORMAT = 2  # of what the index meta promises; a change forces a full rebuild
+FILES = "files"
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class LibraryError(ValueError):
+    """A library operation that cannot be done as asked; the message says why, Chinese first."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """What happened to one file of an add, a remove or a sync."""
+
+    source: str
+    status: str  # added, replaced, unchanged, removed, skipped, refused
+    message: str
+    articles: int = 0
+    chunks: int = 0
+    duplicates: int = 0
+
+
+def safe_name(name: str) -> str:
+    """A file name that cannot leave the library's folder: no path, no control characters, no dot-start.
+
+    Raises LibraryError for names that are nothing but such parts (`..`, `/`, an empty name).
+    """
+    name = unicodedata.normalize("NFC", str(name))
+    if "\x00" in name:
+        raise LibraryError("文件名含有 NUL 字符，已拒绝")
+    base = re.split(r"[/\\]", name)[-1]
+    base = _UNSAFE.sub("_", base).strip().lstrip(".")
+    if not base or base in (".", ".."):
+        raise LibraryError(f"文件名无效：{name!r}")
+    if len(base.encode("utf-8")) > 200:
+        stem, dot, ext = base.rpartition(".")
+        base = (stem or base)[:60] + (dot + ext[:16] if dot else "")
+    return base
+
+
+def meta_for(settings: Settings, encoder: Encoder | None, dense_note: str, timings: dict) -> dict:
+    """What a commit records about how the index was made; `stale_reason` compares it with the present."""
+    from .tokenizer import default_tokenizer
+
+    dense = {"enabled": encoder is not None, "wanted": settings.model, "reason": dense_note if encoder is None else "",
+             "note": dense_note if encoder is not None else ""}
+    if encoder is not None:
+        dense.update(engine=encoder.engine, model=encoder.name, key=encoder.key, label=encoder.label, dim=encoder.dim,
+                     query_prompt=encoder.query_prompt, passage_prompt=encoder.passage_prompt)
+    return {
+        "format": FORMAT,
+        "rag_version": __version__,
+        "updated_at": now(),
+        "docs_dir": str(Path(settings.docs_dir).resolve()),
+        "model": settings.model,
+        "dense": dense,
+        "chunking": settings.chunking(),
+        "tokenizer": default_tokenizer().version,
+        "lexical_weights": settings.lexical_weights(),
+        "timings": timings,
+    }
+
+
+def stale_reason(meta: dict | None, settings: Settings, encoder: Encoder | None) -> str:
+    """Why the index must be rebuilt in full (a change that touches every chunk); empty when it need not."""
+    from .tokenizer import default_tokenizer
+
+    if not meta:
+        return "尚无索引"
+    if meta.get("format") != FORMAT:
+        return "索引格式已更新"
+    if meta.get("chunking") != settings.chunking():
+        return "分块参数有变化"
+    if meta.get("tokenizer") != default_tokenizer().version:
+        return "分词词典有变化"
+    if meta.get("lexical_weights") != settings.lexical_weights():
+        return "关键词检索字段有变化"
+    dense = meta.get("dense") or {}
+    old_key = dense.get("key") if dense.get("enabled") else None
+    new_key = encoder.key if encoder is not None else None
+    if old_key != new_key:
+        return f"语义模型由 {old_key or '无'} 改为 {new_key or '无'}"
+    return ""
+
+
+class Library:
+    """Prepares documents and applies changes through a backend writer."""
+
+    def __init__(self, settings: Settings, encoder: Encoder | None, progress: bool = False):
+        self.settings = settings
+        self.encoder = encoder
+        self.progress = progress
+        self.files = Path(settings.index_dir) / FILES
+        self._cache: EmbeddingCache | None = None
+        self.stats = {"embedded": 0, "cached": 0}
+
+    @property
+    def cache(self) -> EmbeddingCache:
+        if self._cache is None:
+            self._cache = EmbeddingCache(Path(self.settings.index_dir) / "embeddings.sqlite")
+        return self._cache
+
+    def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
+
+    # --- documents -> prepared ---------------------------------------------------------------------
+
+    def prepare(self, items: list[tuple[Document | None, DocumentInfo]]) -> list[Prepared]:
+        """Split, chunk and embed documents (one batch, one progress bar). A None document is a skipped file."""
+        s = self.settings
+        out = []
+        for doc, info in items:
+            if doc is None:
+                out.append(Prepared(info))
+                continue
+            articles = split_articles(doc)
+            chunks = [c for i, a in enumerate(articles) for c in chunk_article(a, i, s.chunk_min, s.chunk_max, s.chunk_hard_max)]
+            info = DocumentInfo(**{**asdict(info), "articles": len(articles), "chunks": len(chunks)})
+            out.append(Prepared(info, articles, chunks))
+        if self.encoder is not None:
+            texts = [c.embed_text for p in out for c in p.chunks]
+            if texts:
+                if self.progress:
+                    log.info("向量化 %d 个文本块（%s）…", len(texts), self.encoder.label)
+                vectors, embedded = self.cache.encode(self.encoder, texts, s.batch_size, self.progress)
+                self.stats["embedded"] += embedded
+                self.stats["cached"] += len(texts) - embedded
+                row = 0
+                for p in out:
+                    p.vectors = vectors[row : row + len(p.chunks)]
+                    row += len(p.chunks)
+        return out
+
+    # --- the docs folder ---------------------------------------------------------------------------
+
+    def _folder_item(self, path: Path, rel: str, size: int, mtime_ns: int) -> tuple[Document | None, DocumentInfo]:
+        try:
+            doc = read_file(path, rel)
+        except Unreadable as exc:
+            log.warning("跳过 %s：%s", rel, exc)
+            digest = _sha256(path)
+            return None, DocumentInfo(rel, digest, "unknown", added_at=now(), status="skipped", reason=str(exc),
+                                      origin="folder", size=size, mtime_ns=mtime_ns)
+        return doc, DocumentInfo(rel, doc.sha256, doc.kind, doc.pages, added_at=now(), origin="folder",
+                                 size=size, mtime_ns=mtime_ns)
+
+    def sync_folder(self, writer: Writer) -> list[Change]:
+        """Bring the folder's documents up to date in `writer`: only new, changed and deleted files cost anything."""
+        docs_dir = Path(self.settings.docs_dir)
+        known = {d.source: d for d in writer.documents()}
+        seen, todo, changes = set(), [], []
+        for path, rel in scan_folder(docs_dir):
+            seen.add(rel)
+            try:
+                st = path.stat()
+            except OSError as exc:
+                log.warning("跳过无法读取的文件 %s：%s", rel, exc)
+                continue
+            old = known.get(rel)
+            if old is not None and old.origin == "stored":
+                log.warning("文档目录中的 %s 与已上传的文档同名，以文档目录中的文件为准", rel)
+            elif old is not None and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
+                continue
+            if old is not None and old.origin == "folder" and old.sha256 == _sha256(path):
+                # Touched but not changed: remember the new stamp so it is not hashed at every start.
+                todo.append((old, path, rel, st, True))
+                continue
+            todo.append((old, path, rel, st, False))
+        gone = [s for s, d in known.items() if d.origin == "folder" and s not in seen]
+        if gone:
+            writer.remove(gone)
+            changes += [Change(s, "removed", "文件已从文档目录删除") for s in gone]
+        restamp = [(old, st) for old, _, _, st, same in todo if same]
+        if restamp:
+            writer.restamp({old.source: (st.st_size, st.st_mtime_ns) for old, st in restamp})
+        fresh = [(old, path, rel, st) for old, path, rel, st, same in todo if not same]
+        items = [self._folder_item(path, rel, st.st_size, st.st_mtime_ns) for _, path, rel, st in fresh]
+        if items:
+            writer.add(self.prepare(items))
+            for (old, *_), p in zip(fresh, items):
+                changes.append(_change(p[1], "replaced" if old is not None else "added"))
+        return changes
+
+    def all_items(self) -> list[tuple[Document | None, DocumentInfo]]:
+        """Every document the library holds the original of: the docs folder, then the stored copies."""
+        items = [self._folder_item(path, rel, st.st_size, st.st_mtime_ns)
+                 for path, rel in scan_folder(Path(self.settings.docs_dir)) if (st := path.stat())]
+        names = {info.source for _, info in items}
+        for path in sorted(self.files.glob("*")) if self.files.is_dir() else []:
+            source = _stored_source(path.name)
+            if source is None or source in names or path.name.startswith("."):
+                continue
+            try:
+                doc = read_file(path, source)
+            except Unreadable as exc:
+                log.warning("跳过已存储的 %s：%s", source, exc)
+                continue
+            names.add(source)
+            items.append((doc, DocumentInfo(source, doc.sha256, doc.kind, doc.pages, added_at=_mtime(path),
+                                            origin="stored", stored=path.name, size=path.stat().st_size)))
+        return items
+
+    def rebuild(self, writer: Writer) -> list[Change]:
+        writer.clear()
+        items = self.all_items()
+        if not any(doc is not None for doc, _ in items):
+            raise LibraryError(f"文档目录 {self.settings.docs_dir} 中没有可索引的文档")
+        prepared = self.prepare(items)
+        writer.add(prepared)
+        return [_change(p.info, "added") for p in prepared]
+
+    # --- uploads and `rag add` ---------------------------------------------------------------------
+
+    def add(self, writer: Writer, files: list[tuple[str, bytes]]) -> list[Change]:
+        """Add (name, content) pairs. An identical re-upload is a no-op; the same name with new content replaces."""
+        known = {d.source: d for d in writer.documents()}
+        items, kinds, changes, stored_names = [], [], [], []
+        for name, data in files:
+            try:
+                source = safe_name(name)
+            except LibraryError as exc:
+                changes.append(Change(str(name)[:80], "refused", str(exc)))
+                continue
+            old = known.get(source)
+            if old is not None and old.origin == "folder":
+                changes.append(Change(source, "refused", "与文档目录中的文件同名；请改名后再上传，或直接修改文档目录中的文件"))
+                continue
+            try:
+                doc = read_bytes(data, source)
+            except Unreadable as exc:
+                changes.append(Change(source, "refused", f"无法读取：{exc}"))
+                continue
+            if old is not None and old.sha256 == doc.sha256 and old.status == "ok":
+                changes.append(Change(source, "unchanged", "内容与已有文档相同，未做改动", old.articles, old.chunks))
+                continue
+            stored = self._store(source, doc.sha256, data)
+            stored_names.append(stored)
+            items.append((doc, DocumentInfo(source, doc.sha256, doc.kind, doc.pages, added_at=now(), origin="stored",
+                                            stored=stored, size=len(data))))
+            kinds.append("replaced" if old is not None else "added")
+            known[source] = items[-1][1]
+        if items:
+            prepared = self.prepare(items)
+            writer.add(prepared)
+            changes += [_change(p.info, kind) for p, kind in zip(prepared, kinds)]
+        return changes
+
+    def _store(self, source: str, sha256: str, data: bytes) -> str:
+        """Keep the original inside the index folder (durably: a committed document must be rebuildable)."""
+        self.files.mkdir(parents=True, exist_ok=True)
+        name = f"{sha256[:16]}-{source}"
+        path = self.files / name
+        if not path.exists():
+            tmp = self.files / f".{name}.{os.getpid()}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        return name
+
+    def remove(self, writer: Writer, sources: list[str]) -> list[Change]:
+        known = {d.source: d for d in writer.documents()}
+        changes, drop = [], []
+        for source in sources:
+            doc = known.get(source)
+            if doc is None:
+                raise LibraryError(f"资料库中没有名为 {source!r} 的文档（用 python -m rag list 查看）")
+            if doc.origin == "folder":
+                raise LibraryError(f"{source} 来自文档目录 {self.settings.docs_dir}：请从该目录中删除文件，索引会随之更新")
+            drop.append(source)
+            changes.append(Change(source, "removed", "已删除", doc.articles, doc.chunks))
+        writer.remove(drop)
+        return changes
+
+    def collect_files(self, writer: Writer) -> None:
+        """Stored originals no document refers to any more (after a remove, a replace, a crash)."""
+        if not self.files.is_dir():
+            return
+        wanted = {d.stored for d in writer.documents() if d.origin == "stored"}
+        for path in self.files.iterdir():
+            if path.name not in wanted:
+                path.unlink(missing_ok=True)
+
+
+def _stored_source(name: str) -> str | None:
+    prefix, dash, source = name.partition("-")
+    return source if dash and len(prefix) == 16 and re.fullmatch(r"[0-9a-f]{16}", prefix) and source else None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+    except OSError:
+        return "unreadable"
+    return h.hexdigest()
+
+
+def _mtime(path: Path) -> str:
+    return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
+
+
+def _change(info: DocumentInfo, kind: str) -> Change:
+    if info.status != "ok":
+        return Change(info.source, "skipped", info.reason)
+    words = {"added": "已添加", "replaced": "已更新"}[kind]
+    return Change(info.source, kind, f"{words}：{info.articles} 篇文章、{info.chunks} 个文本块", info.articles, info.chunks)
+
+

@@ -1,0 +1,101 @@
+"""BM25 over segments must score exactly like bm25s over the live documents, after adds, deletes and merges."""
+
+import bm25s
+import numpy as np
+import pytest
+
+from rag.articles import split_articles
+from rag.backends.local import bm25
+from rag.backends.local.segment import char_bigrams
+from rag.ingest import read_documents
+from rag.tokenizer import default_tokenizer
+
+QUERIES = ({"智慧岛": 1.0, "企业": 1.0}, {"许寨社区": 1.0, "党员": 0.5, "多少": 1.0}, {"开发区": 1.0})
+
+
+@pytest.fixture(scope="module")
+def docs(seeds_dir):
+    tk = default_tokenizer()
+    return [tk(a.body) for d in read_documents(seeds_dir) for a in split_articles(d)]
+
+
+def _field(tmp_path, name, docs, part_docs=4096):
+    builder = bm25.FieldBuilder()
+    builder.PART_DOCS = part_docs
+    for tokens in docs:
+        builder.add(tokens)
+    builder.write(tmp_path, name)
+    return bm25.Field.load(tmp_path, name)
+
+
+def _reference(docs, query):
+    model = bm25s.BM25()
+    model.index(docs, show_progress=False)
+    scores = np.zeros(len(docs))
+    for token, weight in query.items():
+        scores += weight * model.get_scores([token])
+    return scores / scores.max()
+
+
+def _ours(parts, query, size):
+    n, avg = bm25.statistics(parts)
+    return bm25.scores(parts, query, n, avg, size)
+
+
+@pytest.mark.parametrize("part_docs", [4096, 5])  # one part, and many parts scattered into the matrix
+def test_one_segment_scores_like_bm25s(tmp_path, docs, part_docs):
+    field = _field(tmp_path, "w", docs, part_docs)
+    for query in QUERIES:
+        np.testing.assert_allclose(_ours([bm25.Part(field, 0, None)], query, len(docs)), _reference(docs, query), rtol=1e-5, atol=1e-6)
+
+
+def test_statistics_stay_global_across_segments_and_deletes(tmp_path, docs):
+    half = len(docs) // 2
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a, b = _field(tmp_path / "a", "w", docs[:half]), _field(tmp_path / "b", "w", docs[half:])
+    live_b = np.ones(len(docs) - half, dtype=bool)
+    live_b[::3] = False  # a third of the second segment deleted
+    parts = [bm25.Part(a, 0, None), bm25.Part(b, half, live_b)]
+    survivors = docs[:half] + [d for d, keep in zip(docs[half:], live_b) if keep]
+    for query in QUERIES:
+        ours = _ours(parts, query, len(docs))
+        alive = np.r_[np.ones(half, dtype=bool), live_b]
+        assert not ours[~alive].any(), "a deleted document never scores"
+        np.testing.assert_allclose(ours[alive], _reference(survivors, query), rtol=1e-5, atol=1e-6)
+    assert bm25.document_frequency(parts, ["开发区"])["开发区"] == sum("开发区" in d for d in survivors)
+
+
+def test_merged_field_equals_a_fresh_one(tmp_path, docs):
+    half = len(docs) // 2
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a, b = _field(tmp_path / "a", "w", docs[:half]), _field(tmp_path / "b", "w", docs[half:])
+    live_a = np.ones(half, dtype=bool)
+    live_a[1::4] = False
+    bm25.merge_fields([a, b], [live_a, None], tmp_path, "m")
+    merged = bm25.Field.load(tmp_path, "m")
+    survivors = [d for d, keep in zip(docs[:half], live_a) if keep] + docs[half:]
+    fresh = _field(tmp_path, "f", survivors)
+    for key in bm25.ARRAYS:
+        np.testing.assert_array_equal(getattr(merged, key), getattr(fresh, key))
+
+
+def test_char_bigrams():
+    assert char_bigrams("就业意向2135人") == ["就业", "业意", "意向", "人"]
+    assert char_bigrams("LED 屏") == ["屏"]
+
+
+def test_query_pieces_of_one_word_share_its_weight():
+    weights = default_tokenizer().weighted("为了让商户管好自家门口的卫生")
+    assert set(weights) >= {"商户", "家门", "门口", "家门口", "卫生"}
+    assert abs(weights["家门口"] - 1 / 3**0.5) < 1e-9 and weights["商户"] == 1.0
+    assert "的" not in weights and "为了" not in weights
+
+
+def test_parallel_tokenization_matches_serial(seeds_dir):
+    from rag.chunks import sentence_spans
+    from rag.tokenizer import tokenize_articles
+
+    items = [(a.title, [a.body[s:e] for s, e in sentence_spans(a.body)]) for d in read_documents(seeds_dir) for a in split_articles(d)]
+    assert list(tokenize_articles(iter(items * 3), workers=2)) == list(tokenize_articles(iter(items * 3), workers=1))
