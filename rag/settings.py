@@ -44,6 +44,12 @@ class Settings:
     backend: str = field(default_factory=lambda: _env("RAG_BACKEND", "local"))
     # Seconds a writer waits for another writer of the same index before giving up with a clear message.
     lock_timeout: float = field(default_factory=lambda: float(_env("RAG_LOCK_TIMEOUT", "600")))
+    # Public deployments: no uploads or deletes, through the UI or the API.
+    read_only: bool = field(default_factory=lambda: _env("RAG_READ_ONLY", "0").lower() in ("1", "true", "yes"))
+    max_upload_mb: int = field(default_factory=lambda: int(_env("RAG_MAX_UPLOAD_MB", "50")))
+    max_uploads: int = field(default_factory=lambda: int(_env("RAG_MAX_UPLOADS", "20")))  # files per upload
+    # How often the running app looks for changed files in the docs folder (0: only at start).
+    watch_seconds: float = field(default_factory=lambda: float(_env("RAG_WATCH_SECONDS", "30")))
 
     def with_(self, **changes) -> "Settings":
         """A copy with the given fields changed; `None` values are ignored (unset CLI flags)."""
