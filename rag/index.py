@@ -219,6 +219,7 @@ class Index:
         self.tokenizer.warm()
         self._write_lock = threading.Lock()  # one writer per process; other processes wait on the index lock
         self._repairing = False
+        self.backend.refresh(wait=True)  # a build or sync just committed: start on the newest generation
         with self.backend.snapshot() as snap:
             _validate_meta(snap.meta)
             self._check_vectors(snap)

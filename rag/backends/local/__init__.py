@@ -277,6 +277,7 @@ class LocalBackend(Backend):
         self._gen: Generation | None = None
         self._reloader: threading.Thread | None = None
         self._failed_stamp = None
+        self._closed = False
         self.reload_error = ""  # why the newest generation could not be opened (the previous one serves)
 
     @property
@@ -365,14 +366,18 @@ class LocalBackend(Backend):
             raise
         self.reload_error = ""
         with self._lock:
-            self._install(gen)
             self._reloader = None
+            if self._closed:  # closed while this was loading: hold nothing
+                gen.lease.release()
+                return False
+            self._install(gen)
         log.info("已切换到第 %d 代索引", gen.number)
         return True
 
     @contextlib.contextmanager
     def snapshot(self):
         with self._lock:
+            self._closed = False  # a closed backend opens again on use
             if self._gen is None:
                 self._install(self._open_generation())
             elif self._reloader is None and fs.pointer_stamp(self.folder) not in (self._gen.stamp, self._failed_stamp):
@@ -389,6 +394,7 @@ class LocalBackend(Backend):
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             if self._gen is not None:
                 self._gen.retired = True
                 if self._gen.refs == 0:

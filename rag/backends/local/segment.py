@@ -39,6 +39,8 @@ MANIFEST = "segment.json"
 # Segments up to this size are verified before they serve; larger ones in a background thread,
 # so a 1M-chunk index still opens in about a second (see README, "Operating it").
 VERIFY_SYNC_BYTES = int(os.environ.get("RAG_VERIFY_SYNC_MB", "256")) * 2**20
+# Starting worker processes costs more than tokenizing fewer articles on one core.
+PARALLEL_MIN_ARTICLES = int(os.environ.get("RAG_PARALLEL_MIN_ARTICLES", "2000"))
 _CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 
 
@@ -103,7 +105,7 @@ def build(
         by_article[c.article].append(c)
     spans = [sentence_spans(a.body, hard_max) for a in articles]  # the sentences the chunker used
     work = ((a.title, [a.body[s:e] for s, e in sp]) for a, sp in zip(articles, spans))
-    results = tokenize_articles(work, workers if len(articles) >= 2000 else 1)
+    results = tokenize_articles(work, workers if len(articles) >= PARALLEL_MIN_ARTICLES else 1)
     for a_id, (title_tokens, sentence_tokens) in enumerate(
         tqdm(results, total=len(articles), desc="分词", unit="篇", disable=not progress, mininterval=1.0)
     ):
