@@ -59,6 +59,16 @@ def questions(n: int) -> list[str]:
     return [qs[i % len(qs)] for i in range(n)]
 
 
+def _parts_mb(folder: Path) -> dict:
+    """Disk use by kind of file, summed over segments."""
+    parts: dict[str, float] = {}
+    for p in Path(folder).rglob("*"):
+        if p.is_file():
+            kind = p.name.split(".")[0] if p.parent.parent.name == "segments" else p.name
+            parts[kind] = parts.get(kind, 0.0) + p.stat().st_size / 2**20
+    return {k: round(v, 1) for k, v in sorted(parts.items())}
+
+
 def cmd_build(args) -> dict:
     from rag import build_index
     from rag.settings import Settings
@@ -70,34 +80,33 @@ def cmd_build(args) -> dict:
     t0 = time.perf_counter()
     index = build_index(args.docs, args.index, settings=settings, progress=False, embedder=embedder)
     total = time.perf_counter() - t0
-    out = {
+    info = index.info()
+    segments = sorted((Path(args.index) / "segments").iterdir())
+    return {
         "build_s": round(total, 2),
         "timings": index.manifest["timings"],
-        "chunks": index.n_chunks,
-        "articles": index.manifest["counts"]["articles"],
-        "index_mb": round(folder_mb(index.folder), 1),
-        "index_parts_mb": {
-            name: round(folder_mb(index.folder / name) if (index.folder / name).is_dir() else (index.folder / name).stat().st_size / 2**20, 1)
-            for name in sorted(p.name for p in index.folder.iterdir())
-        },
+        "chunks": info.chunks,
+        "articles": info.articles,
+        "documents": info.documents,
+        "index_mb": round(folder_mb(Path(args.index)), 1),
+        "index_parts_mb": _parts_mb(Path(args.index)),
         "build_peak_rss_mb": round(peak_rss_mb(), 1),
         # Tokenizer workers are forked: most of their RSS is the parent's pages, shared, not extra memory.
         "tokenizer_workers_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0, 1),
-        "dense": index.manifest["dense"]["model"] if index.dense_enabled else "off",
+        "dense": info.dense_label if info.dense else "off",
+        "segment": str(segments[0]) if segments else "",
     }
-    out["folder"] = str(index.folder)
-    return out
 
 
 def cmd_recall(args) -> dict:
     """IVF recall@10 against exact search over the very same stored vectors."""
     import faiss
 
+    from rag.backends.local.vectors import NPROBE
+
     ivf = faiss.read_index(str(Path(args.index_folder) / "vectors.faiss"))
     if not hasattr(ivf, "nprobe"):
         return {"index": "exact (flat)", "recall_at_10": 1.0}
-    from rag.ann import NPROBE
-
     ivf.nprobe = NPROBE
     ivf.make_direct_map()
     vectors = ivf.reconstruct_n(0, ivf.ntotal)
@@ -117,7 +126,7 @@ def cmd_recall(args) -> dict:
 
 def cmd_serve(args) -> dict:
     from rag import load_index
-    from rag.lexical import char_bigrams
+    from rag.backends.local import segment as seg
 
     from .random_embedder import RandomEmbedder
 
@@ -126,47 +135,42 @@ def cmd_serve(args) -> dict:
     index = load_index(args.index, embedder=embedder)
     load_s = time.perf_counter() - t0
     rss_after_load = rss_mb()
+    # What checking every file's checksum costs (done at load up to RAG_VERIFY_SYNC_MB, else in the background).
+    t0 = time.perf_counter()
+    verified_mb = 0.0
+    for folder in sorted((Path(args.index) / "segments").iterdir()):
+        s = seg.Segment(folder, verify=False)
+        verified_mb += sum(f.size for f in s.manifest.files.values()) / 2**20
+        assert not s._verify()
+        s.close()
+    verify_s = time.perf_counter() - t0
     qs = questions(args.queries)
     for q in qs[:5]:
         index.retrieve(q, k=5)  # warm caches (jieba, page cache)
-    lexical, dense, hybrid, raw = [], [], [], []
-    lex = index.backend._lexical
-    vecs = index.backend._vectors
+    lexical, dense, hybrid = [], [], []
     for q in qs:
-        t = time.perf_counter()
-        index.backend.lexical(index.tokenizer(q), 50, q)
-        lexical.append(time.perf_counter() - t)
-        if vecs is not None:
-            v = embedder.encode_query(q)
+        with index.backend.snapshot() as snap:
             t = time.perf_counter()
-            index.backend.dense(v, 50)
-            dense.append(time.perf_counter() - t)
-        # The raw library calls retrieve() stands on, as bm25s.retrieve makes them: tokenize, score each
-        # field and take its top 50; plus one FAISS search.
-        t = time.perf_counter()
-        tokens = index.tokenizer(q)
-        for name, model in lex.models.items():
-            ids = model.get_tokens_ids(char_bigrams(q) if name == "bigrams" else tokens)
-            if ids:
-                scores = model.get_scores_from_ids(ids)
-                np.argpartition(-scores, 49)[:50]
-        if vecs is not None:
-            vecs.index.search(v.reshape(1, -1), 50)
-        raw.append(time.perf_counter() - t)
+            snap.lexical(index.tokenizer.weighted(q), 50, q)
+            lexical.append(time.perf_counter() - t)
+            if embedder is not None:
+                v = embedder.encode_query(q)
+                t = time.perf_counter()
+                snap.dense(v, 50)
+                dense.append(time.perf_counter() - t)
         t = time.perf_counter()
         index.retrieve(q, k=5, mode="hybrid")
         hybrid.append(time.perf_counter() - t)
-    out = {
+    return {
         "load_s": round(load_s, 3),
+        "verify_s": round(verify_s, 3),
+        "verified_mb": round(verified_mb, 1),
         "rss_after_load_mb": round(rss_after_load, 1),
         "serve_peak_rss_mb": round(peak_rss_mb(), 1),
         "lexical": percentiles(lexical),
         "dense": percentiles(dense) if dense else None,
         "hybrid_retrieve": percentiles(hybrid),
-        "raw_bm25s_faiss": percentiles(raw),
     }
-    out["retrieve_overhead"] = round(out["hybrid_retrieve"]["p50_ms"] / out["raw_bm25s_faiss"]["p50_ms"] - 1, 3)
-    return out
 
 
 def _peer_pieces():

@@ -122,8 +122,13 @@ def _snapshot_meta(backend: Backend) -> dict | None:
         return _validate_meta(snap.meta)
 
 
-def _commit(library: Library, writer, settings: Settings, encoder: Encoder | None, note: str, timings: dict) -> int:
-    return writer.commit(meta_for(settings, encoder, note, timings), encoder.key if encoder is not None else None)
+def _commit(library: Library, writer, settings: Settings, encoder: Encoder | None, note: str, started: float) -> int:
+    """Commit with the timings of this change: read+split+chunk, embed, write (tokenize, BM25, store, FAISS)."""
+    key = encoder.key if encoder is not None else None
+    t0 = time.perf_counter()
+    writer.flush(key)
+    timings = {**library.stats, "write_s": round(time.perf_counter() - t0, 3), "total_s": round(time.perf_counter() - started, 3)}
+    return writer.commit(meta_for(settings, encoder, note, timings), key)
 
 
 def build_index(
@@ -160,8 +165,7 @@ def _build(settings: Settings, backend: Backend, encoder: Encoder | None, note: 
             _progress("读取文档：%s", settings.docs_dir)
             changes = library.rebuild(writer)
             _progress("共 %d 篇文档", len(changes))
-            timings = {"build_s": round(time.perf_counter() - started, 2), **library.stats}
-            _commit(library, writer, settings, encoder, note, timings)
+            _commit(library, writer, settings, encoder, note, started)
             library.collect_files(writer)
     finally:
         library.close()
@@ -407,8 +411,7 @@ class Index:
             with self._write_lock, self.backend.writer(self.settings.lock_timeout, _waiting) as writer:
                 changes = action(library, writer, *args)
                 if any(c.status in ("added", "replaced", "removed", "skipped") for c in changes) or full:
-                    timings = {"seconds": round(time.perf_counter() - started, 3), **library.stats}
-                    _commit(library, writer, self.settings, self.encoder, self.dense_note, timings)
+                    _commit(library, writer, self.settings, self.encoder, self.dense_note, started)
                     library.collect_files(writer)
                     changes = _with_duplicates(changes, writer.documents())
         finally:

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import re
+import time
 import unicodedata
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -128,7 +129,7 @@ class Library:
         self.progress = progress
         self.files = Path(settings.index_dir) / FILES
         self._cache: EmbeddingCache | None = None
-        self.stats = {"embedded": 0, "cached": 0}
+        self.stats = {"embedded": 0, "cached": 0, "read_s": 0.0, "embed_s": 0.0}
 
     @property
     def cache(self) -> EmbeddingCache:
@@ -146,6 +147,7 @@ class Library:
     def prepare(self, items: list[tuple[Document | None, DocumentInfo]]) -> list[Prepared]:
         """Split, chunk and embed documents (one batch, one progress bar). A None document is a skipped file."""
         s = self.settings
+        started = time.perf_counter()
         out = []
         for doc, info in items:
             if doc is None:
@@ -155,14 +157,20 @@ class Library:
             chunks = [c for i, a in enumerate(articles) for c in chunk_article(a, i, s.chunk_min, s.chunk_max, s.chunk_hard_max)]
             info = DocumentInfo(**{**asdict(info), "articles": len(articles), "chunks": len(chunks)})
             out.append(Prepared(info, articles, chunks))
+        self.stats["read_s"] += round(time.perf_counter() - started, 3)
+        started = time.perf_counter()
         if self.encoder is not None:
             texts = [c.embed_text for p in out for c in p.chunks]
             if texts:
                 if self.progress:
                     log.info("向量化 %d 个文本块（%s）…", len(texts), self.encoder.label)
-                vectors, embedded = self.cache.encode(self.encoder, texts, s.batch_size, self.progress)
+                if self.encoder.cacheable:
+                    vectors, embedded = self.cache.encode(self.encoder, texts, s.batch_size, self.progress)
+                else:
+                    vectors, embedded = self.encoder.encode_passages(texts, s.batch_size, self.progress), len(texts)
                 self.stats["embedded"] += embedded
                 self.stats["cached"] += len(texts) - embedded
+                self.stats["embed_s"] += round(time.perf_counter() - started, 3)
                 row = 0
                 for p in out:
                     p.vectors = vectors[row : row + len(p.chunks)]

@@ -110,6 +110,9 @@ class Writer(abc.ABC):
     def clear(self) -> None:
         """Drop every document (a full rebuild starts here)."""
 
+    def flush(self, vector_key: str | None = None) -> None:
+        """Write what `add` gathered (still invisible to readers); `commit` does it if this was not called."""
+
     @abc.abstractmethod
     def commit(self, meta: dict, vector_key: str | None = None) -> int:
         """Make everything visible at once and return the new generation's number; a crash before

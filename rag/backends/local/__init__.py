@@ -544,13 +544,16 @@ class LocalWriter(Writer):
             self.docs[info.source] = _record(info, [list(r) for r in refs[info.source]])
         self.pending = []
 
-    def commit(self, meta: dict, vector_key: str | None = None) -> int:
-        """Write the next generation and point CURRENT at it; returns its number."""
+    def flush(self, vector_key: str | None = None) -> None:
         self._vector_key = vector_key
         existing = {self.backend.segment(s).vector_key for s in self.segments}
         if self.pending and existing and existing != {vector_key}:
             raise ValueError(f"索引中的向量来自 {existing}，新文档的向量来自 {vector_key}：请完整重建（python -m rag build）")
         self._write_pending()
+
+    def commit(self, meta: dict, vector_key: str | None = None) -> int:
+        """Write the next generation and point CURRENT at it; returns its number."""
+        self.flush(vector_key)
         referenced = {r[0] for d in self.docs.values() for r in d.refs}
         self.segments = [s for s in self.segments if s in referenced]  # wholly dead segments leave
         manifest = GenerationManifest(
