@@ -110,6 +110,9 @@ def main(argv=None) -> int:
         log(f"{name}: built in {entry['build']['build_s']} s; measuring IVF recall and serving")
         entry["recall"] = run_worker("recall", "--index-folder", entry["build"]["segment"], timeout=timeout)
         entry["serve"] = run_worker("serve", "--index", str(index_dir), "--queries", str(args.queries), timeout=timeout)
+        log(f"{name}: adding and removing one page on the live index")
+        entry["update"] = run_worker("update", "--docs", str(corpus), "--index", str(index_dir), "--work", str(work),
+                                     "--repeat", "1" if n < 10_000 else "3", timeout=timeout)
         if peer and n <= parse_size(args.peer_max):
             log(f"{name}: LangChain peer")
             entry["peer"] = run_worker("peer", "--docs", str(corpus), "--queries", str(min(args.queries, 100)), timeout=timeout)
@@ -158,6 +161,19 @@ def render(report: dict) -> str:
             f"{(s['dense'] or {}).get('p50_ms', float('nan')):>9.3f} {(s['dense'] or {}).get('p95_ms', float('nan')):>9.3f} "
             f"{s['hybrid_retrieve']['p50_ms']:>8.2f} {s['hybrid_retrieve']['p95_ms']:>8.2f} "
             f"{str(r.get('recall_at_10', '-')):>9}"
+        )
+    lines += ["", "incremental updates (one page added, then removed, on the live index; another process queries all along):"]
+    lines.append(f"{'size':>5} {'page chunks':>11} {'add s':>7} {'remove s':>8} {'full build s':>12} {'add/build':>9} "
+                 f"{'merge s':>7} {'query p50 idle':>14} {'p50 during':>10} {'p95 during':>10}")
+    for name, e in report["sizes"].items():
+        u = e.get("update")
+        if not u:
+            continue
+        idle, during = u.get("query_idle") or {}, u.get("query_during_update") or {}
+        lines.append(
+            f"{name:>5} {u['page_chunks']:>11} {u['add_s']:>7.2f} {u['remove_s']:>8.2f} {e['build']['build_s']:>12.1f} "
+            f"{u['add_s'] / e['build']['build_s']:>9.1%} {u['merge_s']:>7.2f} {idle.get('p50_ms', float('nan')):>14.2f} "
+            f"{during.get('p50_ms', float('nan')):>10.2f} {during.get('p95_ms', float('nan')):>10.2f}"
         )
     peers = {name: e for name, e in report["sizes"].items() if "peer" in e}
     if peers:

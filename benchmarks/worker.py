@@ -173,6 +173,73 @@ def cmd_serve(args) -> dict:
     }
 
 
+def cmd_update(args) -> dict:
+    """Add one page to a live index and remove it again, while another process keeps querying it."""
+    import subprocess
+
+    from rag import open_index
+    from rag.settings import Settings
+
+    from .corpus import page
+    from .random_embedder import RandomEmbedder
+
+    new_page = Path(args.work) / "new_page.txt"
+    page_chunks = page(new_page, seed=1)
+    index = open_index(Settings(docs_dir=args.docs, index_dir=args.index), progress=False, embedder=RandomEmbedder())
+    loop = subprocess.Popen([sys.executable, "-m", "benchmarks.worker", "queryloop", "--index", args.index],
+                            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert loop.stdout.readline().strip() == "READY"
+    time.sleep(2.0)  # some queries before any update, as the idle baseline
+    adds, removes, windows = [], [], []
+    for _ in range(args.repeat):
+        for action, arg, out in ((index.add, [new_page], adds), (index.remove, new_page.name, removes)):
+            t0 = time.time()
+            changes = action(arg)
+            t1 = time.time()
+            assert changes and changes[0].status in ("added", "removed"), changes
+            out.append(t1 - t0)
+            windows.append((t0, t1))
+            time.sleep(0.5)
+    t0 = time.perf_counter()
+    index.maintain()
+    merge_s = time.perf_counter() - t0
+    loop.stdin.close()
+    samples = json.loads(next(line for line in loop.stdout if line.startswith("RESULT "))[len("RESULT "):])
+    loop.wait(timeout=60)
+    during = [lat for start, lat in samples if any(a <= start <= b for a, b in windows)]
+    idle = [lat for start, lat in samples if start < windows[0][0]]
+    return {
+        "page_chunks": page_chunks,
+        "add_s": round(statistics.median(adds), 3),
+        "remove_s": round(statistics.median(removes), 3),
+        "merge_s": round(merge_s, 3),
+        "query_during_update": percentiles(during) if during else None,
+        "query_idle": percentiles(idle) if idle else None,
+        "queries": len(samples),
+    }
+
+
+def cmd_queryloop(args) -> dict:
+    """Query until stdin closes; report (start time, latency) of every query (for `update`)."""
+    import select
+
+    from rag import load_index
+
+    from .random_embedder import RandomEmbedder
+
+    index = load_index(args.index, embedder=RandomEmbedder())
+    qs = questions(500)
+    index.retrieve(qs[0], k=5)
+    print("READY", flush=True)
+    samples, i = [], 0
+    while not select.select([sys.stdin], [], [], 0)[0]:
+        t0 = time.time()
+        index.retrieve(qs[i % len(qs)], k=5)
+        samples.append((t0, time.time() - t0))
+        i += 1
+    return samples
+
+
 def _peer_pieces():
     import jieba
     from langchain_classic.retrievers import EnsembleRetriever
@@ -283,6 +350,13 @@ def main(argv=None) -> int:
     p.add_argument("--index", required=True)
     p.add_argument("--dense", choices=("random", "off"), default="random")
     p.add_argument("--queries", type=int, default=200)
+    p = sub.add_parser("update")
+    p.add_argument("--docs", required=True)
+    p.add_argument("--index", required=True)
+    p.add_argument("--work", required=True)
+    p.add_argument("--repeat", type=int, default=3)
+    p = sub.add_parser("queryloop")
+    p.add_argument("--index", required=True)
     p = sub.add_parser("peer")
     p.add_argument("--docs", required=True)
     p.add_argument("--queries", type=int, default=100)
@@ -291,7 +365,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    commands = {"build": cmd_build, "recall": cmd_recall, "serve": cmd_serve, "peer": cmd_peer, "quality": cmd_quality}
+    commands = {"build": cmd_build, "recall": cmd_recall, "serve": cmd_serve, "update": cmd_update, "queryloop": cmd_queryloop,
+                "peer": cmd_peer, "quality": cmd_quality}
     result = commands[args.cmd](args)
     print("RESULT " + json.dumps(result, ensure_ascii=False), flush=True)
     return 0

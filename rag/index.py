@@ -189,8 +189,11 @@ def load_index(index_dir: str | Path | None = None, settings: Settings | None = 
     return Index(backend, settings, encoder, why if encoder is None else meta["dense"].get("note", ""), writable=False)
 
 
-def open_index(settings: Settings | None = None, progress: bool = True) -> "Index":
-    """The index over the docs folder, up to date: built, synced or rebuilt as needed."""
+def open_index(settings: Settings | None = None, progress: bool = True, embedder: Encoder | None = None) -> "Index":
+    """The index over the docs folder, up to date: built, synced or rebuilt as needed.
+
+    `embedder` replaces choosing the encoder from the settings (benchmarks use random vectors).
+    """
     settings = settings or Settings()
     backend = open_backend(settings, progress)
     try:
@@ -198,7 +201,7 @@ def open_index(settings: Settings | None = None, progress: bool = True) -> "Inde
     except IndexCorrupt as exc:
         log.warning("%s，正在重建", exc)
         meta = None
-    encoder, note = choose_encoder(settings, meta)
+    encoder, note = (embedder, "") if embedder is not None else choose_encoder(settings, meta)
     reason = stale_reason(meta, settings, encoder)
     if reason:
         _progress("构建索引（%s）", reason)
