@@ -22,14 +22,16 @@ logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its AVX2 probe lo
 
 __version__ = "0.1.0"
 
-from .index import DenseUnavailable, Index, IndexCorrupt, IndexLocked, build_index, load_index, open_index  # noqa: E402
+from .index import (  # noqa: E402
+    BackendUnavailable, DenseUnavailable, Index, IndexCorrupt, IndexLocked, LexicalUnavailable, build_index, load_index, open_index,
+)
 from .library import Change, LibraryError  # noqa: E402
 from .results import Answer, ArticleView, Citation, DocumentInfo, IndexInfo, Passage, Passages  # noqa: E402
 from .settings import Settings  # noqa: E402
 
 __all__ = [
-    "Answer", "ArticleView", "Change", "Citation", "DenseUnavailable", "DocumentInfo", "Index", "IndexCorrupt",
-    "IndexInfo", "IndexLocked", "LibraryError", "Passage", "Passages", "Settings", "ask", "build_index",
+    "Answer", "ArticleView", "BackendUnavailable", "Change", "Citation", "DenseUnavailable", "DocumentInfo", "Index",
+    "IndexCorrupt", "IndexInfo", "IndexLocked", "LexicalUnavailable", "LibraryError", "Passage", "Passages", "Settings", "ask", "build_index",
     "default_index", "load_index", "open_index", "retrieve",
 ]
 

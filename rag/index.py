@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .backends import open_backend
-from .backends.base import Backend, IndexCorrupt, IndexLocked, Snapshot
+from .backends.base import Backend, BackendUnavailable, IndexCorrupt, IndexLocked, Snapshot
 from .chunks import sentence_spans
 from .encoders import Encoder, ModelUnavailable, load_encoder, wanted_engine
 from .library import Change, Library, LibraryError, meta_for, stale_reason
@@ -27,7 +27,8 @@ from .tokenizer import Tokenizer, default_tokenizer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Index", "IndexCorrupt", "IndexLocked", "DenseUnavailable", "LibraryError", "build_index", "load_index", "open_index"]
+__all__ = ["Index", "IndexCorrupt", "IndexLocked", "BackendUnavailable", "DenseUnavailable", "LexicalUnavailable", "LibraryError",
+           "build_index", "load_index", "open_index"]
 
 MODES = ("hybrid", "lexical", "dense")
 # Longer queries are cut: no question needs more, and it bounds the work of one request.
@@ -36,6 +37,10 @@ MAX_QUERY_CHARS = 2000
 
 class DenseUnavailable(RuntimeError):
     """Dense mode was asked for but no dense model serves this index."""
+
+
+class LexicalUnavailable(RuntimeError):
+    """Lexical mode was asked for but the storage cannot run BM25 (a Milvus server before 2.4)."""
 
 
 class _DenseMeta(BaseModel):
@@ -179,7 +184,7 @@ def load_index(index_dir: str | Path | None = None, settings: Settings | None = 
     backend = open_backend(settings)
     meta = _snapshot_meta(backend)
     if meta is None:
-        raise IndexCorrupt(f"{settings.index_dir} 中没有索引；请先运行 python -m rag build")
+        raise IndexCorrupt(f"{backend.location or settings.index_dir} 中没有索引；请先运行 python -m rag build")
     if embedder is not None:
         encoder, why = (embedder, "") if embedder.key == meta["dense"].get("key") else (None, "给定的模型与索引的向量不符")
     else:
@@ -270,6 +275,12 @@ class Index:
         return self.dense_note or (snap.meta.get("dense") or {}).get("reason") or "语义模型未加载"
 
     @property
+    def lexical_reason(self) -> str:
+        """Why the storage cannot run the lexical leg; "" when it can."""
+        with self.backend.snapshot() as snap:
+            return snap.lexical_reason
+
+    @property
     def n_chunks(self) -> int:
         with self.backend.snapshot() as snap:
             return snap.n_chunks
@@ -295,6 +306,7 @@ class Index:
                 dense_note=self.dense_note if encoder is not None else "",
                 skipped=len(docs) - len(ok),
                 generation=getattr(snap, "number", 0),
+                lexical_reason=snap.lexical_reason,
             )
 
     def documents(self) -> list[DocumentInfo]:
@@ -338,10 +350,14 @@ class Index:
 
     def _retrieve(self, snap: Snapshot, query: str, k: int, mode: str, sources) -> Passages:
         encoder = self._encoder_for(snap)
+        no_lexical = snap.lexical_reason
         if mode == "dense" and encoder is None:
             raise DenseUnavailable(f"语义检索不可用：{self._dense_reason(snap)}（dense mode needs a dense model）")
-        used = mode if encoder is not None else "lexical"
-        notice = "" if used == mode else f"语义检索未开启（{self._dense_reason(snap)}），本次仅使用关键词检索。"
+        if no_lexical and (mode == "lexical" or encoder is None):
+            raise LexicalUnavailable(f"关键词检索不可用：{no_lexical}（lexical retrieval is not available on this storage）")
+        used = "dense" if no_lexical else mode if encoder is not None else "lexical"
+        notice = ("" if used == mode else f"关键词检索不可用（{no_lexical}），本次仅使用语义检索。" if no_lexical
+                  else f"语义检索未开启（{self._dense_reason(snap)}），本次仅使用关键词检索。")
         wanted = set(sources) if sources else None
         n = max(self.settings.candidates, 4 * k)
         if wanted is not None:

@@ -91,13 +91,15 @@ class IndexInfo:
     dense_note: str = ""  # how it came to serve (a fallback and why)
     skipped: int = 0  # files that could not be read
     generation: int = 0
+    lexical_reason: str = ""  # why the storage cannot run the lexical leg; empty when it can
 
     def summary(self) -> str:
         dense = (f"语义检索：{self.dense_label}（{self.dim} 维）" if self.dense
                  else f"语义检索：关闭（{self.dense_reason}）")
+        lexical = f"关闭（{self.lexical_reason}）" if self.lexical_reason else "开启"
         return (
             f"文档 {self.documents} 篇，文章 {self.articles} 篇，文本块 {self.chunks} 个；"
-            f"关键词检索（jieba + BM25）：开启；{dense}"
+            f"关键词检索（jieba + BM25）：{lexical}；{dense}"
         )
 
 

@@ -28,6 +28,13 @@ class IndexLocked(RuntimeError):
     """Another process is writing the index."""
 
 
+class BackendUnavailable(RuntimeError):
+    """The storage server cannot be reached or refuses us (down, wrong token, locked by another process).
+
+    Unlike IndexCorrupt this never triggers a rebuild: nothing is wrong with the index itself.
+    """
+
+
 @dataclass
 class Prepared:
     """One document, read, split, chunked and embedded, ready to be stored.
@@ -61,6 +68,11 @@ class Snapshot(abc.ABC):
     @abc.abstractmethod
     def vector_key(self) -> str | None:
         """The vector space of the stored vectors (`Encoder.key`), None without vectors."""
+
+    @property
+    def lexical_reason(self) -> str:
+        """Why this storage cannot serve the lexical leg (a server too old for BM25); "" when it can."""
+        return ""
 
     @abc.abstractmethod
     def lexical(self, weights: dict[str, float], k: int, query: str = "") -> list[tuple[int, float]]:
