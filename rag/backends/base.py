@@ -141,6 +141,9 @@ class Backend(abc.ABC):
     def maintain(self) -> None:
         """Housekeeping a writer may do after a commit (merging segments); never changes results."""
 
+    def collect(self) -> None:
+        """Free what no reader holds any more (old generations' files); never changes results."""
+
     def close(self) -> None:
         pass
 

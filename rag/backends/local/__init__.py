@@ -25,7 +25,7 @@ import numpy as np
 from ...articles import article_key
 from ...results import ArticleView, DocumentInfo
 from ...chunks import Chunk
-from ..base import Backend, IndexCorrupt, Prepared, Snapshot, Writer
+from ..base import Backend, IndexCorrupt, IndexLocked, Prepared, Snapshot, Writer
 from . import bm25, folder as fs, segment
 from .manifest import GENERATION_FORMAT, DocRecord, GenerationManifest, dump, load
 
@@ -428,6 +428,18 @@ class LocalBackend(Backend):
             while w.merge_once():
                 pass
 
+    def collect(self) -> None:
+        """Delete what no reader holds any more, if no writer is busy (a writer does it anyway)."""
+        lock = fs.WriterLock(self.folder)
+        try:
+            lock.acquire(timeout=0.0)
+        except IndexLocked:
+            return
+        try:
+            _collect(self.folder, keep_number=fs.read_pointer(self.folder))
+        finally:
+            lock.release()
+
 
 class LocalWriter(Writer):
     """Holds the writer lock; builds the next generation in memory and on disk, visible at `commit`."""
@@ -541,7 +553,7 @@ class LocalWriter(Writer):
             info = p.info
             if info.status == "ok":
                 info = DocumentInfo(**{**asdict(info), "duplicates": duplicates.get(info.source, 0)})
-            self.docs[info.source] = _record(info, [list(r) for r in refs[info.source]])
+            self.docs[info.source] = _record(info, refs[info.source])
         self.pending = []
 
     def flush(self, vector_key: str | None = None) -> None:
@@ -591,7 +603,7 @@ class LocalWriter(Writer):
                     refs += [(seg_id, int(a)) for a in new]
                 else:
                     refs += [(seg_id_old, a) for a in range(a0, a1)]
-            self.docs[source] = doc.model_copy(update={"refs": [list(r) for r in _ranges(refs)]})
+            self.docs[source] = doc.model_copy(update={"refs": _ranges(refs)})
         first = min(self.segments.index(s) for s in group)
         rest = [s for s in self.segments if s not in remap]
         self.segments = rest[:first] + [seg_id] + rest[first:]
