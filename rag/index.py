@@ -23,7 +23,7 @@ from . import __version__
 from .articles import split_articles
 from .backend import Backend, LocalBackend
 from .chunks import chunk_article, sentence_spans
-from .ingest import fingerprint, read_documents
+from .ingest import SUFFIXES, fingerprint, read_documents
 from .passages import expand, idf_weights, strip_span, trim_overlap
 from .results import IndexInfo, Passage, Passages
 from .settings import Settings
@@ -107,7 +107,7 @@ def build_index(
     timings = {"read_split_chunk": round(time.perf_counter() - started, 3)}
     _progress("共 %d 篇文档、%d 篇文章、%d 个文本块", len(documents), len(articles), len(chunks))
     if not chunks:
-        raise ValueError(f"文档目录 {docs_dir} 中没有可索引的文本（.txt 或 .md）")
+        raise ValueError(f"文档目录 {docs_dir} 中没有可索引的文本（支持 {'、'.join(SUFFIXES)}）")
 
     tokenizer = default_tokenizer()
     n_documents = len(documents)
