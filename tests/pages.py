@@ -319,3 +319,33 @@ def png_header_only(width: int, height: int) -> bytes:
 
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def typeset_pdf(title: str, byline: str, paragraphs: list[str]) -> bytes:
+    """A page set the way typesetting software writes it: every font at size 1 scaled by the matrix,
+    the headline in fake bold (printed twice, offset a third of a point), three columns of body."""
+    from reportlab.pdfgen import canvas
+
+    _register_font()
+    buf = io.BytesIO()
+    c = canvas.Canvas(buf, pagesize=(PAGE_W, PAGE_H))
+
+    def text(x: float, y: float, size: float, s: str) -> None:
+        c.saveState()
+        c.transform(size, 0, 0, size, x, y)
+        c.setFont(FONT, 1)
+        c.drawString(0, 0, s)
+        c.restoreState()
+
+    for dx in (0.0, 0.33):
+        text(MARGIN + 40 + dx, PAGE_H - 80, 20, title)
+    width = (PAGE_W - 2 * MARGIN - 2 * GUTTER) / 3
+    lines = []
+    for n, para in enumerate(paragraphs):
+        lines += wrap(byline + para if n == 0 else para, width, BODY_SIZE, indent=2 * BODY_SIZE)
+    per_col = math.ceil(len(lines) / 3)
+    for k, (line, indent) in enumerate(lines):
+        col, row = divmod(k, per_col)
+        text(MARGIN + col * (width + GUTTER) + indent, PAGE_H - 120 - row * LEADING, BODY_SIZE, line)
+    c.save()
+    return buf.getvalue()

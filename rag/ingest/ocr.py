@@ -23,6 +23,7 @@ INSTALL_HINT = '请安装 OCR 扩展：pip install -e ".[ocr]"'
 # A piece of a line ends where the gap to the next character is wider than this (in ems): a gutter.
 GAP_EM = 0.8
 _lock = threading.Lock()
+_run_lock = threading.Lock()
 _engine = None
 
 
@@ -77,7 +78,10 @@ def line_runs(words: list[tuple[str, list]], line_box: list) -> list[Run]:
             groups[-1].append(piece)
     runs = []
     for group in groups:
-        text = "".join(p[0] for p in group)
+        text = group[0][0]
+        for a, b in zip(group, group[1:]):  # Latin words keep their spaces
+            latin = a[0][-1:].isascii() and a[0][-1:].isalnum() and b[0][:1].isascii() and b[0][:1].isalnum()
+            text += (" " if latin and b[1] - a[3] > 0.2 * (a[4] - a[2]) else "") + b[0]
         x0, x1 = group[0][1], max(p[3] for p in group)
         size = (x1 - x0) / _em_width(text) if len(text) > 1 else (y1 - y0)
         runs.append(Run(x0, y0, x1, y1, text, size))
@@ -89,7 +93,9 @@ def image_runs(image) -> list[Run]:
     import numpy as np
 
     rgb = np.asarray(image.convert("RGB"))
-    result = engine()(rgb)
+    ocr = engine()
+    with _run_lock:  # one page at a time: onnxruntime already uses every core
+        result = ocr(rgb)
     runs: list[Run] = []
     if result is None or result.boxes is None:
         return runs

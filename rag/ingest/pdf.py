@@ -45,6 +45,7 @@ def page_runs(textpage, page_height: float) -> tuple[list[Run], int]:
     garbled = 0
     rect = raw.FS_RECTF()
     cur: Run | None = None
+    last_x0 = last_mid = 0.0
     for i in range(raw.FPDFText_CountChars(textpage)):
         if raw.FPDFText_IsGenerated(textpage, i):  # PDFium's guessed spaces and line breaks
             continue
@@ -53,19 +54,22 @@ def page_runs(textpage, page_height: float) -> tuple[list[Run], int]:
             continue
         if _is_garbled(ch) and not ch.isspace():
             garbled += 1
-        size = raw.FPDFText_GetFontSize(textpage, i)
         if not raw.FPDFText_GetLooseCharBox(textpage, i, ctypes.byref(rect)):
             continue
         x0, x1, y0, y1 = rect.left, rect.right, page_height - rect.top, page_height - rect.bottom  # flip: y grows downwards
-        if y1 - y0 <= 0:
-            y0, y1 = y0 - size, y0
+        # The loose box is one line of the font at its printed size; FPDFText_GetFontSize is not
+        # (it says 1.0 when the size is set by a scaled matrix, as many typesetters do).
+        size = y1 - y0
         if size <= 0:
-            size = y1 - y0
+            size = raw.FPDFText_GetFontSize(textpage, i) or 1.0
+            y0, y1 = y1 - size, y1
         if ch.isspace():
             if cur is not None:
                 cur.text += " "
             continue
         mid = (y0 + y1) / 2
+        if cur is not None and ch == cur.text[-1] and abs(x0 - last_x0) < 0.3 * size and abs(mid - last_mid) < 0.3 * size:
+            continue  # fake bold: the same glyph printed twice, slightly offset
         if (
             cur is not None
             and cur.y0 <= mid <= cur.y1
@@ -79,11 +83,31 @@ def page_runs(textpage, page_height: float) -> tuple[list[Run], int]:
             if cur is not None:
                 runs.append(cur)
             cur = Run(x0, y0, x1, y1, ch, size)
+        last_x0, last_mid = x0, mid
     if cur is not None:
         runs.append(cur)
+    seen: dict[str, list[Run]] = {}
+    out = []
     for run in runs:
         run.text = run.text.rstrip()
-    return runs, garbled
+        twins = seen.setdefault(run.text, [])
+        if any(abs(run.x0 - t.x0) < 0.3 * t.size and abs(run.y0 - t.y0) < 0.3 * t.size for t in twins):
+            continue  # fake bold or a shadow: the same line printed twice, slightly offset
+        twins.append(run)
+        out.append(run)
+    return out, garbled
+
+
+def _open_error(exc: Exception, data: bytes) -> Unreadable:
+    code = getattr(exc, "err_code", None)
+    if code == 4 or "password" in str(exc).lower():
+        return Unreadable("PDF 已加密，需要密码才能打开（请提供未加密的文件）")
+    if code == 5:
+        return Unreadable("PDF 使用了不支持的加密方式，无法打开")
+    if _EMPTY_PAGE_TREE.search(data) and not _PAGE_OBJECT.search(data):
+        # PDFium refuses a document whose page tree holds no page (its error code is then stale).
+        return Unreadable("PDF 没有任何页面")
+    return Unreadable("PDF 已损坏或不完整，无法解析（可能是下载中断或文件被截断）")
 
 
 def _render(page, dpi: int = OCR_DPI):
@@ -113,53 +137,51 @@ class PdfReader(Reader):
             try:
                 doc = pdfium.PdfDocument(data)
             except pdfium.PdfiumError as exc:
-                code = getattr(exc, "err_code", None)
-                if code == 4 or "password" in str(exc).lower():
-                    raise Unreadable("PDF 已加密，需要密码才能打开（请提供未加密的文件）") from exc
-                if code == 5:
-                    raise Unreadable("PDF 使用了不支持的加密方式，无法打开") from exc
-                if _EMPTY_PAGE_TREE.search(data) and not _PAGE_OBJECT.search(data):
-                    # PDFium refuses a document whose page tree holds no page (its error code is then stale).
-                    raise Unreadable("PDF 没有任何页面") from exc
-                raise Unreadable("PDF 已损坏或不完整，无法解析（可能是下载中断或文件被截断）") from exc
-            try:
+                raise _open_error(exc, data) from exc
+        try:
+            with PDFIUM_LOCK:
                 n = len(doc)
                 if n == 0:
                     raise Unreadable("PDF 没有任何页面")
                 if n > MAX_PAGES:
                     raise Unreadable(f"PDF 页数过多（{n} 页，上限 {MAX_PAGES} 页，可用 RAG_MAX_PDF_PAGES 调整）")
-                pages: list[str] = []
-                scans: list[int] = []
-                for number in range(n):
-                    text, needs_ocr = self._page(doc, number)
-                    pages.append(text)
-                    if needs_ocr:
-                        scans.append(number)
-                if scans:
-                    if not ocr.available():
-                        if len(scans) == n:
-                            raise Unreadable(f"扫描版 PDF（没有文字层），需要 OCR 才能读取：{ocr.INSTALL_HINT}")
-                        log.warning("%s：第 %s 页是扫描页，未安装 OCR，已跳过（%s）", name,
-                                    "、".join(str(i + 1) for i in scans), ocr.INSTALL_HINT)
-                    else:
-                        for number in scans:
-                            image = _render(doc[number])
-                            pages[number] = ocr.image_text(image)
-            finally:
+                read = [self._page(doc, number) for number in range(n)]
+            pages = [text for text, _ in read]
+            scans = [number for number, (_, scanned) in enumerate(read) if scanned]
+            if scans and not ocr.available():
+                if len(scans) == n:
+                    raise Unreadable(f"扫描版 PDF（没有文字层），需要 OCR 才能读取：{ocr.INSTALL_HINT}")
+                log.warning("%s：第 %s 页是扫描页，未安装 OCR，已跳过（%s）", name,
+                            "、".join(str(i + 1) for i in scans), ocr.INSTALL_HINT)
+                scans = []
+            for number in scans:
+                with PDFIUM_LOCK:  # rendering needs the lock, OCR (seconds per page) does not
+                    page = doc[number]
+                    image = _render(page)
+                    page.close()
+                pages[number] = ocr.image_text(image)
+        finally:
+            with PDFIUM_LOCK:
                 doc.close()
         return PAGE_BREAK.join(pages), n
 
     @staticmethod
     def _page(doc, number: int) -> tuple[str, bool]:
         """(text of the page, whether it needs OCR instead)."""
+        import pypdfium2.raw as pdfium_raw
+
         page = doc[number]
-        textpage = page.get_textpage()
-        _, height = page.get_size()
         try:
-            runs, garbled = page_runs(textpage, height)
+            _, height = page.get_size()
+            textpage = page.get_textpage()
+            try:
+                runs, garbled = page_runs(textpage, height)
+            finally:
+                textpage.close()
+            chars = sum(r.chars for r in runs)
+            if chars < MIN_TEXT_CHARS or garbled > 0.3 * chars:
+                # A scan when the page shows an image; a blank page is just blank.
+                return "", next(page.get_objects(filter=[pdfium_raw.FPDF_PAGEOBJ_IMAGE]), None) is not None
+            return page_text(runs, height), False
         finally:
-            textpage.close()
-        chars = sum(r.chars for r in runs)
-        if chars < MIN_TEXT_CHARS or garbled > 0.3 * chars:
-            return "", True
-        return page_text(runs, height), False
+            page.close()
