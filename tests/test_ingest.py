@@ -95,6 +95,26 @@ def test_pdf_set_with_scaled_fonts_and_fake_bold():
         assert sentence in article.body
 
 
+def test_pdf_words_set_without_space_characters_keep_their_spaces():
+    """TeX and many typesetters print no space glyph: the gap between words is the space."""
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+    from reportlab.pdfgen import canvas
+
+    pages._register_font()
+    buf = io.BytesIO()
+    c = canvas.Canvas(buf)
+    x = 72.0
+    for word in "Zhoukou Daily reports the new port. 周口港 年吞吐量 创新高。".split():
+        font = "Helvetica" if word.isascii() else pages.FONT
+        c.setFont(font, 11)
+        c.drawString(x, 700, word)
+        x += stringWidth(word, font, 11) + 3.0
+    c.save()
+    text = read_bytes(buf.getvalue(), "words.pdf").text
+    assert "Zhoukou Daily reports the new port." in text
+    assert "周口港" in text and "创新高。" in text
+
+
 def test_content_decides_the_kind_not_the_name(newspaper):
     pdf, _, _ = newspaper
     assert read_bytes(pdf, "page.txt").kind == "pdf"
@@ -335,3 +355,20 @@ def test_png_headline_is_recovered(scans):
     best = max(difflib.SequenceMatcher(None, title, _squash(line)).ratio() for line in doc.text.splitlines())
     assert best > 0.9
     assert "本报讯" in doc.text and "5月20日，开发区召开" in _squash(doc.text)
+
+
+def test_index_built_from_pdf_docx_and_html(tmp_path, newspaper):
+    """The whole path: a folder of new formats -> articles -> an index that finds them."""
+    from rag import build_index
+
+    pdf, _, _ = newspaper
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "zkrb-2023-03-01.pdf").write_bytes(pdf)
+    (docs / "news.docx").write_bytes(pages.news_docx([pages.seed_article(*ARTICLES[0])]))
+    (docs / "page.html").write_bytes(pages.news_html(*pages.seed_article("000_511f53cd465d0282.txt", "国家安全宣传进社区")))
+    index = build_index(docs, tmp_path / "index", model="none", progress=False)
+    assert index.info().documents == 3
+    top = index.retrieve("谷静对评选工作进行了详细部署", k=3)[0]
+    assert (top.source, top.title) == ("zkrb-2023-03-01.pdf", "开发区召开“卫生家庭”“‘创卫’示范街”评选工作会议")
+    assert index.retrieve("宣传手册680余份", k=1)[0].source == "page.html"

@@ -24,6 +24,8 @@ PDFIUM_LOCK = threading.Lock()
 MAX_PAGES = int(os.environ.get("RAG_MAX_PDF_PAGES", "1000"))
 # A page with fewer printed characters than this has no real text layer (a scan with a stamp or a page number).
 MIN_TEXT_CHARS = 20
+# Inside a line, white space wider than this (in ems) between two glyphs is a space between words.
+WORD_GAP_EM = 0.15
 # Rendering for OCR: the resolution OCR reads best at, and a cap on the bitmap for huge pages.
 OCR_DPI = 200
 MAX_RENDER_PIXELS = 40_000_000
@@ -47,10 +49,14 @@ def page_runs(textpage, page_height: float) -> tuple[list[Run], int]:
     cur: Run | None = None
     last_x0 = last_mid = 0.0
     for i in range(raw.FPDFText_CountChars(textpage)):
-        if raw.FPDFText_IsGenerated(textpage, i):  # PDFium's guessed spaces and line breaks
-            continue
         ch = chr(raw.FPDFText_GetUnicode(textpage, i))
-        if ch in "\r\n":
+        if ch in "\r\n":  # PDFium's line breaks
+            continue
+        if ch == "\x02":  # PDFium's mark for a hyphen at a line end
+            ch = "-"
+        if raw.FPDFText_IsGenerated(textpage, i):  # a space PDFium saw between two words (TeX prints none)
+            if cur is not None and not cur.text.endswith(" "):
+                cur.text += " "
             continue
         if _is_garbled(ch) and not ch.isspace():
             garbled += 1
@@ -64,7 +70,7 @@ def page_runs(textpage, page_height: float) -> tuple[list[Run], int]:
             size = raw.FPDFText_GetFontSize(textpage, i) or 1.0
             y0, y1 = y1 - size, y1
         if ch.isspace():
-            if cur is not None:
+            if cur is not None and not cur.text.endswith(" "):
                 cur.text += " "
             continue
         mid = (y0 + y1) / 2
@@ -76,6 +82,8 @@ def page_runs(textpage, page_height: float) -> tuple[list[Run], int]:
             and -0.5 * size <= x0 - cur.x1 <= 0.6 * size
             and 0.7 <= size / cur.size <= 1.4
         ):
+            if x0 - cur.x1 > WORD_GAP_EM * size and not cur.text.endswith(" "):
+                cur.text += " "
             cur.text += ch
             cur.x1 = max(cur.x1, x1)
             cur.y0, cur.y1 = min(cur.y0, y0), max(cur.y1, y1)
