@@ -311,7 +311,7 @@ def scans(newspaper):
     from PIL import Image
 
     top = Image.open(io.BytesIO(page2))
-    top = top.crop((0, 0, top.width, int(top.height * 0.3)))
+    top = top.crop((0, 0, top.width, int(top.height * 0.22)))  # running head, headline, first lines
     out = io.BytesIO()
     top.save(out, format="PNG")
     return pages.scanned_pdf([page1]), out.getvalue(), printed, doc

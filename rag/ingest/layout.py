@@ -7,11 +7,12 @@ of white space, across (between a headline and its columns, between stacked arti
 (between columns, between articles side by side), and each part is cut again until only single
 column blocks are left, read top to bottom. Cuts must be wider than the normal leading and
 than the spaces inside a line; comparing the widest cut of each direction makes a gutter win
-over the narrow strip that can line up across two articles set side by side.
+over the narrow strip that can line up across two articles set side by side, and the space
+between two stacked articles win over gutters that happen to line up through both.
 
 A caption (smaller type) is moved to the end of its article, just before the next headline,
-so it does not break the sentence that flows around its photo; running heads and page numbers in the page's margins
-are dropped, so they do not end up in the last article of the previous page.
+so it does not break the sentence that flows around its photo; running heads and page numbers
+in the page's margins are dropped, so they do not end up in the last article of the previous page.
 """
 
 from __future__ import annotations
