@@ -187,7 +187,9 @@ class PdfReader(Reader):
             finally:
                 textpage.close()
             chars = sum(r.chars for r in runs)
-            if chars < MIN_TEXT_CHARS or garbled > 0.3 * chars:
+            if chars and garbled > 0.3 * chars:
+                return "", True  # glyphs without a Unicode map: only their pictures can be read
+            if chars < MIN_TEXT_CHARS:
                 # A scan when the page shows an image; a blank page is just blank.
                 return "", next(page.get_objects(filter=[pdfium_raw.FPDF_PAGEOBJ_IMAGE]), None) is not None
             return page_text(runs, height), False
