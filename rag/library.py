@@ -26,7 +26,7 @@ from .backends.base import Prepared, Writer
 from .chunks import chunk_article
 from .encoders import Encoder
 from .encoders.cache import EmbeddingCache
-from .ingest import Document, Unreadable, read_bytes, read_file, scan_folder
+from .ingest import SUFFIXES, Document, Unreadable, read_bytes, read_file, scan_folder
 from .results import DocumentInfo
 from .settings import Settings
 
@@ -250,7 +250,7 @@ class Library:
         writer.clear()
         items = self.all_items()
         if not any(doc is not None for doc, _ in items):
-            raise LibraryError(f"文档目录 {self.settings.docs_dir} 中没有可索引的文档")
+            raise LibraryError(f"文档目录 {self.settings.docs_dir} 中没有可索引的文档（支持 {'、'.join(SUFFIXES)}）")
         prepared = self.prepare(items)
         writer.add(prepared)
         return [_change(p.info, "added") for p in prepared]
