@@ -371,4 +371,10 @@ def test_index_built_from_pdf_docx_and_html(tmp_path, newspaper):
     assert index.info().documents == 3
     top = index.retrieve("谷静对评选工作进行了详细部署", k=3)[0]
     assert (top.source, top.title) == ("zkrb-2023-03-01.pdf", "开发区召开“卫生家庭”“‘创卫’示范街”评选工作会议")
+    printed = {_squash(p.title): p.page for p in newspaper[1]}
+    assert top.page == printed[_squash(top.title)], "a citation can say which page"
+    on_page_2 = next(p for p in newspaper[1] if p.page == 2)
+    hit = index.retrieve(_sentences(on_page_2.paragraphs)[0], k=1)[0]
+    assert (hit.source, hit.page) == ("zkrb-2023-03-01.pdf", 2)
+    assert index.retrieve("宣传手册680余份", k=1)[0].page is None, "a document without pages has no page number"
     assert index.retrieve("宣传手册680余份", k=1)[0].source == "page.html"
