@@ -91,7 +91,7 @@ def test_a_reprint_is_stored_once_and_listed_with_both_sources(library, tmp_path
     [
         ("../../etc/passwd", PAGE.encode(), None),  # a path is reduced to its file name, inside the library
         ("empty.txt", b"", "0 字节"),
-        ("binary.txt", b"\x00\x01\x02\x03" * 100, "不支持的文件类型"),
+        ("binary.txt", b"\x00\x01\x02\x03" * 100, "不是其他支持的格式"),
         ("..", PAGE.encode(), "文件名无效"),
         ("bad\x00name.txt", PAGE.encode(), "NUL"),
     ],

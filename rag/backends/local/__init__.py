@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from array import array
 import math
 import os
 import shutil
@@ -508,16 +509,14 @@ class LocalWriter(Writer):
             return
         keys = self._live_keys()
         seg_id = f"{self.number:08d}-{len(self.written)}"
-        new_articles, new_chunks, vector_rows, key_of = [], [], [], {}
+        new_articles, new_chunks, chunk_articles, vector_blocks = [], [], array("i"), []
         refs: dict[str, list[tuple[str, int, int]]] = {}
         duplicates: dict[str, int] = {}
         for p in self.pending:
             if p.info.status != "ok":
                 refs[p.info.source] = []
                 continue
-            by_article = defaultdict(list)
-            for row, c in enumerate(p.chunks):
-                by_article[c.article].append((row, c))
+            new_id_of: dict[int, int] = {}  # the document's article index -> its id in the new segment
             doc_refs, dup = [], 0
             for a_index, article in enumerate(p.articles):
                 key = article_key(article.body)
@@ -525,27 +524,28 @@ class LocalWriter(Writer):
                     doc_refs.append(keys[key])
                     dup += 1
                     continue
-                new_id = len(new_articles)
-                keys[key] = (seg_id, new_id)
-                key_of[new_id] = key
+                new_id_of[a_index] = len(new_articles)
+                keys[key] = (seg_id, len(new_articles))
+                doc_refs.append((seg_id, len(new_articles)))
                 new_articles.append(article)
-                for row, c in by_article[a_index]:
-                    new_chunks.append(Chunk(c.source, c.title, c.byline, new_id, c.start, c.end, c.text, c.page, c.sources))
-                    if p.vectors is not None:
-                        vector_rows.append(p.vectors[row])
-                doc_refs.append((seg_id, new_id))
+            rows = [row for row, c in enumerate(p.chunks) if c.article in new_id_of]
+            new_chunks += [p.chunks[row] for row in rows]  # the same objects: no copy of 1M chunks
+            chunk_articles.extend(new_id_of[p.chunks[row].article] for row in rows)
+            if p.vectors is not None:
+                vector_blocks.append(p.vectors if len(rows) == len(p.chunks) else p.vectors[rows])
             refs[p.info.source] = _ranges(doc_refs)
             duplicates[p.info.source] = dup
         if new_articles:
             vectors = None
             if self._vector_key is not None:
-                if len(vector_rows) != len(new_chunks):
+                if sum(len(b) for b in vector_blocks) != len(new_chunks):
                     raise ValueError("部分文档缺少向量：同一次写入中的文档必须都带向量或都不带")
-                vectors = np.stack(vector_rows).astype(np.float32) if vector_rows else None
+                vectors = vector_blocks
             segment.build(
                 self.folder / fs.SEGMENTS, seg_id, new_articles, new_chunks, vectors, self._vector_key,
                 tuple(n for n in segment.FIELDS if n == "words" or self.backend.field_weights.get(n, 0) > 0),
                 self.backend.workers, self.backend.progress, self.backend.hard_max,
+                chunk_articles=np.frombuffer(chunk_articles, dtype=np.int32),
             )
             self.written.append(seg_id)
             self.segments.append(seg_id)
