@@ -163,3 +163,34 @@ def test_cli_add_list_remove(tmp_path, seeds_dir):
     missing = rag("remove", "tianwen.txt")
     assert missing.returncode == 2 and "没有名为" in missing.stderr
     assert "tianwen.txt" not in rag("list").stdout
+
+
+def test_an_upload_killed_before_its_commit_is_not_resurrected_by_a_rebuild(library, tmp_path):
+    """`add` stores the original before it commits; a kill in between leaves an orphan that no rebuild may take in."""
+    page = tmp_path / "tianwen.txt"
+    page.write_text(PAGE, encoding="utf-8")
+    library.add([page])
+    files = tmp_path / "index" / "files"
+    orphan = files / ("0123456789abcdef-" + "orphan.txt")
+    orphan.write_text(REPRINT.replace("天文馆", "科技馆"), encoding="utf-8")
+    library.rebuild()
+    assert "orphan.txt" not in library.sources() and "tianwen.txt" in library.sources()
+    assert not orphan.exists(), "the orphan is collected"
+
+
+def test_a_rebuild_without_a_readable_index_keeps_the_stored_uploads(tmp_path, seeds_dir):
+    """With no committed list of documents left, the stored originals are all there is: a rebuild keeps them."""
+    settings = Settings(docs_dir=seeds_dir, index_dir=tmp_path / "index", model="none")
+    index = open_index(settings, progress=False)
+    page = tmp_path / "tianwen.txt"
+    page.write_text(PAGE, encoding="utf-8")
+    index.add([page])
+    index.close()
+    for manifest in (tmp_path / "index" / "generations").glob("*.json"):
+        manifest.write_text("{damaged", encoding="utf-8")
+    index = open_index(settings, progress=False)
+    try:
+        assert "tianwen.txt" in index.sources()
+        assert _top(index, "天文馆可容纳多少名观众？").source == "tianwen.txt"
+    finally:
+        index.close()

@@ -95,6 +95,12 @@ class Writer(abc.ABC):
     def documents(self) -> list[DocumentInfo]:
         """The library as this writer will commit it so far."""
 
+    @property
+    def recovering(self) -> bool:
+        """True when no readable committed state was found: a rebuild then trusts every stored original,
+        since no list of documents says which of them were committed."""
+        return False
+
     @abc.abstractmethod
     def add(self, documents: list[Prepared]) -> None:
         """Store documents; an article already in the library is stored once and listed with both sources."""

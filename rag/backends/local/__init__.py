@@ -469,6 +469,10 @@ class LocalWriter(Writer):
     def documents(self):
         return [_info(d) for d in self.docs.values()] + [p.info for p in self.pending if p.info.source not in self.docs]
 
+    @property
+    def recovering(self):
+        return self.manifest is None
+
     def remove(self, sources):
         for source in sources:
             self.docs.pop(source, None)
