@@ -240,6 +240,65 @@ def cmd_queryloop(args) -> dict:
     return samples
 
 
+def _burners(n: int):
+    """`n` processes spinning on the CPU: the "busy machine" the latency targets are stated for."""
+    import subprocess
+
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
+def cmd_dense(args) -> dict:
+    """The real dense leg on the seeds (the bundled 4-bit multilingual-e5-small): embedding rate, build
+    times cold and after a one-page change, query-embedding and hybrid retrieve() latency idle and busy."""
+    import shutil
+
+    from rag import build_index, open_index
+    from rag.settings import Settings
+
+    work = Path(args.work)
+    docs, folder = work / "dense-docs", work / "dense-index"
+    shutil.rmtree(docs, ignore_errors=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(ROOT / "seeds", docs)
+    t0 = time.perf_counter()
+    index = build_index(docs, folder, model=args.model, progress=False)
+    cold = time.perf_counter() - t0
+    t = index.manifest["timings"]
+    out = {"engine": index.info().dense_label, "chunks": index.info().chunks, "cold_build_s": round(cold, 2),
+           "embed_s": t["embed_s"], "chunks_per_s": round(t["embedded"] / t["embed_s"], 2) if t["embed_s"] else None}
+    page = docs / "003_dbd476b8f86f7364.txt"
+    page.write_text(page.read_text(encoding="utf-8") + "\n周口新建天文馆\n本报讯（记者 宋风）周口天文馆今日开馆，馆内有球幕影院。\n", encoding="utf-8")
+    index.close()
+    t0 = time.perf_counter()
+    index = open_index(Settings(docs_dir=docs, index_dir=folder, model=args.model), progress=False)
+    out["one_page_change_s"] = round(time.perf_counter() - t0, 2)
+    out["one_page_change_embedded"] = index.manifest["timings"]["embedded"]
+    qs = [q for q in questions(10_000) if q][: args.queries]
+    english = ROOT / "eval" / "english_questions.jsonl"
+    if english.exists():
+        qs = qs[: args.queries // 2] + [json.loads(line)["question"] for line in english.read_text(encoding="utf-8").splitlines() if line.strip()][: args.queries // 2]
+    for q in qs[:5]:
+        index.retrieve(q, k=5)
+    for label, busy in (("idle", 0), ("busy", args.busy)):
+        procs = _burners(busy)
+        try:
+            time.sleep(0.5 if busy else 0)
+            embed, hybrid = [], []
+            for q in qs:
+                t = time.perf_counter()
+                index.encoder.encode_query(q)
+                embed.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                index.retrieve(q, k=5)
+                hybrid.append(time.perf_counter() - t)
+        finally:
+            for p in procs:
+                p.kill()
+                p.wait()
+        out[label] = {"burners": busy, "query_embedding": percentiles(embed), "hybrid_retrieve": percentiles(hybrid)}
+    return out
+
+
 def _peer_pieces():
     import jieba
     from langchain_classic.retrievers import EnsembleRetriever
@@ -355,6 +414,11 @@ def main(argv=None) -> int:
     p.add_argument("--index", required=True)
     p.add_argument("--work", required=True)
     p.add_argument("--repeat", type=int, default=3)
+    p = sub.add_parser("dense")
+    p.add_argument("--work", required=True)
+    p.add_argument("--model", default="bundled")
+    p.add_argument("--queries", type=int, default=100)
+    p.add_argument("--busy", type=int, default=1, help="CPU-burning processes beside the queries")
     p = sub.add_parser("queryloop")
     p.add_argument("--index", required=True)
     p = sub.add_parser("peer")
@@ -366,6 +430,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     commands = {"build": cmd_build, "recall": cmd_recall, "serve": cmd_serve, "update": cmd_update, "queryloop": cmd_queryloop,
+                "dense": cmd_dense,
                 "peer": cmd_peer, "quality": cmd_quality}
     result = commands[args.cmd](args)
     print("RESULT " + json.dumps(result, ensure_ascii=False), flush=True)

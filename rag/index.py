@@ -436,6 +436,7 @@ class Index:
         finally:
             library.close()
         self.backend.refresh(wait=True)
+        self.backend.collect()  # the generation this index held until now can go
         return changes
 
     def add(self, paths: list[str | Path] | list[tuple[str, bytes]]) -> list[Change]:
@@ -472,6 +473,7 @@ class Index:
         except IndexLocked:
             pass  # another writer is busy; it or a later call will merge
         self.backend.refresh(wait=True)
+        self.backend.collect()
 
     def _schedule_repair(self, exc: Exception) -> None:
         """A damaged index found while serving: rebuild it in the background, once, if this process may write."""

@@ -26,7 +26,7 @@ from .backends.base import Prepared, Writer
 from .chunks import chunk_article
 from .encoders import Encoder
 from .encoders.cache import EmbeddingCache
-from .ingest import Document, Unreadable, read_bytes, read_file, scan_folder
+from .ingest import SUFFIXES, Document, Unreadable, read_bytes, read_file, scan_folder
 from .results import DocumentInfo
 from .settings import Settings
 
@@ -227,14 +227,17 @@ class Library:
                 changes.append(_change(p[1], "replaced" if old is not None else "added"))
         return changes
 
-    def all_items(self) -> list[tuple[Document | None, DocumentInfo]]:
-        """Every document the library holds the original of: the docs folder, then the stored copies."""
+    def all_items(self, stored: set[str] | None = None) -> list[tuple[Document | None, DocumentInfo]]:
+        """Every document the library holds the original of: the docs folder, then the stored copies
+        (only those named in `stored` when given: an upload killed before its commit left an orphan)."""
         items = [self._folder_item(path, rel, st.st_size, st.st_mtime_ns)
                  for path, rel in scan_folder(Path(self.settings.docs_dir)) if (st := path.stat())]
         names = {info.source for _, info in items}
         for path in sorted(self.files.glob("*")) if self.files.is_dir() else []:
             source = _stored_source(path.name)
             if source is None or source in names or path.name.startswith("."):
+                continue
+            if stored is not None and path.name not in stored:
                 continue
             try:
                 doc = read_file(path, source)
@@ -247,10 +250,11 @@ class Library:
         return items
 
     def rebuild(self, writer: Writer) -> list[Change]:
+        committed = None if writer.recovering else {d.stored for d in writer.documents() if d.origin == "stored"}
         writer.clear()
-        items = self.all_items()
+        items = self.all_items(committed)
         if not any(doc is not None for doc, _ in items):
-            raise LibraryError(f"文档目录 {self.settings.docs_dir} 中没有可索引的文档")
+            raise LibraryError(f"文档目录 {self.settings.docs_dir} 中没有可索引的文档（支持 {'、'.join(SUFFIXES)}）")
         prepared = self.prepare(items)
         writer.add(prepared)
         return [_change(p.info, "added") for p in prepared]

@@ -107,6 +107,12 @@ class Writer(abc.ABC):
     def documents(self) -> list[DocumentInfo]:
         """The library as this writer will commit it so far."""
 
+    @property
+    def recovering(self) -> bool:
+        """True when no readable committed state was found: a rebuild then trusts every stored original,
+        since no list of documents says which of them were committed."""
+        return False
+
     @abc.abstractmethod
     def add(self, documents: list[Prepared]) -> None:
         """Store documents; an article already in the library is stored once and listed with both sources."""
@@ -152,6 +158,9 @@ class Backend(abc.ABC):
 
     def maintain(self) -> None:
         """Housekeeping a writer may do after a commit (merging segments); never changes results."""
+
+    def collect(self) -> None:
+        """Free what no reader holds any more (old generations' files); never changes results."""
 
     def close(self) -> None:
         pass
