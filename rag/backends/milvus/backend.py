@@ -50,13 +50,28 @@ class MilvusBackend(Backend):
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    client = connect(self.target)
-                    self.version, self._api = server_version(client)
-                    if self.target.lite:
-                        with _lite_lock:
+                    with _lite_lock:
+                        opened = self.target.lite and _lite_users.get(self.target.address, 0) > 0
+                        client = connect(self.target, opened)
+                        if self.target.lite:
                             _lite_users[self.target.address] = _lite_users.get(self.target.address, 0) + 1
+                    try:
+                        self.version, self._api = server_version(client)
+                        self._load_all(client)
+                    except BaseException:
+                        self._client = client
+                        self.close()
+                        raise
                     self._client = client
         return self._client
+
+    def _load_all(self, client) -> None:
+        """Load our collections into memory: Milvus Lite reopens a database with all of them released,
+        and a server may have released them; a released collection refuses every query."""
+        with errors(self.target, "加载集合"):
+            for name in client.list_collections():
+                if name.startswith(self.target.prefix + "_") and "NotLoad" in str(client.get_load_state(name).get("state")):
+                    client.load_collection(name)
 
     def call(self, doing: str, fn, *args, **kwargs):
         with errors(self.target, doing):
@@ -130,6 +145,12 @@ class MilvusBackend(Backend):
                 self.call(f"删除 {name} 中的记录", self.client.delete, name, ids=ids[i : i + lexical.IN_BATCH])
         elif filter:
             self.call(f"删除 {name} 中的记录", self.client.delete, name, filter=filter)
+
+    def seal(self, layout: Layout) -> None:
+        """Flush what a writer stored into sealed, indexed segments: growing segments are searched by
+        brute force (Milvus Lite took 150 ms a query on the seeds instead of 25 ms)."""
+        for name in [self.name(kind, layout) for kind in ("chunks", "articles", "bodies")] + [self.name("documents", None)]:
+            self.call(f"刷新 {name}", self.client.flush, name)
 
     def scan(self, name: str, flt: str, fields: list[str]) -> list[dict]:
         """Every row matching `flt`: one query when they fit in one result window, else page by page."""

@@ -128,8 +128,11 @@ def _pid_holding(path: Path) -> str:
     return ""
 
 
-def connect(target: Target):
-    """A MilvusClient for `target`, or BackendUnavailable saying what is wrong and what to do."""
+def connect(target: Target, opened_here: bool = False):
+    """A MilvusClient for `target`, or BackendUnavailable saying what is wrong and what to do.
+
+    `opened_here`: this process already has the Lite database open (its lock is ours, not a rival's).
+    """
     try:
         from pymilvus import MilvusClient
     except ImportError:
@@ -139,7 +142,7 @@ def connect(target: Target):
         ) from None
     timeout = float(os.environ.get(TIMEOUT_ENV, "10"))
     if target.lite:
-        holder = _lite_holder(target.lite_path)
+        holder = None if opened_here else _lite_holder(target.lite_path)
         if holder:
             raise BackendUnavailable(
                 f"Milvus Lite 数据库 {target.lite_path} 正被另一个进程（PID {holder}）使用；Milvus Lite 同一时间只允许一个进程打开，"

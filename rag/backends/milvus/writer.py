@@ -70,6 +70,10 @@ class MilvusWriter(Writer):
         return [v.info for v in self.docs.values() if v.info is not None] + [
             p.info for p in self.pending if p.info.source not in self.docs]
 
+    @property
+    def recovering(self):
+        return self.base is None
+
     def add(self, documents):
         for p in documents:
             self.remove([p.info.source])
@@ -305,6 +309,7 @@ class MilvusWriter(Writer):
         if dead:
             now = time.time()
             self.b.upsert("garbage", layout, [{"article": a, "since": now, "_v": [0.0, 0.0]} for a in sorted(dead)])
+        self.b.seal(layout)
         commit = Commit(self.next, time.time(), layout.to_json(), vector_key if layout.dim else None, meta)
         self.b.upsert("commits", None, [commit.row()])  # the atomic step: generation `next` exists from here on
         number = self.next
