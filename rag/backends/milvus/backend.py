@@ -56,7 +56,7 @@ class MilvusBackend(Backend):
                         if self.target.lite:
                             _lite_users[self.target.address] = _lite_users.get(self.target.address, 0) + 1
                     try:
-                        self.version, self._api = server_version(client)
+                        self.version, self._api = server_version(client, self.target.lite)
                         self._load_all(client)
                     except BaseException:
                         self._client = client

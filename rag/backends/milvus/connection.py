@@ -161,10 +161,14 @@ def connect(target: Target, opened_here: bool = False):
     return client
 
 
-def server_version(client) -> tuple[str, tuple[int, int]]:
-    """("milvus_lite-3.2.2" or "v2.5.4", (major, minor)) of the Milvus API the target speaks."""
+def server_version(client, lite: bool) -> tuple[str, tuple[int, int]]:
+    """("milvus_lite-3.2.2" or "v2.5.4", (major, minor)) of the Milvus API the target speaks.
+
+    The pip package `milvus` 2.3.5 is a real standalone server that calls itself "v2.3.5-lite": only
+    the target (a file, not a host) says Milvus Lite.
+    """
     text = str(client.get_server_version())
-    if "lite" in text.lower():
+    if lite:
         return text, (9, 9)  # Milvus Lite 3 implements the 2.5+ API it is shipped with (BM25, sparse)
     m = re.search(r"(\d+)\.(\d+)", text)
     return text, ((int(m.group(1)), int(m.group(2))) if m else (0, 0))
