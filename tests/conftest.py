@@ -55,3 +55,19 @@ def bundled_index(tmp_path_factory):
     from rag import build_index
 
     return build_index(SEEDS, tmp_path_factory.mktemp("bundled") / "index", model="bundled", progress=False)
+
+
+BACKENDS = ("local", "milvus-lite")
+
+
+def backend_uri(name: str, folder: Path) -> str:
+    """RAG_BACKEND for one storage backend, its data under `folder`."""
+    return "local" if name == "local" else f"milvus://{folder.resolve()}/archive.db"
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request, tmp_path) -> str:
+    """Each storage backend in turn: the same behaviour tests run on the local files and on Milvus Lite."""
+    if request.param == "milvus-lite":
+        pytest.importorskip("milvus_lite", reason="Milvus Lite 未安装：pip install 'rag[milvus]'")
+    return backend_uri(request.param, tmp_path)

@@ -299,7 +299,11 @@ class MilvusBackend(Backend):
         with self.writer(timeout=0.0) as w:
             w.collect()
 
-    def collect(self, base: Commit | None, committed: dict[str, DocVersion]) -> None:
+    def collect(self) -> None:
+        """Nothing to free here: rows are shared by all readers, and each writer collects after its
+        commit what is past the grace period (`collect_after`)."""
+
+    def collect_after(self, base: Commit | None, committed: dict[str, DocVersion]) -> None:
         """Housekeeping after a commit; everything here is older than the grace period and unreferenced."""
         if base is None:
             return

@@ -368,5 +368,5 @@ class MilvusWriter(Writer):
     def collect(self) -> None:
         """Delete what no reader can need any more: superseded document versions, old commits and df
         tables, garbage articles, layouts no retained commit uses; each only after the grace period."""
-        self.b.collect(self.base, self.committed)
+        self.b.collect_after(self.base, self.committed)
 
