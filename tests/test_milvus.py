@@ -156,3 +156,130 @@ def test_a_reader_sees_a_change_only_at_its_commit(library, tmp_path, monkeypatc
         time.sleep(0.1)
     assert reader.info().chunks == chunks + 1
     reader.close()
+
+
+# --- Milvus only: crashes, errors -------------------------------------------------------------------
+
+milvus_lite = pytest.mark.skipif(
+    __import__("importlib").util.find_spec("milvus_lite") is None, reason="Milvus Lite 未安装：pip install 'rag[milvus]'"
+)
+
+
+@milvus_lite
+def test_a_write_killed_before_its_commit_is_invisible_and_a_rerun_does_not_duplicate(tmp_path, monkeypatch):
+    from rag.backends.milvus.writer import MilvusWriter
+
+    index = open_index(_settings(backend_uri("milvus-lite", tmp_path), tmp_path), progress=False)
+    chunks = index.info().chunks
+
+    def die(self, meta, vector_key=None):
+        raise KeyboardInterrupt("killed between the rows and the commit row")
+
+    monkeypatch.setattr(MilvusWriter, "commit", die)
+    with pytest.raises(KeyboardInterrupt):
+        index.add([("tianwen.txt", PAGE.encode("utf-8"))])
+    monkeypatch.undo()
+    assert index.info().chunks == chunks and "tianwen.txt" not in index.sources()
+    top = _top(index, "天文馆可容纳多少名观众？")
+    assert top is None or top.source != "tianwen.txt", "rows stored before the commit row must stay invisible"
+
+    [change] = index.add([("tianwen.txt", PAGE.encode("utf-8"))])
+    assert change.status == "added" and _top(index, "天文馆可容纳多少名观众？").source == "tianwen.txt"
+    backend = index.backend
+    with backend.snapshot() as snap:
+        name = snap._names["chunks"]
+    [row] = backend.client.query(name, filter="", output_fields=["count(*)"])
+    assert row["count(*)"] == chunks + 1, "the re-run upserted the same rows, no duplicates"
+    index.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@milvus_lite
+def test_a_server_that_is_down_is_a_clear_error_naming_the_uri(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAG_MILVUS_TIMEOUT", "3")
+    uri = f"milvus://127.0.0.1:{_free_port()}"
+    started = time.monotonic()
+    with pytest.raises(BackendUnavailable, match="无法连接 Milvus") as err:
+        load_index(settings=_settings(uri, tmp_path))
+    assert uri in str(err.value) and time.monotonic() - started < 30
+
+
+def test_bad_uris_are_refused_in_chinese(tmp_path):
+    from rag.backends.milvus.connection import parse
+
+    with pytest.raises(ValueError, match="不要写账号密码"):
+        parse("milvus://root:secret@host:19530")
+    with pytest.raises(ValueError, match="未知参数"):
+        parse("milvus:///tmp/a.db?colour=red")
+    assert parse("milvus://host").address == "http://host:19530"
+    assert parse("milvus+https://host/archive").db_name == "archive"
+    assert parse(f"milvus://{tmp_path}/a.db").lite
+
+
+@milvus_lite
+def test_a_lite_database_open_in_another_process_is_named(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "archive.db"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pymilvus import MilvusClient; c = MilvusClient(sys.argv[1]); c.list_collections(); "
+        "print('open', flush=True); time.sleep(60)"), str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(BackendUnavailable, match="正被另一个进程"):
+            build_index(settings=_settings(backend_uri("milvus-lite", tmp_path), tmp_path), progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+# --- parity with the local backend -------------------------------------------------------------------
+
+
+def _dev_questions() -> list[str]:
+    if not DEV_QUESTIONS.exists():
+        pytest.skip(f"缺少开发问题集 {DEV_QUESTIONS}")
+    return [json.loads(line)["question"] for line in DEV_QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _tops(index, questions, mode, k=3):
+    return [[(p.source, p.text) for p in index.retrieve(q, k=k, mode=mode)] for q in questions]
+
+
+@milvus_lite
+def test_same_questions_same_top_results_as_the_local_backend(tmp_path):
+    """Our tokens as sparse BM25 vectors: the server's inner product is our BM25, so the ranking is the
+    local one; the dense leg (hashed characters, same vectors) and the fused hybrid agree as well."""
+    questions = _dev_questions()
+    indexes = {name: build_index(settings=_settings(backend_uri(name, tmp_path / name), tmp_path / name),
+                                 progress=False, embedder=CharEncoder())
+               for name in ("local", "milvus-lite")}
+    try:
+        for mode in ("lexical", "dense", "hybrid"):
+            local, lite = (_tops(indexes[n], questions, mode) for n in ("local", "milvus-lite"))
+            assert lite == local, mode
+    finally:
+        for index in indexes.values():
+            index.close()
+
+
+@milvus_lite
+def test_bundled_model_gives_the_same_answers_on_milvus_lite(bundled_index, tmp_path):
+    """The real dense leg: the bundled e5 vectors, read from the local build's embedding cache."""
+    import shutil
+
+    questions = _dev_questions()
+    shutil.copytree(bundled_index.settings.index_dir, tmp_path / "index")  # its embeddings.sqlite comes along
+    lite = build_index(settings=_settings(backend_uri("milvus-lite", tmp_path), tmp_path, model="bundled"), progress=False)
+    try:
+        assert lite.info().dense and lite.info().dim == bundled_index.info().dim
+        for mode in ("dense", "hybrid"):
+            assert _tops(lite, questions, mode) == _tops(bundled_index, questions, mode), mode
+    finally:
+        lite.close()
