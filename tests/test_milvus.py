@@ -283,3 +283,50 @@ def test_bundled_model_gives_the_same_answers_on_milvus_lite(bundled_index, tmp_
             assert _tops(lite, questions, mode) == _tops(bundled_index, questions, mode), mode
     finally:
         lite.close()
+
+
+# --- a real Milvus server -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def milvus_server(tmp_path_factory):
+    """A standalone Milvus 2.3.5 server process (the `milvus` package from PyPI), stopped afterwards."""
+    pytest.importorskip("milvus", reason="未安装 milvus 服务器包（pip install milvus==2.3.5），跳过真实服务器测试")
+    from milvus import MilvusServer
+
+    server = MilvusServer()
+    server.set_base_dir(str(tmp_path_factory.mktemp("milvus-server")))
+    server.listen_port = _free_port()
+    try:
+        server.start()
+    except Exception as exc:  # no binary for this platform, ports refused, a start timeout
+        server.stop()
+        pytest.skip(f"Milvus 2.3.5 服务器无法在本机启动，跳过真实服务器测试：{type(exc).__name__}: {exc}")
+    yield f"milvus://127.0.0.1:{server.listen_port}"
+    server.stop()
+
+
+def test_a_milvus_2_3_server_serves_dense_and_says_lexical_is_unavailable(milvus_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("RAG_MILVUS_TIMEOUT", "5")
+    questions = _dev_questions()[:8]
+    server = build_index(settings=_settings(milvus_server, tmp_path / "server"), progress=False, embedder=CharEncoder())
+    local = build_index(settings=_settings("local", tmp_path / "local"), progress=False, embedder=CharEncoder())
+    try:
+        info = server.info()
+        assert info.dense and info.dim == 64 and "不支持稀疏向量与 BM25" in info.lexical_reason
+        assert "关键词检索（jieba + BM25）：关闭" in info.summary()
+        with pytest.raises(LexicalUnavailable, match="关键词检索不可用"):
+            server.retrieve(PARTY[0], mode="lexical")
+        hybrid = server.retrieve(PARTY[0], k=3)
+        assert hybrid.mode == "dense" and "本次仅使用语义检索" in hybrid.notice
+        assert _tops(server, questions, "dense") == _tops(local, questions, "dense")
+
+        [change] = server.add([("tianwen.txt", PAGE.encode("utf-8"))])
+        assert change.status == "added" and server.info().chunks == local.info().chunks + 1
+        assert _top(server, PAGE.splitlines()[1], mode="dense").source == "tianwen.txt"
+        server.remove("tianwen.txt")
+        assert "tianwen.txt" not in server.sources()
+        assert all(p.source != "tianwen.txt" for p in server.retrieve(PAGE.splitlines()[1], k=10, mode="dense"))
+    finally:
+        server.close()
+        local.close()
