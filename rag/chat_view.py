@@ -15,14 +15,16 @@ from dataclasses import dataclass, field
 from .lang import texts
 from .results import Answer, Passage
 
-# One pass, so entities are never re-escaped: HTML specials plus the characters markdown acts on.
-_INERT = str.maketrans({c: f"&#{ord(c)};" for c in "&<>\"'\\`*_[]#|~"})
+# One pass, so entities are never re-escaped: HTML specials, the characters markdown acts on, and ":" and
+# "@", without which the chat's markdown turns a URL or an address in the archive into a clickable link.
+_INERT = str.maketrans({c: f"&#{ord(c)};" for c in "&<>\"'\\`*_[]#|~:@"})
+_WWW = re.compile(r"(?i)(www)\.")
 MAX_TURNS = 20  # articles kept per session: the last answers only
 
 
 def escape(text: str) -> str:
-    """Untrusted text -> inert markdown: HTML and markdown syntax become character entities."""
-    return text.translate(_INERT)
+    """Untrusted text -> inert markdown: HTML and markdown syntax (links too) become character entities."""
+    return _WWW.sub(r"\1&#46;", text.translate(_INERT))
 
 
 def highlight(text: str, terms: list[str]) -> str:
@@ -158,6 +160,15 @@ def _plain_source(p: Passage, lang: str) -> str:
     return " · ".join(parts)
 
 
+def _one_per_article(passages: list[Passage]) -> list[tuple[int, Passage]]:
+    seen, out = set(), []
+    for i, p in enumerate(passages):
+        if (p.source, p.article_id, p.title) not in seen:
+            seen.add((p.source, p.article_id, p.title))
+            out.append((i, p))
+    return out
+
+
 def cited_sources(result: Answer) -> list[tuple[int, Passage]]:
     """[n] -> the first passage cited under it, in number order."""
     out: dict[int, Passage] = {}
@@ -196,7 +207,7 @@ def answer_markdown(result: Answer, turn: int, lang: str, dense_on: bool) -> str
         if result.passages:
             lines.append(t["maybe_related"])
             lines.append("<br>".join(_link(turn, f"p{i}", "· " + source_line(p, lang), "src")
-                                     for i, p in enumerate(result.passages[:3])))
+                                     for i, p in _one_per_article(result.passages)[:3]))
         else:
             lines.append(t["no_overlap"])
         if notice:
@@ -259,11 +270,11 @@ def how_found_markdown(result: Answer, trace: Trace, turn: int, lang: str) -> st
     ]
     none = t["rank_none"]
     for i, p in enumerate(result.passages):
-        title = _link(turn, f"p{i}", escape(p.display_title[:40]), "src")
-        refs = " ".join(f"[{n}]" for n in cited.get(p.chunk_id, [])) or ""
+        title = _link(turn, f"p{i}", escape(p.display_title[:30]), "src")
+        refs = "".join(f" <b class='cited'>[{n}]</b>" for n in cited.get(p.chunk_id, []))
         lines.append(
-            f"| {i + 1} | {title} | {escape(p.source)} | {p.lexical_rank or none} | {p.dense_rank or none} "
-            f"| {p.score:.4f} | {refs} |"
+            f"| {i + 1}{refs} | {title}<br><small>{escape(p.source)}</small> | {p.lexical_rank or none} "
+            f"| {p.dense_rank or none} | {p.score:.4f} |"
         )
     return "\n".join(lines)
 
@@ -286,6 +297,16 @@ def _marked(body: str, spans: list[tuple[int, int]], cls: str) -> str:
     return "".join(out)
 
 
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
 def _paragraphs(marked: str) -> str:
     return "".join(f"<p>{line}</p>" for line in marked.split("\n") if line.strip())
 
@@ -304,7 +325,10 @@ def article_html(card: dict | None, label: str, lang: str) -> str:
     if card.get("byline"):
         parts.append(f'<div class="article-byline">{html.escape(card["byline"])}</div>')
     if card["body"] is not None:
-        parts.append(f'<div class="article-body">{_paragraphs(_marked(card["body"], [tuple(s) for s in card["cited"]], "cited"))}</div>')
+        spans, cls = [tuple(s) for s in card["cited"]], "cited"
+        if not spans:  # opened from a passage that no sentence of the answer quotes: show where it was found
+            spans, cls = [(start, end) for start, end, _ in card["passages"]], "passage"
+        parts.append(f'<div class="article-body">{_paragraphs(_marked(card["body"], _merge(spans), cls))}</div>')
     else:
         parts.append(f'<div class="article-note">{html.escape(t["article_gone"])}</div>')
         cited = card.get("cited_text", [])

@@ -27,7 +27,7 @@ from .index import MAX_QUERY_CHARS, Index, IndexCorrupt, IndexLocked  # noqa: E4
 from .lang import detect_language, texts  # noqa: E402
 from .library import LibraryError  # noqa: E402
 from .library_view import (  # noqa: E402
-    CHANGE_HEADERS, DOC_HEADERS, change_row, document_rows, preview_html, status_row, summary_markdown,
+    CHANGE_HEADERS, DOC_HEADERS, ORIGINS, change_row, document_rows, preview_html, status_row, summary_markdown,
 )
 from .settings import Settings  # noqa: E402
 
@@ -73,6 +73,10 @@ CSS = """
 #article-view .article-byline { color: #4b5563; font-size: .9em; margin-bottom: 8px; }
 #article-view .article-body p { margin: 0 0 .6em; line-height: 1.7; }
 #article-view mark.cited { background: #ffd666; font-weight: 600; }
+#article-view mark.passage { background: #fff5cc; }
+#qa-chat table { font-size: .85em; }
+#qa-chat table td, #qa-chat table th { padding: 4px 6px; }
+#qa-chat table b.cited { color: #b45309; }
 #article-view .article-empty, #article-view .article-note { color: #6b7280; }
 #article-view .article-also { color: #6b7280; font-size: .85em; margin-top: 8px; }
 #index-status { color: #4b5563; font-size: .9em; }
@@ -114,7 +118,7 @@ if (!window.__ragLinks) {
 """
 ARTICLE_JS = """
 watch('value', () => {
-  const mark = element.querySelector('mark.cited');
+  const mark = element.querySelector('mark.cited, mark.passage');
   if (mark) mark.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
 });
 """
@@ -361,7 +365,7 @@ def build_demo(index: Index, settings: Settings | None = None, on_change=None) -
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3, min_width=420):
                         chatbot = gr.Chatbot(
-                            label="对话", elem_id="qa-chat", height=560, buttons=[], feedback_options=None,
+                            label="对话", show_label=False, elem_id="qa-chat", height=560, buttons=[], feedback_options=None,
                             placeholder="**向报纸提问吧**\n\n点击下方的示例问题，或直接输入。",
                         )
                         box = gr.Textbox(show_label=False, placeholder="输入问题，按回车提交", elem_id="qa-input",
@@ -389,10 +393,12 @@ def build_demo(index: Index, settings: Settings | None = None, on_change=None) -
 
         # --- events: chat ---------------------------------------------------------------------------
         outputs = [chatbot, session, box]
-        box.submit(chat.ask, [box, k, mode, sources, session], outputs, api_name="ask", concurrency_limit="default")
+        # Questions typed or clicked share one limit (queue(default_concurrency_limit=...)).
+        box.submit(chat.ask, [box, k, mode, sources, session], outputs, api_name="ask", concurrency_limit="default",
+                   concurrency_id="answer")
         for chip in chips + [english_chip]:
             chip.click(_asker(chat, chip.value), [k, mode, sources, session], outputs, api_visibility="private",
-                       concurrency_limit="default")
+                       concurrency_limit="default", concurrency_id="answer")
         bridge.click(chat.open_article, [bridge, session], [article], api_visibility="private", queue=False)
         new_chat.click(chat.reset, None, [chatbot, session, article], api_visibility="private", queue=False)
         chatbot.clear(chat.reset, None, [chatbot, session, article], api_visibility="private", queue=False)
@@ -448,13 +454,14 @@ def _asker(chat: ChatHandlers, question: str):
 
 
 def _pick_document(table, evt: gr.SelectData):
-    """A click on a row of the documents table selects that document for preview (and deletion)."""
+    """A click on a row of the documents table selects that document for preview (and, if uploaded, deletion)."""
     try:
         row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-        name = table.iloc[row, 0] if hasattr(table, "iloc") else table[row][0]
+        cells = list(table.iloc[row]) if hasattr(table, "iloc") else list(table[row])
     except Exception:
         return gr.skip(), gr.skip()
-    return gr.Dropdown(value=name), gr.skip()
+    name, origin = cells[0], cells[DOC_HEADERS.index("来源")]
+    return gr.Dropdown(value=name), (gr.Dropdown(value=name) if origin == ORIGINS["stored"] else gr.skip())
 
 
 def _library_tab(settings: Settings) -> dict:

@@ -281,3 +281,38 @@ def test_files_added_to_the_docs_folder_are_picked_up_while_running(tmp_path):
         else:
             pytest.fail("the new file of the docs folder was not picked up")
         assert "new.txt" in [d["name"] for d in c.get("/documents").json()["documents"]]
+
+
+def test_app_py_serves_ui_and_api_read_only_behind_a_login(lexical_index):
+    """`python app.py` for real: flags wired through to the app (subprocess, free port)."""
+    import socket
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [sys.executable, "app.py", "--port", str(port), "--docs", str(SEEDS), "--index", str(lexical_index.folder),
+               "--model", "none", "--read-only", "--auth", f"{USER}:{PASSWORD}"]
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(base + "/api/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stdout.read()
+                time.sleep(0.5)
+        else:
+            pytest.fail("app.py did not start")
+        assert httpx.get(base + "/api/v1/info").status_code == 401
+        info = httpx.get(base + "/api/v1/info", auth=(USER, PASSWORD)).json()
+        assert info["read_only"] is True and info["documents"] == 5
+        assert httpx.get(base + "/", timeout=10).status_code == 200  # the login page
+    finally:
+        proc.terminate()
+        proc.wait(20)

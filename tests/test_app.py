@@ -69,10 +69,10 @@ def test_ask_endpoint_returns_a_cited_answer_with_its_source(server):
     text = _ask(server, QUESTION)
     assert "359" in text and "[1]" in text and 'href="#cite-0-1"' in text
     assert "002_d930b353b5af356e.txt" in html.unescape(text)
-    assert "示范区:真抓实干求突破 全力以赴谋发展" in text
+    assert "示范区:真抓实干求突破 全力以赴谋发展" in html.unescape(text)
     assert "记者 姬慧洋" in text
     assert "在 1 篇文章中找到" in text and "来源" in text
-    assert "检索过程" in text and "关键词排名" in text  # the folded "how this was found" view
+    assert "检索过程" in text and "关键词名次" in text  # the folded "how this was found" view
 
 
 def test_out_of_domain_question_says_not_found(server):
@@ -152,8 +152,9 @@ def test_malicious_passage_is_escaped_in_the_answer(xss_index):
         text = _ask(s, "智慧岛测试稿件里有什么？")
     assert "<img" not in text and "<script" not in text
     assert "&#60;img" in text and "&#60;script&#62;" in text
-    assert "&#91;链接&#93;(javascript" in text  # markdown links/images inert
+    assert "&#91;链接&#93;(javascript&#58;" in text  # markdown links/images inert
     assert "](" not in text and "![" not in text
+    assert "http://" not in text  # no bare URL either: the chat's markdown would make it a clickable link
 
 
 # --- the library through the UI's endpoints ------------------------------------------------------------

@@ -101,4 +101,7 @@ def test_notices_follow_the_language():
 
 def test_escape_is_markdown_and_html_inert():
     assert escape("[a](javascript:x) <b> *x* _y_ `z` #") == (
-        "&#91;a&#93;(javascript:x) &#60;b&#62; &#42;x&#42; &#95;y&#95; &#96;z&#96; &#35;")
+        "&#91;a&#93;(javascript&#58;x) &#60;b&#62; &#42;x&#42; &#95;y&#95; &#96;z&#96; &#35;")
+    # nothing an autolinker would pick up: URLs, www. names, e-mail addresses
+    assert escape("见https://a.cn/x、WWW.zk.gov.cn和a@b.cn") == "见https&#58;//a.cn/x、WWW&#46;zk.gov.cn和a&#64;b.cn"
+    assert html.unescape(escape("示范区:真抓实干 <b>&amp;")) == "示范区:真抓实干 <b>&amp;"
