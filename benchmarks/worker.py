@@ -59,6 +59,16 @@ def questions(n: int) -> list[str]:
     return [qs[i % len(qs)] for i in range(n)]
 
 
+def _parts_mb(folder: Path) -> dict:
+    """Disk use by kind of file, summed over segments."""
+    parts: dict[str, float] = {}
+    for p in Path(folder).rglob("*"):
+        if p.is_file():
+            kind = p.name.split(".")[0] if p.parent.parent.name == "segments" else p.name
+            parts[kind] = parts.get(kind, 0.0) + p.stat().st_size / 2**20
+    return {k: round(v, 1) for k, v in sorted(parts.items())}
+
+
 def cmd_build(args) -> dict:
     from rag import build_index
     from rag.settings import Settings
@@ -70,34 +80,33 @@ def cmd_build(args) -> dict:
     t0 = time.perf_counter()
     index = build_index(args.docs, args.index, settings=settings, progress=False, embedder=embedder)
     total = time.perf_counter() - t0
-    out = {
+    info = index.info()
+    segments = sorted((Path(args.index) / "segments").iterdir())
+    return {
         "build_s": round(total, 2),
         "timings": index.manifest["timings"],
-        "chunks": index.n_chunks,
-        "articles": index.manifest["counts"]["articles"],
-        "index_mb": round(folder_mb(index.folder), 1),
-        "index_parts_mb": {
-            name: round(folder_mb(index.folder / name) if (index.folder / name).is_dir() else (index.folder / name).stat().st_size / 2**20, 1)
-            for name in sorted(p.name for p in index.folder.iterdir())
-        },
+        "chunks": info.chunks,
+        "articles": info.articles,
+        "documents": info.documents,
+        "index_mb": round(folder_mb(Path(args.index)), 1),
+        "index_parts_mb": _parts_mb(Path(args.index)),
         "build_peak_rss_mb": round(peak_rss_mb(), 1),
         # Tokenizer workers are forked: most of their RSS is the parent's pages, shared, not extra memory.
         "tokenizer_workers_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0, 1),
-        "dense": index.manifest["dense"]["model"] if index.dense_enabled else "off",
+        "dense": info.dense_label if info.dense else "off",
+        "segment": str(segments[0]) if segments else "",
     }
-    out["folder"] = str(index.folder)
-    return out
 
 
 def cmd_recall(args) -> dict:
     """IVF recall@10 against exact search over the very same stored vectors."""
     import faiss
 
+    from rag.backends.local.vectors import NPROBE
+
     ivf = faiss.read_index(str(Path(args.index_folder) / "vectors.faiss"))
     if not hasattr(ivf, "nprobe"):
         return {"index": "exact (flat)", "recall_at_10": 1.0}
-    from rag.ann import NPROBE
-
     ivf.nprobe = NPROBE
     ivf.make_direct_map()
     vectors = ivf.reconstruct_n(0, ivf.ntotal)
@@ -117,7 +126,7 @@ def cmd_recall(args) -> dict:
 
 def cmd_serve(args) -> dict:
     from rag import load_index
-    from rag.lexical import char_bigrams
+    from rag.backends.local import segment as seg
 
     from .random_embedder import RandomEmbedder
 
@@ -126,46 +135,167 @@ def cmd_serve(args) -> dict:
     index = load_index(args.index, embedder=embedder)
     load_s = time.perf_counter() - t0
     rss_after_load = rss_mb()
+    # What checking every file's checksum costs (done at load up to RAG_VERIFY_SYNC_MB, else in the background).
+    t0 = time.perf_counter()
+    verified_mb = 0.0
+    for folder in sorted((Path(args.index) / "segments").iterdir()):
+        s = seg.Segment(folder, verify=False)
+        verified_mb += sum(f.size for f in s.manifest.files.values()) / 2**20
+        assert not s._verify()
+        s.close()
+    verify_s = time.perf_counter() - t0
     qs = questions(args.queries)
     for q in qs[:5]:
         index.retrieve(q, k=5)  # warm caches (jieba, page cache)
-    lexical, dense, hybrid, raw = [], [], [], []
-    lex = index.backend._lexical
-    vecs = index.backend._vectors
+    lexical, dense, hybrid = [], [], []
     for q in qs:
-        t = time.perf_counter()
-        index.backend.lexical(index.tokenizer(q), 50, q)
-        lexical.append(time.perf_counter() - t)
-        if vecs is not None:
-            v = embedder.encode_query(q)
+        with index.backend.snapshot() as snap:
             t = time.perf_counter()
-            index.backend.dense(v, 50)
-            dense.append(time.perf_counter() - t)
-        # The raw library calls retrieve() stands on, as bm25s.retrieve makes them: tokenize, score each
-        # field and take its top 50; plus one FAISS search.
-        t = time.perf_counter()
-        tokens = index.tokenizer(q)
-        for name, model in lex.models.items():
-            ids = model.get_tokens_ids(char_bigrams(q) if name == "bigrams" else tokens)
-            if ids:
-                scores = model.get_scores_from_ids(ids)
-                np.argpartition(-scores, 49)[:50]
-        if vecs is not None:
-            vecs.index.search(v.reshape(1, -1), 50)
-        raw.append(time.perf_counter() - t)
+            snap.lexical(index.tokenizer.weighted(q), 50, q)
+            lexical.append(time.perf_counter() - t)
+            if embedder is not None:
+                v = embedder.encode_query(q)
+                t = time.perf_counter()
+                snap.dense(v, 50)
+                dense.append(time.perf_counter() - t)
         t = time.perf_counter()
         index.retrieve(q, k=5, mode="hybrid")
         hybrid.append(time.perf_counter() - t)
-    out = {
+    return {
         "load_s": round(load_s, 3),
+        "verify_s": round(verify_s, 3),
+        "verified_mb": round(verified_mb, 1),
         "rss_after_load_mb": round(rss_after_load, 1),
         "serve_peak_rss_mb": round(peak_rss_mb(), 1),
         "lexical": percentiles(lexical),
         "dense": percentiles(dense) if dense else None,
         "hybrid_retrieve": percentiles(hybrid),
-        "raw_bm25s_faiss": percentiles(raw),
     }
-    out["retrieve_overhead"] = round(out["hybrid_retrieve"]["p50_ms"] / out["raw_bm25s_faiss"]["p50_ms"] - 1, 3)
+
+
+def cmd_update(args) -> dict:
+    """Add one page to a live index and remove it again, while another process keeps querying it."""
+    import subprocess
+
+    from rag import open_index
+    from rag.settings import Settings
+
+    from .corpus import page
+    from .random_embedder import RandomEmbedder
+
+    new_page = Path(args.work) / "new_page.txt"
+    page_chunks = page(new_page, seed=1)
+    index = open_index(Settings(docs_dir=args.docs, index_dir=args.index), progress=False, embedder=RandomEmbedder())
+    loop = subprocess.Popen([sys.executable, "-m", "benchmarks.worker", "queryloop", "--index", args.index],
+                            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert loop.stdout.readline().strip() == "READY"
+    time.sleep(2.0)  # some queries before any update, as the idle baseline
+    adds, removes, windows = [], [], []
+    for _ in range(args.repeat):
+        for action, arg, out in ((index.add, [new_page], adds), (index.remove, new_page.name, removes)):
+            t0 = time.time()
+            changes = action(arg)
+            t1 = time.time()
+            assert changes and changes[0].status in ("added", "removed"), changes
+            out.append(t1 - t0)
+            windows.append((t0, t1))
+            time.sleep(0.5)
+    t0 = time.perf_counter()
+    index.maintain()
+    merge_s = time.perf_counter() - t0
+    loop.stdin.close()
+    samples = json.loads(next(line for line in loop.stdout if line.startswith("RESULT "))[len("RESULT "):])
+    loop.wait(timeout=60)
+    during = [lat for start, lat in samples if any(a <= start <= b for a, b in windows)]
+    idle = [lat for start, lat in samples if start < windows[0][0]]
+    return {
+        "page_chunks": page_chunks,
+        "add_s": round(statistics.median(adds), 3),
+        "remove_s": round(statistics.median(removes), 3),
+        "merge_s": round(merge_s, 3),
+        "query_during_update": percentiles(during) if during else None,
+        "query_idle": percentiles(idle) if idle else None,
+        "queries": len(samples),
+    }
+
+
+def cmd_queryloop(args) -> dict:
+    """Query until stdin closes; report (start time, latency) of every query (for `update`)."""
+    import select
+
+    from rag import load_index
+
+    from .random_embedder import RandomEmbedder
+
+    index = load_index(args.index, embedder=RandomEmbedder())
+    qs = questions(500)
+    index.retrieve(qs[0], k=5)
+    print("READY", flush=True)
+    samples, i = [], 0
+    while not select.select([sys.stdin], [], [], 0)[0]:
+        t0 = time.time()
+        index.retrieve(qs[i % len(qs)], k=5)
+        samples.append((t0, time.time() - t0))
+        i += 1
+    return samples
+
+
+def _burners(n: int):
+    """`n` processes spinning on the CPU: the "busy machine" the latency targets are stated for."""
+    import subprocess
+
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
+def cmd_dense(args) -> dict:
+    """The real dense leg on the seeds (the bundled 4-bit multilingual-e5-small): embedding rate, build
+    times cold and after a one-page change, query-embedding and hybrid retrieve() latency idle and busy."""
+    import shutil
+
+    from rag import build_index, open_index
+    from rag.settings import Settings
+
+    work = Path(args.work)
+    docs, folder = work / "dense-docs", work / "dense-index"
+    shutil.rmtree(docs, ignore_errors=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(ROOT / "seeds", docs)
+    t0 = time.perf_counter()
+    index = build_index(docs, folder, model=args.model, progress=False)
+    cold = time.perf_counter() - t0
+    t = index.manifest["timings"]
+    out = {"engine": index.info().dense_label, "chunks": index.info().chunks, "cold_build_s": round(cold, 2),
+           "embed_s": t["embed_s"], "chunks_per_s": round(t["embedded"] / t["embed_s"], 2) if t["embed_s"] else None}
+    page = docs / "003_dbd476b8f86f7364.txt"
+    page.write_text(page.read_text(encoding="utf-8") + "\n周口新建天文馆\n本报讯（记者 宋风）周口天文馆今日开馆，馆内有球幕影院。\n", encoding="utf-8")
+    index.close()
+    t0 = time.perf_counter()
+    index = open_index(Settings(docs_dir=docs, index_dir=folder, model=args.model), progress=False)
+    out["one_page_change_s"] = round(time.perf_counter() - t0, 2)
+    out["one_page_change_embedded"] = index.manifest["timings"]["embedded"]
+    qs = [q for q in questions(10_000) if q][: args.queries]
+    english = ROOT / "eval" / "english_questions.jsonl"
+    if english.exists():
+        qs = qs[: args.queries // 2] + [json.loads(line)["question"] for line in english.read_text(encoding="utf-8").splitlines() if line.strip()][: args.queries // 2]
+    for q in qs[:5]:
+        index.retrieve(q, k=5)
+    for label, busy in (("idle", 0), ("busy", args.busy)):
+        procs = _burners(busy)
+        try:
+            time.sleep(0.5 if busy else 0)
+            embed, hybrid = [], []
+            for q in qs:
+                t = time.perf_counter()
+                index.encoder.encode_query(q)
+                embed.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                index.retrieve(q, k=5)
+                hybrid.append(time.perf_counter() - t)
+        finally:
+            for p in procs:
+                p.kill()
+                p.wait()
+        out[label] = {"burners": busy, "query_embedding": percentiles(embed), "hybrid_retrieve": percentiles(hybrid)}
     return out
 
 
@@ -279,6 +409,18 @@ def main(argv=None) -> int:
     p.add_argument("--index", required=True)
     p.add_argument("--dense", choices=("random", "off"), default="random")
     p.add_argument("--queries", type=int, default=200)
+    p = sub.add_parser("update")
+    p.add_argument("--docs", required=True)
+    p.add_argument("--index", required=True)
+    p.add_argument("--work", required=True)
+    p.add_argument("--repeat", type=int, default=3)
+    p = sub.add_parser("dense")
+    p.add_argument("--work", required=True)
+    p.add_argument("--model", default="bundled")
+    p.add_argument("--queries", type=int, default=100)
+    p.add_argument("--busy", type=int, default=1, help="CPU-burning processes beside the queries")
+    p = sub.add_parser("queryloop")
+    p.add_argument("--index", required=True)
     p = sub.add_parser("peer")
     p.add_argument("--docs", required=True)
     p.add_argument("--queries", type=int, default=100)
@@ -287,7 +429,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    commands = {"build": cmd_build, "recall": cmd_recall, "serve": cmd_serve, "peer": cmd_peer, "quality": cmd_quality}
+    commands = {"build": cmd_build, "recall": cmd_recall, "serve": cmd_serve, "update": cmd_update, "queryloop": cmd_queryloop,
+                "dense": cmd_dense,
+                "peer": cmd_peer, "quality": cmd_quality}
     result = commands[args.cmd](args)
     print("RESULT " + json.dumps(result, ensure_ascii=False), flush=True)
     return 0

@@ -79,6 +79,7 @@ def is_headline_like(line: str, markdown: bool = False) -> bool:
     n = visible_len(s)
     return (
         2 <= n <= 40
+        and not s.startswith("|")  # a table row
         and not ends_sentence(s)
         and not re.search(r"[，、：,:]$", s)
         and "。" not in s

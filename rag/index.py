@@ -122,8 +122,13 @@ def _snapshot_meta(backend: Backend) -> dict | None:
         return _validate_meta(snap.meta)
 
 
-def _commit(library: Library, writer, settings: Settings, encoder: Encoder | None, note: str, timings: dict) -> int:
-    return writer.commit(meta_for(settings, encoder, note, timings), encoder.key if encoder is not None else None)
+def _commit(library: Library, writer, settings: Settings, encoder: Encoder | None, note: str, started: float) -> int:
+    """Commit with the timings of this change: read+split+chunk, embed, write (tokenize, BM25, store, FAISS)."""
+    key = encoder.key if encoder is not None else None
+    t0 = time.perf_counter()
+    writer.flush(key)
+    timings = {**library.stats, "write_s": round(time.perf_counter() - t0, 3), "total_s": round(time.perf_counter() - started, 3)}
+    return writer.commit(meta_for(settings, encoder, note, timings), key)
 
 
 def build_index(
@@ -160,8 +165,7 @@ def _build(settings: Settings, backend: Backend, encoder: Encoder | None, note: 
             _progress("读取文档：%s", settings.docs_dir)
             changes = library.rebuild(writer)
             _progress("共 %d 篇文档", len(changes))
-            timings = {"build_s": round(time.perf_counter() - started, 2), **library.stats}
-            _commit(library, writer, settings, encoder, note, timings)
+            _commit(library, writer, settings, encoder, note, started)
             library.collect_files(writer)
     finally:
         library.close()
@@ -185,8 +189,11 @@ def load_index(index_dir: str | Path | None = None, settings: Settings | None = 
     return Index(backend, settings, encoder, why if encoder is None else meta["dense"].get("note", ""), writable=False)
 
 
-def open_index(settings: Settings | None = None, progress: bool = True) -> "Index":
-    """The index over the docs folder, up to date: built, synced or rebuilt as needed."""
+def open_index(settings: Settings | None = None, progress: bool = True, embedder: Encoder | None = None) -> "Index":
+    """The index over the docs folder, up to date: built, synced or rebuilt as needed.
+
+    `embedder` replaces choosing the encoder from the settings (benchmarks use random vectors).
+    """
     settings = settings or Settings()
     backend = open_backend(settings, progress)
     try:
@@ -194,7 +201,7 @@ def open_index(settings: Settings | None = None, progress: bool = True) -> "Inde
     except IndexCorrupt as exc:
         log.warning("%s，正在重建", exc)
         meta = None
-    encoder, note = choose_encoder(settings, meta)
+    encoder, note = (embedder, "") if embedder is not None else choose_encoder(settings, meta)
     reason = stale_reason(meta, settings, encoder)
     if reason:
         _progress("构建索引（%s）", reason)
@@ -219,6 +226,7 @@ class Index:
         self.tokenizer.warm()
         self._write_lock = threading.Lock()  # one writer per process; other processes wait on the index lock
         self._repairing = False
+        self.backend.refresh(wait=True)  # a build or sync just committed: start on the newest generation
         with self.backend.snapshot() as snap:
             _validate_meta(snap.meta)
             self._check_vectors(snap)
@@ -406,13 +414,13 @@ class Index:
             with self._write_lock, self.backend.writer(self.settings.lock_timeout, _waiting) as writer:
                 changes = action(library, writer, *args)
                 if any(c.status in ("added", "replaced", "removed", "skipped") for c in changes) or full:
-                    timings = {"seconds": round(time.perf_counter() - started, 3), **library.stats}
-                    _commit(library, writer, self.settings, self.encoder, self.dense_note, timings)
+                    _commit(library, writer, self.settings, self.encoder, self.dense_note, started)
                     library.collect_files(writer)
                     changes = _with_duplicates(changes, writer.documents())
         finally:
             library.close()
         self.backend.refresh(wait=True)
+        self.backend.collect()  # the generation this index held until now can go
         return changes
 
     def add(self, paths: list[str | Path] | list[tuple[str, bytes]]) -> list[Change]:
@@ -449,6 +457,7 @@ class Index:
         except IndexLocked:
             pass  # another writer is busy; it or a later call will merge
         self.backend.refresh(wait=True)
+        self.backend.collect()
 
     def _schedule_repair(self, exc: Exception) -> None:
         """A damaged index found while serving: rebuild it in the background, once, if this process may write."""

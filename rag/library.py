@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import re
+import time
 import unicodedata
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -25,7 +26,7 @@ from .backends.base import Prepared, Writer
 from .chunks import chunk_article
 from .encoders import Encoder
 from .encoders.cache import EmbeddingCache
-from .ingest import Document, Unreadable, read_bytes, read_file, scan_folder
+from .ingest import SUFFIXES, Document, Unreadable, read_bytes, read_file, scan_folder
 from .results import DocumentInfo
 from .settings import Settings
 
@@ -128,7 +129,7 @@ class Library:
         self.progress = progress
         self.files = Path(settings.index_dir) / FILES
         self._cache: EmbeddingCache | None = None
-        self.stats = {"embedded": 0, "cached": 0}
+        self.stats = {"embedded": 0, "cached": 0, "read_s": 0.0, "embed_s": 0.0}
 
     @property
     def cache(self) -> EmbeddingCache:
@@ -146,6 +147,7 @@ class Library:
     def prepare(self, items: list[tuple[Document | None, DocumentInfo]]) -> list[Prepared]:
         """Split, chunk and embed documents (one batch, one progress bar). A None document is a skipped file."""
         s = self.settings
+        started = time.perf_counter()
         out = []
         for doc, info in items:
             if doc is None:
@@ -155,14 +157,20 @@ class Library:
             chunks = [c for i, a in enumerate(articles) for c in chunk_article(a, i, s.chunk_min, s.chunk_max, s.chunk_hard_max)]
             info = DocumentInfo(**{**asdict(info), "articles": len(articles), "chunks": len(chunks)})
             out.append(Prepared(info, articles, chunks))
+        self.stats["read_s"] += round(time.perf_counter() - started, 3)
+        started = time.perf_counter()
         if self.encoder is not None:
             texts = [c.embed_text for p in out for c in p.chunks]
             if texts:
                 if self.progress:
                     log.info("向量化 %d 个文本块（%s）…", len(texts), self.encoder.label)
-                vectors, embedded = self.cache.encode(self.encoder, texts, s.batch_size, self.progress)
+                if self.encoder.cacheable:
+                    vectors, embedded = self.cache.encode(self.encoder, texts, s.batch_size, self.progress)
+                else:
+                    vectors, embedded = self.encoder.encode_passages(texts, s.batch_size, self.progress), len(texts)
                 self.stats["embedded"] += embedded
                 self.stats["cached"] += len(texts) - embedded
+                self.stats["embed_s"] += round(time.perf_counter() - started, 3)
                 row = 0
                 for p in out:
                     p.vectors = vectors[row : row + len(p.chunks)]
@@ -219,14 +227,17 @@ class Library:
                 changes.append(_change(p[1], "replaced" if old is not None else "added"))
         return changes
 
-    def all_items(self) -> list[tuple[Document | None, DocumentInfo]]:
-        """Every document the library holds the original of: the docs folder, then the stored copies."""
+    def all_items(self, stored: set[str] | None = None) -> list[tuple[Document | None, DocumentInfo]]:
+        """Every document the library holds the original of: the docs folder, then the stored copies
+        (only those named in `stored` when given: an upload killed before its commit left an orphan)."""
         items = [self._folder_item(path, rel, st.st_size, st.st_mtime_ns)
                  for path, rel in scan_folder(Path(self.settings.docs_dir)) if (st := path.stat())]
         names = {info.source for _, info in items}
         for path in sorted(self.files.glob("*")) if self.files.is_dir() else []:
             source = _stored_source(path.name)
             if source is None or source in names or path.name.startswith("."):
+                continue
+            if stored is not None and path.name not in stored:
                 continue
             try:
                 doc = read_file(path, source)
@@ -239,10 +250,11 @@ class Library:
         return items
 
     def rebuild(self, writer: Writer) -> list[Change]:
+        committed = None if writer.recovering else {d.stored for d in writer.documents() if d.origin == "stored"}
         writer.clear()
-        items = self.all_items()
+        items = self.all_items(committed)
         if not any(doc is not None for doc, _ in items):
-            raise LibraryError(f"文档目录 {self.settings.docs_dir} 中没有可索引的文档")
+            raise LibraryError(f"文档目录 {self.settings.docs_dir} 中没有可索引的文档（支持 {'、'.join(SUFFIXES)}）")
         prepared = self.prepare(items)
         writer.add(prepared)
         return [_change(p.info, "added") for p in prepared]

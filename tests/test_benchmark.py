@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_benchmark_smallest_size(tmp_path):
     out = tmp_path / "results"
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--sizes", "1k", "--queries", "10", "--work", str(tmp_path / "work"), "--out", str(out)],
+        [sys.executable, "-m", "benchmarks", "--sizes", "1k", "--queries", "10", "--no-dense", "--work", str(tmp_path / "work"), "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -52,3 +52,17 @@ def test_caption_inside_a_sentence_is_lifted_out():
     paragraphs, captions = unwrap(lines)
     assert captions == ["志愿者向居民发放宣传单"]
     assert paragraphs[0].startswith(long * 3 + "新防疫政策。")
+
+
+def test_numbers_wrapped_across_lines_join_without_a_space():
+    paragraphs, _ = unwrap(["截至目前，值班值守到岗率10", "0%，业务办理满意率100%。"])
+    assert paragraphs == ["截至目前，值班值守到岗率100%，业务办理满意率100%。"]
+    paragraphs, _ = unwrap(["Reported by the Zhoukou", "Daily on Monday."])
+    assert paragraphs == ["Reported by the Zhoukou Daily on Monday."]
+
+
+def test_table_rows_are_paragraphs_of_their_own():
+    lines = ["项目进展如下：", "| 项目 | 进度 |", "| 领尚科技 | 主体完工 |", "其余项目正在推进。"]
+    paragraphs, captions = unwrap(lines)
+    assert paragraphs == ["项目进展如下：", "| 项目 | 进度 |", "| 领尚科技 | 主体完工 |", "其余项目正在推进。"]
+    assert captions == []

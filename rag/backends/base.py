@@ -95,6 +95,12 @@ class Writer(abc.ABC):
     def documents(self) -> list[DocumentInfo]:
         """The library as this writer will commit it so far."""
 
+    @property
+    def recovering(self) -> bool:
+        """True when no readable committed state was found: a rebuild then trusts every stored original,
+        since no list of documents says which of them were committed."""
+        return False
+
     @abc.abstractmethod
     def add(self, documents: list[Prepared]) -> None:
         """Store documents; an article already in the library is stored once and listed with both sources."""
@@ -109,6 +115,9 @@ class Writer(abc.ABC):
     @abc.abstractmethod
     def clear(self) -> None:
         """Drop every document (a full rebuild starts here)."""
+
+    def flush(self, vector_key: str | None = None) -> None:
+        """Write what `add` gathered (still invisible to readers); `commit` does it if this was not called."""
 
     @abc.abstractmethod
     def commit(self, meta: dict, vector_key: str | None = None) -> int:
@@ -137,6 +146,9 @@ class Backend(abc.ABC):
 
     def maintain(self) -> None:
         """Housekeeping a writer may do after a commit (merging segments); never changes results."""
+
+    def collect(self) -> None:
+        """Free what no reader holds any more (old generations' files); never changes results."""
 
     def close(self) -> None:
         pass

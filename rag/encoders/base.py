@@ -23,6 +23,8 @@ class Encoder(abc.ABC):
     passage_prompt: str = ""
     # Longest query text embedded: a question needs no more, and cost grows with length.
     max_query_chars: int = 512
+    # Whether the same text always gets the same vector (so it may be cached).
+    cacheable: bool = True
 
     def __init__(self):
         self._lock = threading.Lock()  # neither engine promises re-entrant encoding across threads

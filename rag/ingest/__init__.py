@@ -12,6 +12,10 @@ import os
 from pathlib import Path
 
 from .base import PAGE_BREAK, Document, Reader, Unreadable
+from .docx import DocxReader
+from .html import HtmlReader
+from .image import ImageReader
+from .pdf import PdfReader
 from .text import MarkdownReader, TextReader, decode
 
 log = logging.getLogger(__name__)
@@ -19,9 +23,11 @@ log = logging.getLogger(__name__)
 __all__ = ["PAGE_BREAK", "Document", "Reader", "Unreadable", "READERS", "SUFFIXES", "detect", "read_bytes",
            "read_file", "scan_folder", "read_documents", "fingerprint", "decode"]
 
-READERS: list[Reader] = [MarkdownReader(), TextReader()]
+# Binary formats by their signatures first; HTML before plain text, which would accept it too.
+READERS: list[Reader] = [PdfReader(), DocxReader(), ImageReader(), HtmlReader(), MarkdownReader(), TextReader()]
 SUFFIXES: tuple[str, ...] = tuple(dict.fromkeys(s for r in READERS for s in r.suffixes))
 # Larger files are refused before they are read: no newspaper page needs more.
+_OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # the container of .doc/.xls/.ppt
 MAX_FILE_BYTES = int(os.environ.get("RAG_MAX_FILE_MB", "200")) * 2**20
 
 
@@ -40,8 +46,16 @@ def read_bytes(data: bytes, source: str) -> Document:
     if len(data) > MAX_FILE_BYTES:
         raise Unreadable(f"文件过大（{len(data) / 2**20:.0f} MB，上限 {MAX_FILE_BYTES // 2**20} MB）")
     reader = detect(data, source)
+    suffix = Path(source).suffix.lower()
+    claimed = next((r for r in READERS if suffix in r.suffixes), None)
+    if reader is None and data.startswith(_OLE):
+        raise Unreadable("旧版 Office 文件（.doc/.xls/.ppt）不支持，请另存为 .docx 或 PDF")
+    if reader is None and claimed is not None:
+        raise Unreadable(f"文件内容不是 {suffix} 格式，也不是其他支持的格式（文件可能已损坏）")
     if reader is None:
         raise Unreadable(f"不支持的文件类型（支持 {'、'.join(SUFFIXES)}）")
+    if claimed is not None and claimed.binary and not reader.binary:
+        raise Unreadable(f"扩展名是 {suffix}，内容却是文本或网页（可能是下载出错时保存的页面），已跳过")
     text, pages = reader.read(data, source)
     if not text.replace(PAGE_BREAK, "").strip():
         raise Unreadable("文件中没有可提取的文字")

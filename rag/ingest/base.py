@@ -36,6 +36,8 @@ class Reader(abc.ABC):
 
     kind: ClassVar[str]
     suffixes: ClassVar[tuple[str, ...]]  # what the upload dialog and the folder scan offer
+    # A binary format's name on text content is a saved error page or a broken download, not a document.
+    binary: ClassVar[bool] = False
 
     @abc.abstractmethod
     def sniff(self, head: bytes, suffix: str) -> bool:

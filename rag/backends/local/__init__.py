@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from array import array
 import math
 import os
 import shutil
@@ -25,7 +26,7 @@ import numpy as np
 from ...articles import article_key
 from ...results import ArticleView, DocumentInfo
 from ...chunks import Chunk
-from ..base import Backend, IndexCorrupt, Prepared, Snapshot, Writer
+from ..base import Backend, IndexCorrupt, IndexLocked, Prepared, Snapshot, Writer
 from . import bm25, folder as fs, segment
 from .manifest import GENERATION_FORMAT, DocRecord, GenerationManifest, dump, load
 
@@ -277,6 +278,7 @@ class LocalBackend(Backend):
         self._gen: Generation | None = None
         self._reloader: threading.Thread | None = None
         self._failed_stamp = None
+        self._closed = False
         self.reload_error = ""  # why the newest generation could not be opened (the previous one serves)
 
     @property
@@ -365,14 +367,18 @@ class LocalBackend(Backend):
             raise
         self.reload_error = ""
         with self._lock:
-            self._install(gen)
             self._reloader = None
+            if self._closed:  # closed while this was loading: hold nothing
+                gen.lease.release()
+                return False
+            self._install(gen)
         log.info("已切换到第 %d 代索引", gen.number)
         return True
 
     @contextlib.contextmanager
     def snapshot(self):
         with self._lock:
+            self._closed = False  # a closed backend opens again on use
             if self._gen is None:
                 self._install(self._open_generation())
             elif self._reloader is None and fs.pointer_stamp(self.folder) not in (self._gen.stamp, self._failed_stamp):
@@ -389,6 +395,7 @@ class LocalBackend(Backend):
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             if self._gen is not None:
                 self._gen.retired = True
                 if self._gen.refs == 0:
@@ -422,6 +429,18 @@ class LocalBackend(Backend):
             while w.merge_once():
                 pass
 
+    def collect(self) -> None:
+        """Delete what no reader holds any more, if no writer is busy (a writer does it anyway)."""
+        lock = fs.WriterLock(self.folder)
+        try:
+            lock.acquire(timeout=0.0)
+        except IndexLocked:
+            return
+        try:
+            _collect(self.folder, keep_number=fs.read_pointer(self.folder))
+        finally:
+            lock.release()
+
 
 class LocalWriter(Writer):
     """Holds the writer lock; builds the next generation in memory and on disk, visible at `commit`."""
@@ -449,6 +468,10 @@ class LocalWriter(Writer):
 
     def documents(self):
         return [_info(d) for d in self.docs.values()] + [p.info for p in self.pending if p.info.source not in self.docs]
+
+    @property
+    def recovering(self):
+        return self.manifest is None
 
     def remove(self, sources):
         for source in sources:
@@ -490,16 +513,14 @@ class LocalWriter(Writer):
             return
         keys = self._live_keys()
         seg_id = f"{self.number:08d}-{len(self.written)}"
-        new_articles, new_chunks, vector_rows, key_of = [], [], [], {}
+        new_articles, new_chunks, chunk_articles, vector_blocks = [], [], array("i"), []
         refs: dict[str, list[tuple[str, int, int]]] = {}
         duplicates: dict[str, int] = {}
         for p in self.pending:
             if p.info.status != "ok":
                 refs[p.info.source] = []
                 continue
-            by_article = defaultdict(list)
-            for row, c in enumerate(p.chunks):
-                by_article[c.article].append((row, c))
+            new_id_of: dict[int, int] = {}  # the document's article index -> its id in the new segment
             doc_refs, dup = [], 0
             for a_index, article in enumerate(p.articles):
                 key = article_key(article.body)
@@ -507,27 +528,28 @@ class LocalWriter(Writer):
                     doc_refs.append(keys[key])
                     dup += 1
                     continue
-                new_id = len(new_articles)
-                keys[key] = (seg_id, new_id)
-                key_of[new_id] = key
+                new_id_of[a_index] = len(new_articles)
+                keys[key] = (seg_id, len(new_articles))
+                doc_refs.append((seg_id, len(new_articles)))
                 new_articles.append(article)
-                for row, c in by_article[a_index]:
-                    new_chunks.append(Chunk(c.source, c.title, c.byline, new_id, c.start, c.end, c.text, c.page, c.sources))
-                    if p.vectors is not None:
-                        vector_rows.append(p.vectors[row])
-                doc_refs.append((seg_id, new_id))
+            rows = [row for row, c in enumerate(p.chunks) if c.article in new_id_of]
+            new_chunks += [p.chunks[row] for row in rows]  # the same objects: no copy of 1M chunks
+            chunk_articles.extend(new_id_of[p.chunks[row].article] for row in rows)
+            if p.vectors is not None:
+                vector_blocks.append(p.vectors if len(rows) == len(p.chunks) else p.vectors[rows])
             refs[p.info.source] = _ranges(doc_refs)
             duplicates[p.info.source] = dup
         if new_articles:
             vectors = None
             if self._vector_key is not None:
-                if len(vector_rows) != len(new_chunks):
+                if sum(len(b) for b in vector_blocks) != len(new_chunks):
                     raise ValueError("部分文档缺少向量：同一次写入中的文档必须都带向量或都不带")
-                vectors = np.stack(vector_rows).astype(np.float32) if vector_rows else None
+                vectors = vector_blocks
             segment.build(
                 self.folder / fs.SEGMENTS, seg_id, new_articles, new_chunks, vectors, self._vector_key,
                 tuple(n for n in segment.FIELDS if n == "words" or self.backend.field_weights.get(n, 0) > 0),
                 self.backend.workers, self.backend.progress, self.backend.hard_max,
+                chunk_articles=np.frombuffer(chunk_articles, dtype=np.int32),
             )
             self.written.append(seg_id)
             self.segments.append(seg_id)
@@ -535,16 +557,19 @@ class LocalWriter(Writer):
             info = p.info
             if info.status == "ok":
                 info = DocumentInfo(**{**asdict(info), "duplicates": duplicates.get(info.source, 0)})
-            self.docs[info.source] = _record(info, [list(r) for r in refs[info.source]])
+            self.docs[info.source] = _record(info, refs[info.source])
         self.pending = []
 
-    def commit(self, meta: dict, vector_key: str | None = None) -> int:
-        """Write the next generation and point CURRENT at it; returns its number."""
+    def flush(self, vector_key: str | None = None) -> None:
         self._vector_key = vector_key
         existing = {self.backend.segment(s).vector_key for s in self.segments}
         if self.pending and existing and existing != {vector_key}:
             raise ValueError(f"索引中的向量来自 {existing}，新文档的向量来自 {vector_key}：请完整重建（python -m rag build）")
         self._write_pending()
+
+    def commit(self, meta: dict, vector_key: str | None = None) -> int:
+        """Write the next generation and point CURRENT at it; returns its number."""
+        self.flush(vector_key)
         referenced = {r[0] for d in self.docs.values() for r in d.refs}
         self.segments = [s for s in self.segments if s in referenced]  # wholly dead segments leave
         manifest = GenerationManifest(
@@ -582,7 +607,7 @@ class LocalWriter(Writer):
                     refs += [(seg_id, int(a)) for a in new]
                 else:
                     refs += [(seg_id_old, a) for a in range(a0, a1)]
-            self.docs[source] = doc.model_copy(update={"refs": [list(r) for r in _ranges(refs)]})
+            self.docs[source] = doc.model_copy(update={"refs": _ranges(refs)})
         first = min(self.segments.index(s) for s in group)
         rest = [s for s in self.segments if s not in remap]
         self.segments = rest[:first] + [seg_id] + rest[first:]

@@ -39,6 +39,8 @@ MANIFEST = "segment.json"
 # Segments up to this size are verified before they serve; larger ones in a background thread,
 # so a 1M-chunk index still opens in about a second (see README, "Operating it").
 VERIFY_SYNC_BYTES = int(os.environ.get("RAG_VERIFY_SYNC_MB", "256")) * 2**20
+# Starting worker processes costs more than tokenizing fewer articles on one core.
+PARALLEL_MIN_ARTICLES = int(os.environ.get("RAG_PARALLEL_MIN_ARTICLES", "2000"))
 _CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 
 
@@ -80,16 +82,18 @@ def build(
     seg_id: str,
     articles: list[Article],
     chunks: list[Chunk],
-    vectors: np.ndarray | None,
+    vectors: np.ndarray | list[np.ndarray] | None,
     vector_key: str | None,
     fields: tuple[str, ...],
     workers: int = 1,
     progress: bool = False,
     hard_max: int = 600,
+    chunk_articles: np.ndarray | None = None,
 ) -> Path:
-    """Write a segment. `chunks[i].article` indexes `articles`. Each sentence is tokenized once, on
-    `workers` processes; each field is written as soon as it is built, so only one field's matrix
-    is in memory at a time."""
+    """Write a segment. `chunk_articles[i]` (default `chunks[i].article`) indexes `articles`; `vectors`
+    has one row per chunk, possibly in blocks. Each sentence is tokenized once, on `workers`
+    processes; each field is written as soon as it is built, so only one field's matrix is in memory
+    at a time."""
     from tqdm import tqdm
 
     from ...tokenizer import tokenize_articles
@@ -98,12 +102,14 @@ def build(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     builders = {name: bm25.FieldBuilder() for name in fields}
+    if chunk_articles is None:
+        chunk_articles = np.fromiter((c.article for c in chunks), dtype=np.int32, count=len(chunks))
     by_article: list[list[Chunk]] = [[] for _ in articles]
-    for c in chunks:
-        by_article[c.article].append(c)
+    for c, a in zip(chunks, chunk_articles):
+        by_article[a].append(c)
     spans = [sentence_spans(a.body, hard_max) for a in articles]  # the sentences the chunker used
     work = ((a.title, [a.body[s:e] for s, e in sp]) for a, sp in zip(articles, spans))
-    results = tokenize_articles(work, workers if len(articles) >= 2000 else 1)
+    results = tokenize_articles(work, workers if len(articles) >= PARALLEL_MIN_ARTICLES else 1)
     for a_id, (title_tokens, sentence_tokens) in enumerate(
         tqdm(results, total=len(articles), desc="分词", unit="篇", disable=not progress, mininterval=1.0)
     ):
@@ -121,20 +127,19 @@ def build(
     for name in ("words", "articles", "bigrams"):  # the largest field last, when the others are freed
         if name in builders:
             totals[name] = builders.pop(name).write(tmp, name)
-    np.save(tmp / "chunk_article.npy", np.fromiter((c.article for c in chunks), dtype=np.int32, count=len(chunks)))
+    np.save(tmp / "chunk_article.npy", np.asarray(chunk_articles, dtype=np.int32))
     np.save(tmp / "article_keys.npy", np.fromiter((article_key(a.body) for a in articles), dtype=np.uint64, count=len(articles)))
-    counts = [0] * len(articles)
-    for c in chunks:
-        counts[c.article] += 1
+    counts = np.bincount(chunk_articles, minlength=len(articles))
     store.create(
         tmp / "store.sqlite",
-        ((a.title, a.byline, a.kicker, a.body, a.page, a.position, counts[i]) for i, a in enumerate(articles)),
-        ((c.article, c.start, c.end, c.text) for c in chunks),
+        ((a.title, a.byline, a.kicker, a.body, a.page, a.position, int(counts[i])) for i, a in enumerate(articles)),
+        ((int(a), c.start, c.end, c.text) for c, a in zip(chunks, chunk_articles)),
     )
     seg_vectors = None
     if vectors is not None:
-        VectorIndex.build(vectors).save(tmp / "vectors.faiss")
-        seg_vectors = SegmentVectors(key=vector_key, dim=int(vectors.shape[1]))
+        index = VectorIndex.build(vectors)
+        index.save(tmp / "vectors.faiss")
+        seg_vectors = SegmentVectors(key=vector_key, dim=index.dim)
     final = folder / seg_id
     _finish(tmp, final, totals, len(articles), len(chunks), seg_vectors)
     return final

@@ -18,12 +18,14 @@ class VectorIndex:
         self.index = index
 
     @classmethod
-    def build(cls, vectors: np.ndarray, threshold: int = APPROX_THRESHOLD) -> "VectorIndex":
-        """FAISS ids are row numbers, which are chunk ids."""
+    def build(cls, vectors: np.ndarray | list[np.ndarray], threshold: int = APPROX_THRESHOLD) -> "VectorIndex":
+        """FAISS ids are row numbers, which are chunk ids. `vectors` may come in blocks, added one by
+        one, so a 1M-chunk build never holds a second copy of them all."""
         import faiss
 
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        n, dim = vectors.shape
+        blocks = [np.ascontiguousarray(b, dtype=np.float32) for b in (vectors if isinstance(vectors, list) else [vectors])]
+        blocks = [b for b in blocks if len(b)]
+        n, dim = sum(len(b) for b in blocks), blocks[0].shape[1]
         if n < threshold:
             index = faiss.IndexFlatIP(dim)
         else:
@@ -34,10 +36,13 @@ class VectorIndex:
             index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
             index.cp.niter = 10
             rng = np.random.default_rng(0)
-            sample = vectors[np.sort(rng.choice(n, size=min(n, nlist * 50), replace=False))]
+            rows = np.sort(rng.choice(n, size=min(n, nlist * 50), replace=False))
+            starts = np.cumsum([0] + [len(b) for b in blocks])
+            sample = np.concatenate([b[rows[(rows >= a) & (rows < a + len(b))] - a] for b, a in zip(blocks, starts)])
             index.train(sample)
             index.nprobe = NPROBE
-        index.add(vectors)
+        for block in blocks:
+            index.add(block)
         return cls(index)
 
     def save(self, path: Path) -> None:

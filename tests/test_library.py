@@ -1,0 +1,196 @@
+"""The library through the public API and the CLI: add, remove, re-add, duplicates, bad uploads, merges."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from rag import LibraryError, load_index, open_index
+from rag.library import safe_name
+from rag.settings import Settings
+
+from .conftest import ROOT
+
+PAGE = "周口新建天文馆\n本报讯（记者 宋风）周口天文馆今日开馆，馆内有球幕影院，可容纳三百名观众。\n"
+REPRINT = "周口天文馆开馆了\n本报讯（记者 宋风）周口天文馆今日开馆，馆内有球幕影院，可容纳三百名观众。\n"  # same body, new headline
+
+
+@pytest.fixture()
+def library(tmp_path, seeds_dir):
+    index = open_index(Settings(docs_dir=seeds_dir, index_dir=tmp_path / "index", model="none"), progress=False)
+    yield index
+    index.close()
+
+
+def _top(index, question):
+    passages = index.retrieve(question, k=1)
+    return passages[0] if passages else None
+
+
+def test_add_remove_and_re_add(library, tmp_path):
+    page = tmp_path / "tianwen.txt"
+    page.write_text(PAGE, encoding="utf-8")
+    generation = library.info().generation
+    [change] = library.add([page])
+    assert change.status == "added" and change.articles == 1
+    assert library.info().generation == generation + 1
+    assert _top(library, "天文馆可容纳多少名观众？").source == "tianwen.txt"
+    assert {d.source for d in library.documents()} >= {"tianwen.txt", "000_511f53cd465d0282.txt"}
+    assert [a.title for a in library.articles("tianwen.txt")] == ["周口新建天文馆"]
+
+    [removed] = library.remove("tianwen.txt")
+    assert removed.status == "removed"
+    for mode in ("lexical", "hybrid"):
+        assert all(p.source != "tianwen.txt" for p in library.retrieve("天文馆 球幕影院 观众", k=10, mode=mode))
+    assert "tianwen.txt" not in library.sources()
+    assert not list((tmp_path / "index" / "files").glob("*tianwen*")), "the stored copy goes with it"
+
+    [again] = library.add([page])
+    assert again.status == "added" and _top(library, "天文馆可容纳多少名观众？").source == "tianwen.txt"
+
+
+def test_identical_re_upload_is_a_no_op_and_new_content_replaces(library, tmp_path):
+    page = tmp_path / "tianwen.txt"
+    page.write_text(PAGE, encoding="utf-8")
+    library.add([page])
+    generation = library.info().generation
+    [same] = library.add([page])
+    assert same.status == "unchanged" and "未做改动" in same.message
+    assert library.info().generation == generation, "nothing was written"
+    page.write_text(PAGE.replace("三百", "五百"), encoding="utf-8")
+    [replaced] = library.add([page])
+    assert replaced.status == "replaced"
+    assert "五百" in _top(library, "天文馆可容纳多少名观众？").text
+    assert sum(d.source == "tianwen.txt" for d in library.documents()) == 1
+
+
+def test_a_reprint_is_stored_once_and_listed_with_both_sources(library, tmp_path):
+    first, second = tmp_path / "edition1.txt", tmp_path / "edition2.txt"
+    first.write_text(PAGE, encoding="utf-8")
+    second.write_text(REPRINT, encoding="utf-8")
+    library.add([first])
+    chunks = library.info().chunks
+    [change] = library.add([second])
+    assert change.duplicates == 1 and "只存一份" in change.message
+    assert library.info().chunks == chunks, "the reprint adds no chunk"
+    top = _top(library, "天文馆可容纳多少名观众？")
+    assert set(top.sources) == {"edition1.txt", "edition2.txt"}
+    assert len([p for p in library.retrieve("天文馆 观众", k=10) if "天文馆" in p.text]) == 1, "shown once"
+    library.remove("edition1.txt")
+    top = _top(library, "天文馆可容纳多少名观众？")
+    assert top.sources == ("edition2.txt",) and top.source == "edition2.txt"
+    library.remove("edition2.txt")
+    top = _top(library, "天文馆可容纳多少名观众？")
+    assert top is None or "天文馆" not in top.text
+
+
+@pytest.mark.parametrize(
+    "name, data, reason",
+    [
+        ("../../etc/passwd", PAGE.encode(), None),  # a path is reduced to its file name, inside the library
+        ("empty.txt", b"", "0 字节"),
+        ("binary.txt", b"\x00\x01\x02\x03" * 100, "不是其他支持的格式"),
+        ("..", PAGE.encode(), "文件名无效"),
+        ("bad\x00name.txt", PAGE.encode(), "NUL"),
+    ],
+)
+def test_bad_uploads_are_refused_clearly_and_nothing_is_lost(library, tmp_path, name, data, reason):
+    before = library.sources()
+    [change] = library.add([(name, data)])
+    if reason is None:
+        assert change.status == "added" and change.source == "passwd"
+        stored = list((tmp_path / "index" / "files").iterdir())
+        assert all(p.parent == tmp_path / "index" / "files" for p in stored)
+        assert not (tmp_path / "etc").exists()
+    else:
+        assert change.status == "refused" and reason in change.message
+        assert library.sources() == before
+    assert _top(library, "许寨社区有多少名党员？").source == "000_511f53cd465d0282.txt"
+
+
+def test_safe_names():
+    assert safe_name("../../etc/passwd") == "passwd"
+    assert safe_name("C:\\Users\\x\\报纸.pdf") == "报纸.pdf"
+    assert safe_name("a\x07b.txt") == "a_b.txt"
+    assert safe_name(".hidden.txt") == "hidden.txt"
+    for bad in ("", "..", "/", "a/..", "x\x00y"):
+        with pytest.raises(LibraryError):
+            safe_name(bad)
+
+
+def test_a_folder_document_is_removed_from_the_folder_not_by_name(library):
+    with pytest.raises(LibraryError, match="来自文档目录"):
+        library.remove("000_511f53cd465d0282.txt")
+    with pytest.raises(LibraryError, match="没有名为"):
+        library.remove("no-such-document.txt")
+    [change] = library.add([("000_511f53cd465d0282.txt", PAGE.encode())])
+    assert change.status == "refused" and "同名" in change.message
+
+
+def test_many_adds_are_merged_and_results_stay_the_same(library, tmp_path):
+    from rag.backends.local import MERGE_FACTOR
+
+    for n in range(MERGE_FACTOR + 1):
+        page = tmp_path / f"page{n}.txt"
+        page.write_text(PAGE.replace("天文馆", f"天文馆{n}号").replace("三百", f"{n + 3}百"), encoding="utf-8")
+        library.add([page])
+    before = [(p.source, p.text) for p in library.retrieve("天文馆2号可容纳多少名观众？", k=5)]
+    segments = len(list((tmp_path / "index" / "segments").iterdir()))
+    library.maintain()
+    assert len(list((tmp_path / "index" / "segments").iterdir())) < segments
+    assert [(p.source, p.text) for p in library.retrieve("天文馆2号可容纳多少名观众？", k=5)] == before
+    assert _top(library, "许寨社区有多少名党员？").source == "000_511f53cd465d0282.txt"
+
+
+def test_cli_add_list_remove(tmp_path, seeds_dir):
+    page = tmp_path / "tianwen.txt"
+    page.write_text(PAGE, encoding="utf-8")
+    env = {"RAG_MODEL": "none", "RAG_DOCS_DIR": str(seeds_dir), "RAG_INDEX_DIR": str(tmp_path / "index"), "PATH": "/usr/bin:/bin"}
+
+    def rag(*args):
+        return subprocess.run([sys.executable, "-m", "rag", "-q", *map(str, args)], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    added = rag("add", page)
+    assert added.returncode == 0 and "+ tianwen.txt：已添加" in added.stdout
+    listed = rag("list")
+    assert "tianwen.txt" in listed.stdout and "上传" in listed.stdout and "共 6 篇文档" in listed.stdout
+    assert load_index(tmp_path / "index").retrieve("天文馆可容纳多少名观众？", k=1)[0].source == "tianwen.txt"
+    removed = rag("remove", "tianwen.txt")
+    assert removed.returncode == 0 and "- tianwen.txt：已删除" in removed.stdout
+    missing = rag("remove", "tianwen.txt")
+    assert missing.returncode == 2 and "没有名为" in missing.stderr
+    assert "tianwen.txt" not in rag("list").stdout
+
+
+def test_an_upload_killed_before_its_commit_is_not_resurrected_by_a_rebuild(library, tmp_path):
+    """`add` stores the original before it commits; a kill in between leaves an orphan that no rebuild may take in."""
+    page = tmp_path / "tianwen.txt"
+    page.write_text(PAGE, encoding="utf-8")
+    library.add([page])
+    files = tmp_path / "index" / "files"
+    orphan = files / ("0123456789abcdef-" + "orphan.txt")
+    orphan.write_text(REPRINT.replace("天文馆", "科技馆"), encoding="utf-8")
+    library.rebuild()
+    assert "orphan.txt" not in library.sources() and "tianwen.txt" in library.sources()
+    assert not orphan.exists(), "the orphan is collected"
+
+
+def test_a_rebuild_without_a_readable_index_keeps_the_stored_uploads(tmp_path, seeds_dir):
+    """With no committed list of documents left, the stored originals are all there is: a rebuild keeps them."""
+    settings = Settings(docs_dir=seeds_dir, index_dir=tmp_path / "index", model="none")
+    index = open_index(settings, progress=False)
+    page = tmp_path / "tianwen.txt"
+    page.write_text(PAGE, encoding="utf-8")
+    index.add([page])
+    index.close()
+    for manifest in (tmp_path / "index" / "generations").glob("*.json"):
+        manifest.write_text("{damaged", encoding="utf-8")
+    index = open_index(settings, progress=False)
+    try:
+        assert "tianwen.txt" in index.sources()
+        assert _top(index, "天文馆可容纳多少名观众？").source == "tianwen.txt"
+    finally:
+        index.close()
