@@ -175,17 +175,17 @@ def test_upload_then_ask_then_delete(library):
         assert c.post("/ask", json={"question": NEW_QUESTION}).json()["found"] is False
         files = [("files", ("口袋公园.txt", NEW_DOC.encode("utf-8"), "text/plain")),
                  ("files", ("../../etc/evil.txt", "周口\n本报讯（记者 王五）测试。\n".encode(), "text/plain")),
-                 ("files", ("photo.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00binary", "text/plain"))]
+                 ("files", ("tool.exe", b"\x7fELF\x02\x01\x01" + bytes(64), "application/octet-stream"))]
         changes = {ch["name"]: ch for ch in c.post("/documents", files=files).json()["changes"]}
         assert changes["口袋公园.txt"]["status"] == "added" and changes["口袋公园.txt"]["articles"] == 1
         assert changes["evil.txt"]["status"] == "added"  # the path is dropped: only a safe file name is kept
-        assert changes["photo.txt"]["status"] == "refused" and "不支持" in changes["photo.txt"]["message"]
+        assert changes["tool.exe"]["status"] == "refused" and "不支持" in changes["tool.exe"]["message"]
 
         body = c.post("/ask", json={"question": NEW_QUESTION}).json()
         assert body["found"] and "12座口袋公园" in body["answer"]
         assert body["passages"][body["citations"][0]["passage"]]["source"] == "口袋公园.txt"
         names = [d["name"] for d in c.get("/documents").json()["documents"]]
-        assert "口袋公园.txt" in names and "evil.txt" in names and "photo.txt" not in names
+        assert "口袋公园.txt" in names and "evil.txt" in names and "tool.exe" not in names
         articles = c.get("/documents/口袋公园.txt/articles").json()["articles"]
         assert articles[0]["headline"] == "口袋公园扮靓川汇区" and "张三" in articles[0]["byline"]
 

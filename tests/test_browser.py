@@ -205,8 +205,8 @@ def library_server(tmp_path_factory):
 @pytest.mark.parametrize("kind", ["txt"])
 def test_upload_ask_delete(page, library_server, tmp_path, kind):
     path, evidence = _sample_file(kind, tmp_path)
-    junk = tmp_path / "photo.txt"
-    junk.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00binary")
+    junk = tmp_path / "tool.exe"  # a program: no reader takes it
+    junk.write_bytes(b"\x7fELF\x02\x01\x01" + bytes(64))
     _open(page, library_server.url)
     page.get_by_role("tab", name="资料库").click()
     docs = page.locator("#lib-docs")
