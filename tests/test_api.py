@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 
@@ -316,3 +317,86 @@ def test_app_py_serves_ui_and_api_read_only_behind_a_login(lexical_index):
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+# --- reliability through the app (issue 9) -------------------------------------------------------------
+
+EXTRA = "\n周口新建天文馆{n}\n本报讯（记者 宋风）周口天文馆第{n}期今日开馆，馆内有球幕影院，可容纳{n}百名观众。\n"
+
+
+def test_ask_keeps_answering_across_rebuilds_and_switches_to_the_new_content(tmp_path):
+    """Three rebuilds by another process while four clients keep asking: no failed request, new content served."""
+    import subprocess
+    import sys
+    import threading
+
+    from .conftest import ROOT
+
+    index = fresh_index(tmp_path)
+    docs = index.settings.docs_dir
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")} | {"RAG_MODEL": "none"}
+    stop, failures, answered = threading.Event(), [], [0]
+    with serve(index) as s:
+        def asker():
+            with httpx.Client(base_url=s.api, timeout=60) as c:
+                while not stop.is_set():
+                    try:
+                        r = c.post("/ask", json={"question": QUESTION})
+                        body = r.json()
+                        assert r.status_code == 200 and body["found"] and "359" in body["answer"], r.text[:300]
+                        answered[0] += 1
+                    except Exception as exc:  # any failure is what this test is about
+                        failures.append(repr(exc))
+
+        threads = [threading.Thread(target=asker) for _ in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            with httpx.Client(base_url=s.api, timeout=60) as c:
+                for n in range(1, 4):
+                    with open(docs / "004_12cb73f56a8ba074.txt", "a", encoding="utf-8") as f:
+                        f.write(EXTRA.format(n=n))
+                    build = subprocess.run([sys.executable, "-m", "rag", "-q", "build", "--docs", str(docs),
+                                            "--index", str(index.folder)], cwd=ROOT, env=env, capture_output=True,
+                                           text=True, timeout=300)
+                    assert build.returncode == 0, build.stderr[-2000:]
+                    deadline = time.monotonic() + 30
+                    while True:
+                        body = c.post("/ask", json={"question": f"周口天文馆第{n}期可容纳多少名观众？"}).json()
+                        if body["found"] and f"{n}百名观众" in body["answer"]:
+                            break
+                        assert time.monotonic() < deadline, f"the app never served rebuild {n}: {body['answer']}"
+                        time.sleep(0.2)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+    assert failures == [], failures[:5]
+    assert answered[0] > 20
+
+
+def test_a_60k_character_question_gets_a_clean_answer_and_does_not_hold_up_others(server, client):
+    huge = "智慧岛核心区签约入驻了多少家企业？" * 3530  # 60,010 characters
+    assert len(huge) > 60_000
+    r = client.post("/ask", json={"question": huge})
+    assert r.status_code == 200, r.text[:300]
+    body = r.json()
+    assert "问题过长，只使用了前 2000 个字" in body["notice"] and len(body["question"]) == 2000
+    assert "Traceback" not in r.text
+
+    import concurrent.futures
+
+    started = time.monotonic()
+    client.post("/ask", json={"question": QUESTION})
+    alone = time.monotonic() - started
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        def ask(q):
+            with httpx.Client(base_url=server.api, timeout=120) as c:
+                return c.post("/ask", json={"question": q}).status_code
+        longs = [pool.submit(ask, huge) for _ in range(3)]
+        time.sleep(0.1)  # the long ones are in flight
+        started = time.monotonic()
+        assert ask(QUESTION) == 200
+        beside = time.monotonic() - started
+        assert [f.result() for f in longs] == [200, 200, 200]
+    assert beside < alone + 1.0, (alone, beside)
