@@ -1,5 +1,5 @@
-"""Test helpers for the UI and the API: the real app (create_app) on 127.0.0.1 in a thread, and real
-indexes over the seeds that are built once per test session (the dense one takes ~30-60 s)."""
+"""Test helpers for the UI and the API: the real app (create_app) on 127.0.0.1 in a thread, and
+writable indexes of their own over a copy of the seeds (the dense one is conftest's `bundled_index`)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,6 @@ from rag import Index, build_index
 from .conftest import SEEDS
 
 USER, PASSWORD = "editor", "s3cret-密码"
-_built: dict[str, Index] = {}
-_lock = threading.Lock()
 
 
 @dataclass
@@ -68,11 +66,3 @@ def fresh_index(folder: Path, docs: Path | None = None, model: str = "none") -> 
         shutil.copytree(SEEDS, docs)
     return build_index(docs, folder / "index", model=model, progress=False)
 
-
-def dense_index(tmp_path_factory) -> Index:
-    """The seeds with the dense leg on (the bundled 4-bit multilingual e5), built once per session."""
-    with _lock:
-        if "dense" not in _built:
-            _built["dense"] = build_index(SEEDS, tmp_path_factory.mktemp("dense") / "index", model="bundled",
-                                          progress=False)
-        return _built["dense"]
