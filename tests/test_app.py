@@ -184,6 +184,23 @@ def test_upload_and_delete_through_the_ui_endpoints(tmp_path):
     assert [p.name for p in (index.folder / "files").iterdir()] == []  # the stored copy went with the delete
 
 
+def test_upload_reports_progress_file_by_file(tmp_path):
+    """The results table streams: each file is shown 处理中 while the next ones wait, then its outcome."""
+    index = fresh_index(tmp_path)
+    files = []
+    for n in range(3):
+        doc = tmp_path / f"公园{n}.txt"
+        doc.write_text(NEW_DOC.replace("12座", f"{n + 20}座"), encoding="utf-8")
+        files.append(handle_file(str(doc)))
+    with serve(index) as s, _client(s) as client:
+        job = client.submit(files, api_name="/upload")
+        job.result(timeout=120)
+        steps = [[row[1] for row in out[0]["data"]] for out in job.outputs()]
+    assert ["… 处理中", "· 排队中", "· 排队中"] in steps
+    assert ["✓ 已添加", "… 处理中", "· 排队中"] in steps
+    assert steps[-1] == ["✓ 已添加"] * 3
+
+
 def test_read_only_ui_endpoints_refuse_changes(lexical_index, tmp_path):
     doc = tmp_path / "a.txt"
     doc.write_text(NEW_DOC, encoding="utf-8")

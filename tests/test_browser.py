@@ -144,6 +144,24 @@ def dense_server(bundled_index):
         yield s
 
 
+def test_hybrid_answer_shows_both_legs_ranks_and_opens_the_article(page, dense_server):
+    _open(page, dense_server.url)
+    _ask(page, QUESTION)
+    chat = page.locator("#qa-chat")
+    expect(chat.get_by_text("在 1 篇文章中找到", exact=False).first).to_be_visible()
+    expect(chat.get_by_text("359家", exact=False).first).to_be_visible()
+    page.locator(".thought-group .title", has_text="检索过程").first.click()
+    expect(chat.get_by_text("混合（关键词 + 语义）", exact=False).first).to_be_visible()
+    cited_row = chat.locator("table").first.locator("tr", has=page.locator("b.cited")).first
+    keyword_rank, semantic_rank = (cited_row.locator("td").nth(i).inner_text() for i in (2, 3))
+    assert keyword_rank.isdigit() and semantic_rank.isdigit(), (keyword_rank, semantic_rank)  # found by both legs
+    chat.locator("a.cite", has_text="[1]").first.click()
+    view = page.locator("#article-view")
+    expect(view.locator(".article-headline")).to_have_text("示范区:真抓实干求突破 全力以赴谋发展", timeout=15_000)
+    expect(view.locator("mark.cited").filter(has_text="359家").first).to_be_visible()
+    _shot(page, "hybrid.png")
+
+
 def _ask_english_on_dense(page, server) -> None:
     _open(page, server.url)
     chip = page.locator("#english-chip")
