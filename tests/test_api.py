@@ -266,7 +266,7 @@ def test_openapi_docs(server):
 # --- the folder watch ---------------------------------------------------------------------------------
 
 
-def test_files_added_to_the_docs_folder_are_picked_up_while_running(tmp_path):
+def test_files_added_to_and_deleted_from_the_docs_folder_are_picked_up_while_running(tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
     shutil.copy(SEEDS / "002_d930b353b5af356e.txt", docs)
@@ -282,6 +282,13 @@ def test_files_added_to_the_docs_folder_are_picked_up_while_running(tmp_path):
         else:
             pytest.fail("the new file of the docs folder was not picked up")
         assert "new.txt" in [d["name"] for d in c.get("/documents").json()["documents"]]
+
+        (docs / "new.txt").unlink()  # a file deleted from the folder leaves the running app's answers too
+        deadline = time.monotonic() + 60
+        while "new.txt" in [d["name"] for d in c.get("/documents").json()["documents"]]:
+            assert time.monotonic() < deadline, "the deleted file of the docs folder is still listed"
+            time.sleep(0.3)
+        assert "12座口袋公园" not in c.post("/ask", json={"question": NEW_QUESTION}).json()["answer"]
 
 
 def test_app_py_serves_ui_and_api_read_only_behind_a_login(lexical_index):
