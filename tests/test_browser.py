@@ -31,7 +31,8 @@ ENGLISH = "How many enterprises signed up in the Smart Island core area?"
 def browser():
     with sync_api.sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
         context = p.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, args=ARGS, headless=True, viewport={"width": 1280, "height": 900}
+            profile, executable_path=CHROMIUM, args=ARGS, headless=True, viewport={"width": 1280, "height": 900},
+            locale="zh-CN",  # a Chinese reader's browser: Gradio's own labels (the upload area) follow it
         )
         context.grant_permissions(["clipboard-read", "clipboard-write"])
         yield context
