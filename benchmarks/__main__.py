@@ -196,8 +196,8 @@ def render(report: dict) -> str:
     d = report.get("dense")
     if d:
         lines += ["", f"real dense leg on the seeds ({d['engine']}, {d['chunks']} chunks):",
-                  f"  cold build {d['cold_build_s']} s (embedding {d['embed_s']} s, {d['chunks_per_s']} chunks/s); "
-                  f"after a one-page change {d['one_page_change_s']} s ({d['one_page_change_embedded']} chunks embedded)"]
+                  f"  cold build {d['cold_build_s']} s (embedding {d['embed_s']} s for {d['chunks']} chunks and {d['sentences']} sentences, {d['texts_per_s']} texts/s); "
+                  f"after a one-page change {d['one_page_change_s']} s ({d['one_page_change_embedded']} chunks and {d['one_page_change_sentences']} sentences embedded)"]
         for label in ("idle", "busy"):
             r = d[label]
             lines.append(f"  {label} ({r['burners']} busy processes beside it): query embedding p50 {r['query_embedding']['p50_ms']} ms "

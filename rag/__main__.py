@@ -114,33 +114,67 @@ def cmd_ask(args) -> int:
     return 0
 
 
+# What `eval` and `calibrate` read when no question file is named (those that exist).
+DEFAULT_QUESTION_SETS = ("../shared/eval/dev_questions.jsonl", "eval/extra_questions.jsonl",
+                         "eval/paraphrase_questions.jsonl", "eval/english_questions.jsonl")
+DEFAULT_CMRC = "../shared/eval/cmrc2018_trial.json"
+
+
+def _eval_modes(index, mode: str) -> list[str]:
+    """`all`: the two legs alone and the default hybrid, side by side (lexical only without a dense leg)."""
+    if mode != "all":
+        return [mode]
+    if not index.dense_enabled:
+        print(f"（语义检索未开启：{index.dense_reason}；只评测 lexical）", file=sys.stderr)
+        return ["lexical"]
+    return ["lexical", "dense", "hybrid"]
+
+
+def _existing(paths) -> list[str]:
+    found = [p for p in paths if Path(p).is_file()]
+    for p in paths:
+        if p not in found:
+            print(f"（跳过不存在的问题文件 {p}）", file=sys.stderr)
+    return found
+
+
 def cmd_eval(args) -> int:
     from .evaluate import evaluate, load_questions, write_cmrc_docs
-    from .index import build_index, open_index
+    from .index import open_index
 
     settings = _settings(args)
     reports = {}
-    if args.questions:
+    named = args.questions or args.cmrc
+    question_files = args.questions or ([] if named else _existing(DEFAULT_QUESTION_SETS))
+    cmrc = args.cmrc or (None if named or not Path(DEFAULT_CMRC).is_file() else DEFAULT_CMRC)
+    if question_files:
         index = open_index(settings)
         _print_dense_status(index)
-        report = evaluate(index, load_questions(Path(args.questions)), mode=args.mode)
-        reports["questions"] = report
-        print(f"# {args.questions}（{len(load_questions(Path(args.questions)))} 题，模式 {args.mode}）")
-        print(report.table())
-        if report.misses and args.verbose:
-            print("\n未在第 1 位命中：")
-            for qid, q, rank in report.misses:
-                print(f"  {qid} rank={rank}  {q}")
-        print()
-    if args.cmrc:
+        for path in question_files:
+            questions = load_questions(Path(path))
+            for mode in _eval_modes(index, args.mode):
+                report = evaluate(index, questions, mode=mode)
+                reports[f"{Path(path).stem}/{mode}"] = report
+                print(f"# {path}（{len(questions)} 题，模式 {mode}）")
+                print(report.table())
+                if report.misses and args.verbose:
+                    print("\n未在第 1 位命中：")
+                    for qid, q, rank in report.misses:
+                        print(f"  {qid} rank={rank}  {q}")
+                print()
+    if cmrc:
         with tempfile.TemporaryDirectory(prefix="rag-cmrc-") as tmp:
-            questions = write_cmrc_docs(Path(args.cmrc), Path(tmp) / "docs")
-            index = build_index(Path(tmp) / "docs", Path(tmp) / "index", settings=settings, progress=False)
-            report = evaluate(index, questions, mode=args.mode)
-            reports["cmrc"] = report
-            print(f"# {args.cmrc}（{index.info().documents} 段落，{len(questions)} 题，模式 {args.mode}）")
-            print(report.table("cmrc"))
-            print()
+            # --cmrc-index keeps the CMRC index (and its vector cache) between runs: embedding takes minutes.
+            root = Path(args.cmrc_index) if args.cmrc_index else Path(tmp)
+            questions = write_cmrc_docs(Path(cmrc), root / "docs")
+            index = open_index(settings.with_(docs_dir=root / "docs", index_dir=root / "index"), progress=False)
+            for mode in _eval_modes(index, args.mode):
+                report = evaluate(index, questions, mode=mode)
+                reports[f"cmrc/{mode}"] = report
+                print(f"# {cmrc}（{index.info().documents} 段落，{len(questions)} 题，模式 {mode}）")
+                print(report.table("cmrc"))
+                print()
+            index.close()
     if not reports:
         print("请给出 --questions 或 --cmrc", file=sys.stderr)
         return 2
@@ -150,26 +184,55 @@ def cmd_eval(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    """Found-rates of the "not found" threshold: answerable dev questions vs out-of-domain ones."""
+    """Answered-rates on answerable question sets vs refusals on out-of-domain ones, for both "found" signals."""
     from . import answer as answering
     from .evaluate import load_questions
+    from .fusion import query_language
     from .index import open_index
 
     index = open_index(_settings(args))
+    _print_dense_status(index)
     ood_file = Path(args.ood) if args.ood else Path(__file__).parent / "data" / "ood_questions.txt"
     ood = [ln.strip() for ln in ood_file.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")]
-    dev = [q.question for q in load_questions(Path(args.questions))]
+    groups: dict[str, list[str]] = {}
+    for path in _existing(args.questions or DEFAULT_QUESTION_SETS):
+        groups[Path(path).stem.replace("_questions", "")] = [q.question for q in load_questions(Path(path))]
+    for q in ood:
+        groups.setdefault(f"ood-{query_language(q) or 'other'}", []).append(q)
 
-    def best(q):
-        return answering.coverage(index, q, [p.text for p in index.retrieve(q, k=5)[:3]])
+    signals = {}  # group -> [(coverage, dense top score or None, language)]
+    for name, questions in groups.items():
+        rows = []
+        for q in questions:
+            passages = index.retrieve(q, k=5)
+            dense_top = passages.dense_top if passages.mode != "lexical" else None
+            rows.append((answering.coverage(index, q, [p.text for p in passages[:3]]), dense_top, query_language(q) or "other"))
+        signals[name] = rows
 
-    dev_cov, ood_cov = [best(q) for q in dev], [best(q) for q in ood]
-    print(f"{'threshold':>10}{'dev found':>12}{'ood found':>12}")
+    def answered(rows, cov_t, dense_t):
+        return sum(c >= cov_t or (d is not None and d >= dense_t.get(lang, 1.0)) for c, d, lang in rows) / max(len(rows), 1)
+
+    current = answering.DENSE_FOUND if index.dense_enabled else {}
+    names = list(signals)
+    print("回答率（found）；ood-* 列越低越好。当前规则：coverage >= "
+          f"{answering.FOUND_THRESHOLD:.2f}" + (f" 或 语义分 >= {current}" if current else "（语义检索未开启）"))
+    print(f"{'':>24}" + "".join(f"{n:>14}" for n in names))
+    print(f"{'n':>24}" + "".join(f"{len(signals[n]):>14}" for n in names))
+    print(f"{'current rule':>24}" + "".join(f"{answered(signals[n], answering.FOUND_THRESHOLD, current):>14.3f}" for n in names))
+    print("\ncoverage threshold alone (dense leg ignored):")
     for t in (0.2, 0.25, 0.3, 0.35, 0.4, 0.5):
-        mark = "  <- 当前" if abs(t - answering.FOUND_THRESHOLD) < 1e-9 else ""
-        dev_rate = sum(c >= t for c in dev_cov) / len(dev_cov)
-        ood_rate = sum(c >= t for c in ood_cov) / len(ood_cov)
-        print(f"{t:>10.2f}{dev_rate:>12.3f}{ood_rate:>12.3f}{mark}")
+        mark = " <- 当前" if abs(t - answering.FOUND_THRESHOLD) < 1e-9 else ""
+        print(f"{f'coverage >= {t:.2f}':>24}" + "".join(f"{answered(signals[n], t, {}):>14.3f}" for n in names) + mark)
+    if index.dense_enabled:
+        grids = (("zh", (0.85, 0.855, 0.86, 0.865, 0.87, 0.875, 0.88)), ("other", (0.73, 0.74, 0.75, 0.76, 0.77, 0.78)))
+        for lang, grid in grids:
+            print(f"\ncoverage >= {answering.FOUND_THRESHOLD:.2f} or dense score >= t, for {lang} questions "
+                  "(the other language at its current value):")
+            for t in grid:
+                rule = {**current, lang: t}
+                mark = " <- 当前" if abs(t - current.get(lang, -1)) < 1e-9 else ""
+                print(f"{f'{lang} dense >= {t:.3f}':>24}"
+                      + "".join(f"{answered(signals[n], answering.FOUND_THRESHOLD, rule):>14.3f}" for n in names) + mark)
     return 0
 
 
@@ -217,16 +280,20 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("eval", help="评测检索：hit@1/3/5 与 MRR@10")
     common(p)
-    p.add_argument("--questions", help="问题文件（jsonl），如 ../shared/eval/dev_questions.jsonl")
+    p.add_argument("--questions", action="append",
+                   help="问题文件（jsonl），可重复；不给 --questions 与 --cmrc 时评测 dev、extra、paraphrase、english 与 CMRC 试验集")
     p.add_argument("--cmrc", help="CMRC 2018（SQuAD 格式）文件，每个段落作为一篇文档")
-    p.add_argument("--mode", choices=("hybrid", "lexical", "dense"), default="hybrid")
+    p.add_argument("--cmrc-index", help="保留 CMRC 索引的目录（再次评测时复用，免去重新向量化）")
+    p.add_argument("--mode", choices=("all", "hybrid", "lexical", "dense"), default="all",
+                   help="all（默认）：lexical、dense、hybrid 各评一次")
     p.add_argument("--json", help="同时把结果写成 JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="列出未在第 1 位命中的问题")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("calibrate", help="校准“没有找到”阈值：开发集问题与领域外问题的命中率")
+    p = sub.add_parser("calibrate", help="校准“没有找到”阈值：可回答问题的回答率与领域外问题的拒答率")
     common(p)
-    p.add_argument("--questions", default="../shared/eval/dev_questions.jsonl")
+    p.add_argument("--questions", action="append",
+                   help="可回答的问题文件（jsonl），可重复；默认 dev、extra、paraphrase、english 四个集合")
     p.add_argument("--ood", help="领域外问题文件（每行一个；默认 rag/data/ood_questions.txt）")
     p.set_defaults(func=cmd_calibrate)
 

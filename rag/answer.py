@@ -1,19 +1,27 @@
 """Passages -> answers: quote the 1-3 sentences that best answer the question, each with its [n] source.
 
-Extractive on purpose: every word of an answer is a word of the archive. Whether anything relevant
-was found is decided by query-term coverage: the share of the question's idf weight that the best
-passage contains (terms the corpus has never seen count at full weight, so "火星" sinks a question).
+Extractive on purpose: every word of an answer is a word of the archive. Two signals decide, so that a
+question in any language can be answered:
+
+- query-term coverage: the share of the question's idf weight that the best passage contains (terms the
+  corpus has never seen count at full weight, so "火星" sinks a question);
+- with the dense leg on, embedding similarity: a sentence's cosine with the question (from the sentence
+  vectors stored at build time), and the dense leg's best score (chunk and best-sentence cosine averaged).
+
+An English question shares no term with the Chinese pages, so its coverage is 0; it is answered when
+the dense score clears the threshold for its language (cross-lingual cosines sit lower than Chinese ones).
+Sentences are picked by term weight plus similarity, each scaled to the best candidate.
 """
 
 from __future__ import annotations
 
-import math
 import re
 
 from .chunks import sentence_spans
+from .fusion import query_language
 from .index import MAX_QUERY_CHARS, Index
 from .passages import term_weight
-from .results import Answer, Citation, Passage
+from .results import Answer, Citation, Passage, Passages
 
 NOT_FOUND = "资料中没有找到相关内容。"
 SHORTENED = "问题过长，只使用了前 {n} 个字。"
@@ -21,10 +29,24 @@ SHORTENED = "问题过长，只使用了前 {n} 个字。"
 HISTORY_TURNS = 3
 # Calibrated with `python -m rag calibrate`: dev questions (all answerable) vs out-of-domain questions.
 FOUND_THRESHOLD = 0.3
+# The dense leg's best score (mean of chunk and best-sentence cosine) that counts as found, by query
+# language (rag.fusion.query_language). Calibrated for multilingual-e5-small (bundled 4-bit) with
+# `python -m rag calibrate`; another model needs its own values (its cosines sit elsewhere).
+DENSE_FOUND = {"zh": 0.865, "other": 0.75}
+# Weight of a sentence's similarity to the question beside its query-term weight (both scaled to 0-1):
+# answer correctness was flat from 2 to 5 on the seed question sets; similarity alone lost a lexical question.
+SIMILARITY_WEIGHT = 2.0
+# Without stored sentence vectors, at most this many sentences are embedded per question.
+MAX_EMBEDDED_SENTENCES = 12
 MAX_SENTENCES = 3
 MAX_ANSWER_CHARS = 360
 # Questions about amounts or dates: sentences carrying a number are likelier to hold the answer.
-_ASKS_NUMBER = re.compile(r"多少|几[个家次天年月日人项名处条场位所座批]|哪[天年月]|何时|什么时候|多久|多长|多大|多高|多远|多重")
+_ASKS_NUMBER = re.compile(
+    r"多少|几[个家次天年月日人项名处条场位所座批]|哪[天年月]|何时|什么时候|多久|多长|多大|多高|多远|多重"
+    r"|\bhow (?:many|much|long|often|far|tall|big|large|old)\b|\bwhen\b|\bwhat (?:date|day|year|time)\b"
+    r"|\b(?:which|what) (?:date|day|month|year)\b",
+    re.IGNORECASE,
+)
 _NUMBER = re.compile(r"[0-9]|[一二三四五六七八九十百千万两]+[个家次天年月日人项名处条场位所座批亿元]")
 NUMBER_BONUS = 1.5
 _ANAPHORA = re.compile(r"^(那|那么|还有|另外|此外|并且|而且)|[它其该此]|这(个|些|里|项|次)|那(个|些|里|项|次)|他们|她们|呢[？?]?$")
@@ -78,30 +100,44 @@ def contextualize(index: Index, question: str, history) -> str:
 
 def coverage(index: Index, query: str, texts: list[str]) -> float:
     """Best share, over `texts`, of the query's idf weight a text contains; unknown terms weigh as the rarest."""
-    tokens = list(dict.fromkeys(index.tokenizer(query)))
-    if not tokens or not texts:
-        return 0.0
-    known = index.term_weights(tokens)
-    rare = math.log(1 + (max(index.n_chunks, 1) + 0.5) / 0.5)
-    total = sum(known.get(t, rare) for t in tokens)
-    return max(term_weight(text, known) for text in texts) / total
+    return index.coverage(query, texts)
 
 
-def pick_sentences(
-    passages: list[Passage], weights: dict[str, float], extra: dict[str, float], wants_number: bool = False
-) -> list[tuple[str, int]]:
-    """The best sentences as (sentence, passage index), best first."""
-    scored = []
+def candidate_sentences(passages: list[Passage]) -> list[tuple[str, int, int]]:
+    """(sentence, passage index, offset) of the top 3 passages' sentences worth quoting."""
+    out = []
     for rank, p in enumerate(passages[:3]):
         for s, e in sentence_spans(p.text):
             sentence = p.text[s:e].strip()
-            if len(sentence) < 4:
-                continue
-            score = (term_weight(sentence, weights) + 0.5 * term_weight(sentence, extra)) * 0.85**rank
-            if wants_number and _NUMBER.search(sentence):
-                score *= NUMBER_BONUS
-            if score > 0:
-                scored.append((score, -rank, -s, sentence, rank))
+            if len(sentence) >= 4:
+                out.append((sentence, rank, s))
+    return out
+
+
+def pick_sentences(
+    passages: list[Passage], weights: dict[str, float], extra: dict[str, float], wants_number: bool = False,
+    similarity: dict[str, float] | None = None,
+) -> list[tuple[str, int]]:
+    """The best sentences as (sentence, passage index), best first.
+
+    score = (term weight / best term weight + SIMILARITY_WEIGHT * similarity scaled to 0-1 over the
+    candidates) * 0.85 ** passage rank, * NUMBER_BONUS for a number when the question asks for one.
+    """
+    candidates = candidate_sentences(passages)
+    terms = {sentence: term_weight(sentence, weights) + 0.5 * term_weight(sentence, extra) for sentence, _, _ in candidates}
+    top_term = max(terms.values(), default=0.0)
+    sims = {sentence: similarity[sentence] for sentence, _, _ in candidates if similarity and sentence in similarity}
+    low, high = min(sims.values(), default=0.0), max(sims.values(), default=0.0)
+    scored = []
+    for sentence, rank, s in candidates:
+        score = terms[sentence] / top_term if top_term > 0 else 0.0
+        if sentence in sims and high > low:
+            score += SIMILARITY_WEIGHT * (sims[sentence] - low) / (high - low)
+        score *= 0.85**rank
+        if wants_number and _NUMBER.search(sentence):
+            score *= NUMBER_BONUS
+        if score > 0:
+            scored.append((score, -rank, -s, sentence, rank))
     scored.sort(reverse=True)
     if not scored:
         return []
@@ -116,6 +152,20 @@ def pick_sentences(
         chosen.append((sentence, rank))
         length += len(sentence)
     return chosen
+
+
+def dense_found(query: str, dense_top: float | None) -> bool:
+    """The dense leg's best score clears the threshold for the query's language."""
+    return dense_top is not None and dense_top >= DENSE_FOUND.get(query_language(query) or "other", 1.0)
+
+
+def is_found(index: Index, query: str, passages: Passages) -> bool:
+    """Found when the best passages cover enough of the question's terms, or the dense leg is confident."""
+    if not passages:
+        return False
+    if coverage(index, query, [p.text for p in passages[:3]]) >= FOUND_THRESHOLD:
+        return True
+    return passages.mode != "lexical" and dense_found(query, passages.dense_top)
 
 
 def answer(index: Index, question: str, k: int = 5, history=None, mode: str = "hybrid", sources=None) -> Answer:
@@ -136,11 +186,11 @@ def answer(index: Index, question: str, k: int = 5, history=None, mode: str = "h
     own = {t: w for t, w in weights.items() if t in asked}
     context = {t: w for t, w in weights.items() if t not in asked}  # the carried-over subject of a follow-up
     terms = sorted(weights, key=len, reverse=True)
-    found = coverage(index, query, [p.text for p in passages[:3]]) >= FOUND_THRESHOLD
-    if not found:
+    if not is_found(index, query, passages):
         return Answer(question, NOT_FOUND, False, [], list(passages), query, notice, terms)
 
-    picked = pick_sentences(list(passages), own, context, bool(_ASKS_NUMBER.search(question)))
+    similarity = index.sentence_similarity(query, list(passages[:3]), MAX_EMBEDDED_SENTENCES) if passages.mode != "lexical" else {}
+    picked = pick_sentences(list(passages), own, context, bool(_ASKS_NUMBER.search(question)), similarity)
     numbers: dict[tuple[str, int], int] = {}  # one [n] per article, even if two of its passages are quoted
     citations = []
     for sentence, rank in picked:

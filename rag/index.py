@@ -8,19 +8,23 @@ chunking or the tokenizer changed, and rebuilds a damaged index. `load_index` on
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from . import fusion
 from .backends import open_backend
 from .backends.base import Backend, BackendUnavailable, IndexCorrupt, IndexLocked, Snapshot
 from .chunks import sentence_spans
 from .encoders import Encoder, ModelUnavailable, load_encoder, wanted_engine
 from .library import Change, Library, LibraryError, meta_for, stale_reason
-from .passages import expand, idf_weights, strip_span, trim_overlap
+from .passages import expand, idf_weights, strip_span, term_weight, trim_overlap
 from .results import ArticleView, DocumentInfo, IndexInfo, Passage, Passages
 from .settings import Settings
 from .tokenizer import Tokenizer, default_tokenizer
@@ -33,6 +37,10 @@ __all__ = ["Index", "IndexCorrupt", "IndexLocked", "BackendUnavailable", "DenseU
 MODES = ("hybrid", "lexical", "dense")
 # Longer queries are cut: no question needs more, and it bounds the work of one request.
 MAX_QUERY_CHARS = 2000
+FUSIONS = ("score", "rrf")
+# Embeddings kept per index, only so that answering reuses retrieval's query vector: small, so that
+# latency measured over a list of questions is never a cache hit.
+QUERY_VECTORS = 8
 
 
 class DenseUnavailable(RuntimeError):
@@ -127,13 +135,18 @@ def _snapshot_meta(backend: Backend) -> dict | None:
         return _validate_meta(snap.meta)
 
 
-def _commit(library: Library, writer, settings: Settings, encoder: Encoder | None, note: str, started: float) -> int:
-    """Commit with the timings of this change: read+split+chunk, embed, write (tokenize, BM25, store, FAISS)."""
+def _commit(library: Library, writer, settings: Settings, encoder: Encoder | None, note: str, started: float,
+            self_test: float | None = None) -> int:
+    """Commit with the timings of this change: read+split+chunk, embed, write (tokenize, BM25, store, FAISS).
+
+    The dense self-test is measured by a full rebuild; other changes carry `self_test` over.
+    """
     key = encoder.key if encoder is not None else None
     t0 = time.perf_counter()
     writer.flush(key)
     timings = {**library.stats, "write_s": round(time.perf_counter() - t0, 3), "total_s": round(time.perf_counter() - started, 3)}
-    return writer.commit(meta_for(settings, encoder, note, timings), key)
+    measured = library.self_test if library.self_test is not None else self_test
+    return writer.commit(meta_for(settings, encoder, note, timings, measured), key)
 
 
 def build_index(
@@ -227,8 +240,12 @@ class Index:
         self.encoder = encoder
         self.dense_note = dense_note  # why dense is off, or how it is served (a fallback)
         self.writable = writable
+        if settings.fusion not in FUSIONS:
+            raise ValueError(f"未知的融合方式 RAG_FUSION={settings.fusion!r}，可选：{', '.join(FUSIONS)}")
         self.tokenizer: Tokenizer = default_tokenizer()
         self.tokenizer.warm()
+        self._vectors: OrderedDict[tuple[bool, str], np.ndarray] = OrderedDict()  # (query?, text) -> vector
+        self._vectors_lock = threading.Lock()
         self._write_lock = threading.Lock()  # one writer per process; other processes wait on the index lock
         self._repairing = False
         self.backend.refresh(wait=True)  # a build or sync just committed: start on the newest generation
@@ -266,6 +283,12 @@ class Index:
     def dense_reason(self) -> str:
         with self.backend.snapshot() as snap:
             return self._dense_reason(snap)
+
+    @staticmethod
+    def _self_test(snap: Snapshot) -> float | None:
+        """The dense leg's build-time self-test score (None: not measured; such an index counts as passed)."""
+        value = (snap.meta.get("dense") or {}).get("self_test")
+        return float(value) if value is not None else None
 
     def _dense_reason(self, snap: Snapshot) -> str:
         if self._encoder_for(snap) is not None:
@@ -358,27 +381,111 @@ class Index:
         used = "dense" if no_lexical else mode if encoder is not None else "lexical"
         notice = ("" if used == mode else f"关键词检索不可用（{no_lexical}），本次仅使用语义检索。" if no_lexical
                   else f"语义检索未开启（{self._dense_reason(snap)}），本次仅使用关键词检索。")
+        self_test = self._self_test(snap)
+        if used == "hybrid" and self_test is not None and self_test < fusion.SELF_TEST_MIN:
+            used = "lexical"
+            notice = (f"语义模型在本资料库的自检中只为 {100 * self_test:.0f}% 的句子找回其所属文章（读不懂这种语言？），"
+                      "混合检索本次仅使用关键词检索。")
         wanted = set(sources) if sources else None
         n = max(self.settings.candidates, 4 * k)
         if wanted is not None:
             n = max(n, 2000)
         query_weights = self.tokenizer.weighted(query)  # one jieba pass serves both BM25 and passage widening
         tokens = list(query_weights)
+        weights = idf_weights(tokens, snap.document_frequency(tokens), snap.n_chunks)
         lexical = snap.lexical(query_weights, n, query) if used in ("hybrid", "lexical") else []
-        dense = snap.dense(encoder.encode_query(query), n) if used in ("hybrid", "dense") else []
+        dense = self._dense_leg(snap, encoder, query, n) if used in ("hybrid", "dense") else []
         lex_rank = {cid: r for r, (cid, _) in enumerate(lexical, 1)}
         dense_rank = {cid: r for r, (cid, _) in enumerate(dense, 1)}
         if used == "hybrid":
-            fused: dict[int, float] = {}
-            for ranking in (lexical, dense):
-                for r, (cid, _) in enumerate(ranking, 1):
-                    fused[cid] = fused.get(cid, 0.0) + 1.0 / (self.settings.rrf_k + r)
-            ranked = sorted(fused.items(), key=lambda kv: -kv[1])
+            ranked = self._fuse(snap, query, lexical, dense)
         else:
             ranked = lexical if used == "lexical" else dense
-        weights = idf_weights(tokens, snap.document_frequency(tokens), snap.n_chunks)
         chosen = self._passages(snap, ranked, k, weights, wanted, lex_rank, dense_rank)
-        return Passages(chosen, mode=used, notice=notice, engine=encoder.label if encoder is not None and used != "lexical" else "")
+        return Passages(chosen, mode=used, notice=notice, engine=encoder.label if encoder is not None and used != "lexical" else "",
+                        dense_top=dense[0][1] if dense else None)
+
+    def _fuse(self, snap: Snapshot, query: str, lexical, dense) -> list[tuple[int, float]]:
+        """Both legs' rankings -> one (rag/fusion.py); RAG_FUSION=rrf keeps plain RRF for comparison."""
+        if self.settings.fusion == "rrf":
+            return fusion.rrf([lexical, dense], self.settings.rrf_k)
+        top = snap.chunks([lexical[0][0]]) if lexical else {}
+        tokens = list(dict.fromkeys(self.tokenizer(query)))  # as answers measure coverage (calibrated together)
+        idf = idf_weights(tokens, snap.document_frequency(tokens), snap.n_chunks)
+        covered = _coverage(tokens, idf, snap.n_chunks, [c.embed_text for c in top.values()])
+        return fusion.fuse(lexical, dense, lexical_coverage=covered)
+
+    def _dense_leg(self, snap: Snapshot, encoder: Encoder, query: str, n: int) -> list[tuple[int, float]]:
+        """The top `n` chunks by cosine, rescored with each chunk's best sentence where the snapshot has sentence vectors."""
+        vector = self._vector(encoder, query, query=True)
+        dense = snap.dense(vector, n)
+        if not dense:
+            return dense
+        rows = snap.chunks([cid for cid, _ in dense])
+        stored = snap.sentences(sorted({c.article for c in rows.values()}))
+        if not stored:
+            return dense
+        cosines = {a: (spans, vecs @ vector) for a, (spans, vecs) in stored.items()}
+        best = {}
+        for cid, c in rows.items():
+            if c.article in cosines:
+                spans, cos = cosines[c.article]
+                inside = (spans[:, 0] >= c.start) & (spans[:, 1] <= c.end)
+                if inside.any():
+                    best[cid] = float(cos[inside].max())
+        return fusion.with_sentences(dense, best)
+
+    def _vector(self, encoder: Encoder, text: str, query: bool) -> np.ndarray:
+        """An embedding, kept in a small per-index LRU (answering reuses retrieval's query vector)."""
+        key = (query, text)
+        with self._vectors_lock:
+            found = self._vectors.get(key)
+            if found is not None:
+                self._vectors.move_to_end(key)
+                return found
+        vector = encoder.encode_query(text) if query else encoder.encode_passages([text])[0]
+        with self._vectors_lock:
+            self._vectors[key] = vector
+            while len(self._vectors) > QUERY_VECTORS:
+                self._vectors.popitem(last=False)
+        return vector
+
+    def coverage(self, query: str, texts: list[str]) -> float:
+        """Best share, over `texts`, of the query's idf weight a text contains; unknown terms weigh as the rarest."""
+        tokens = list(dict.fromkeys(self.tokenizer(query)))
+        with self.backend.snapshot() as snap:
+            weights = idf_weights(tokens, snap.document_frequency(tokens), snap.n_chunks)
+            return _coverage(tokens, weights, snap.n_chunks, texts)
+
+    def sentence_similarity(self, query: str, passages: list[Passage], limit: int = 12) -> dict[str, float]:
+        """Cosine of the question with each sentence of `passages` (stripped sentence text -> cosine).
+
+        Stored sentence vectors are used where the passage still reads the same in the current
+        snapshot; otherwise at most `limit` of the passages' sentences are embedded. Empty when the
+        dense leg is off.
+        """
+        with self.backend.snapshot() as snap:
+            encoder = self._encoder_for(snap)
+            if encoder is None or not passages:
+                return {}
+            vector = self._vector(encoder, query, query=True)
+            ids = sorted({p.article_id for p in passages})
+            bodies = snap.article_bodies(ids)
+            stored = snap.sentences(ids)
+        sims: dict[str, float] = {}
+        for p in passages:
+            body = bodies.get(p.article_id)
+            if p.article_id not in stored or body is None or body[p.start : p.end] != p.text:
+                continue  # the library changed since retrieval: embed instead
+            spans, vecs = stored[p.article_id]
+            inside = (spans[:, 0] >= p.start) & (spans[:, 1] <= p.end)
+            for (s, e), cos in zip(spans[inside], vecs[inside] @ vector):
+                sims[body[s:e].strip()] = float(cos)
+        missing = [p.text[s:e].strip() for p in passages for s, e in sentence_spans(p.text)]
+        missing = [t for t in dict.fromkeys(missing) if len(t) >= 4 and t not in sims][:limit]
+        for text in missing:
+            sims[text] = float(self._vector(encoder, text, query=False) @ vector)
+        return sims
 
     def _passages(self, snap, ranked, k, weights, wanted, lex_rank, dense_rank) -> list[Passage]:
         """Each hit widened inside its article; nothing already shown is shown twice."""
@@ -428,9 +535,11 @@ class Index:
         started = time.perf_counter()
         try:
             with self._write_lock, self.backend.writer(self.settings.lock_timeout, _waiting) as writer:
+                with self.backend.snapshot() as snap:
+                    carried = self._self_test(snap) if self._encoder_for(snap) is not None else None
                 changes = action(library, writer, *args)
                 if any(c.status in ("added", "replaced", "removed", "skipped") for c in changes) or full:
-                    _commit(library, writer, self.settings, self.encoder, self.dense_note, started)
+                    _commit(library, writer, self.settings, self.encoder, self.dense_note, started, carried)
                     library.collect_files(writer)
                     changes = _with_duplicates(changes, writer.documents())
         finally:
@@ -491,6 +600,17 @@ class Index:
                 self._repairing = False
 
         threading.Thread(target=repair, name="rag-repair", daemon=True).start()
+
+
+def _coverage(tokens: list[str], weights: dict[str, float], n_chunks: int, texts: list[str]) -> float:
+    """Best share, over `texts`, of the idf weight of `tokens` a text contains; tokens the corpus does
+    not know weigh as the rarest (so "火星" sinks a question)."""
+    tokens = list(dict.fromkeys(tokens))
+    if not tokens or not texts:
+        return 0.0
+    rare = math.log(1 + (max(n_chunks, 1) + 0.5) / 0.5)
+    total = sum(weights.get(t, rare) for t in tokens)
+    return max(term_weight(text, weights) for text in texts) / total
 
 
 def _with_duplicates(changes: list[Change], docs: list[DocumentInfo]) -> list[Change]:

@@ -21,9 +21,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import __version__
-from .articles import split_articles
+import numpy as np
+
+from . import fusion
+from .articles import Article, article_key, split_articles
 from .backends.base import Prepared, Writer
-from .chunks import chunk_article
+from .chunks import chunk_article, sentence_spans
 from .encoders import Encoder
 from .encoders.cache import EmbeddingCache
 from .ingest import SUFFIXES, Document, Unreadable, read_bytes, read_file, scan_folder
@@ -33,6 +36,9 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 FORMAT = 2  # of what the index meta promises; a change forces a full rebuild
+# The dense self-test: sentences sampled from the corpus, and the fewest that make a verdict.
+SELF_TEST_QUERIES = 64
+SELF_TEST_MIN_POOL = 8
 FILES = "files"
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
 
@@ -75,8 +81,12 @@ def safe_name(name: str) -> str:
     return base
 
 
-def meta_for(settings: Settings, encoder: Encoder | None, dense_note: str, timings: dict) -> dict:
-    """What a commit records about how the index was made; `stale_reason` compares it with the present."""
+def meta_for(settings: Settings, encoder: Encoder | None, dense_note: str, timings: dict,
+             self_test: float | None = None) -> dict:
+    """What a commit records about how the index was made; `stale_reason` compares it with the present.
+
+    `self_test` is the dense leg's score on the corpus's own sentences (`Library.self_test`).
+    """
     from .tokenizer import default_tokenizer
 
     dense = {"enabled": encoder is not None, "wanted": settings.model, "reason": dense_note if encoder is None else "",
@@ -84,6 +94,8 @@ def meta_for(settings: Settings, encoder: Encoder | None, dense_note: str, timin
     if encoder is not None:
         dense.update(engine=encoder.engine, model=encoder.name, key=encoder.key, label=encoder.label, dim=encoder.dim,
                      query_prompt=encoder.query_prompt, passage_prompt=encoder.passage_prompt)
+        if self_test is not None:
+            dense["self_test"] = self_test
     return {
         "format": FORMAT,
         "rag_version": __version__,
@@ -94,8 +106,13 @@ def meta_for(settings: Settings, encoder: Encoder | None, dense_note: str, timin
         "chunking": settings.chunking(),
         "tokenizer": default_tokenizer().version,
         "lexical_weights": settings.lexical_weights(),
+        "sentence_vectors": wants_sentences(settings, encoder),
         "timings": timings,
     }
+
+
+def wants_sentences(settings: Settings, encoder: Encoder | None) -> bool:
+    return bool(settings.sentence_vectors and encoder is not None)
 
 
 def stale_reason(meta: dict | None, settings: Settings, encoder: Encoder | None) -> str:
@@ -117,7 +134,22 @@ def stale_reason(meta: dict | None, settings: Settings, encoder: Encoder | None)
     new_key = encoder.key if encoder is not None else None
     if old_key != new_key:
         return f"语义模型由 {old_key or '无'} 改为 {new_key or '无'}"
+    if bool(meta.get("sentence_vectors", False)) != wants_sentences(settings, encoder):
+        return "句向量设置有变化（RAG_SENTENCE_VECTORS）"
     return ""
+
+
+def sentence_table(articles: list[Article], hard_max: int) -> tuple[np.ndarray, list[str]]:
+    """Every sentence of every article: (m, 3) int32 rows (article index, start, end), sorted, and the texts."""
+    rows, texts = [], []
+    for a_id, a in enumerate(articles):
+        for s, e in sentence_spans(a.body, hard_max):
+            while e > s and a.body[e - 1].isspace():
+                e -= 1
+            if e > s:
+                rows.append((a_id, s, e))
+                texts.append(a.body[s:e])
+    return np.array(rows, dtype=np.int32).reshape(-1, 3), texts
 
 
 class Library:
@@ -129,7 +161,10 @@ class Library:
         self.progress = progress
         self.files = Path(settings.index_dir) / FILES
         self._cache: EmbeddingCache | None = None
-        self.stats = {"embedded": 0, "cached": 0, "read_s": 0.0, "embed_s": 0.0}
+        # embedded/cached count chunks; sentences_* the sentence vectors (RAG_SENTENCE_VECTORS)
+        self.stats = {"embedded": 0, "cached": 0, "sentences_embedded": 0, "sentences_cached": 0,
+                      "read_s": 0.0, "embed_s": 0.0}
+        self.self_test: float | None = None  # set by a full rebuild (`rebuild`)
 
     @property
     def cache(self) -> EmbeddingCache:
@@ -164,18 +199,68 @@ class Library:
             if texts:
                 if self.progress:
                     log.info("向量化 %d 个文本块（%s）…", len(texts), self.encoder.label)
-                if self.encoder.cacheable:
-                    vectors, embedded = self.cache.encode(self.encoder, texts, s.batch_size, self.progress)
-                else:
-                    vectors, embedded = self.encoder.encode_passages(texts, s.batch_size, self.progress), len(texts)
-                self.stats["embedded"] += embedded
-                self.stats["cached"] += len(texts) - embedded
-                self.stats["embed_s"] += round(time.perf_counter() - started, 3)
+                vectors = self._embed(texts, "", "向量化文本块", "块")
                 row = 0
                 for p in out:
                     p.vectors = vectors[row : row + len(p.chunks)]
                     row += len(p.chunks)
+            if wants_sentences(s, self.encoder):
+                self._embed_sentences(out)
+            self.stats["embed_s"] += round(time.perf_counter() - started, 3)
         return out
+
+    def _embed(self, texts: list[str], kind: str, desc: str, unit: str) -> np.ndarray:
+        """Vectors of `texts` through the cache; counted in stats under `kind` ("" chunks, "sentences_")."""
+        if self.encoder.cacheable:
+            vectors, embedded = self.cache.encode(self.encoder, texts, self.settings.batch_size, self.progress, desc, unit)
+        else:
+            vectors, embedded = self.encoder.encode_passages(texts, self.settings.batch_size, self.progress), len(texts)
+        self.stats[f"{kind}embedded"] += embedded
+        self.stats[f"{kind}cached"] += len(texts) - embedded
+        return vectors
+
+    def _embed_sentences(self, prepared: list[Prepared]) -> None:
+        """Every sentence of every prepared article, embedded through the same cache as the chunks
+        (so a changed page re-embeds only its own sentences); stored as float16."""
+        tables = [sentence_table(p.articles, self.settings.chunk_hard_max) if p.articles else None for p in prepared]
+        texts = [t for table in tables if table is not None for t in table[1]]
+        if self.progress and texts:
+            log.info("向量化 %d 个句子（供语义检索与回答选句）…", len(texts))
+        vectors = self._embed(texts, "sentences_", "向量化句子", "句") if texts else None
+        row = 0
+        for p, table in zip(prepared, tables):
+            if table is None:
+                continue
+            rows, part = table
+            p.sentences = rows
+            p.sentence_vectors = (vectors[row : row + len(part)] if vectors is not None
+                                  else np.zeros((0, self.encoder.dim), np.float32)).astype(np.float16)
+            row += len(part)
+
+    def measure_self_test(self, prepared: list[Prepared]) -> float | None:
+        """fusion.self_test on up to SELF_TEST_QUERIES sentences (15+ characters) sampled from `prepared`.
+
+        Run at full rebuilds, so that a model that cannot read the corpus's language (an English-only
+        model over Chinese pages) is not fused. Not run for encoders that give a text a different vector
+        each time (random vectors for timing): there is no model to judge.
+        """
+        if self.encoder is None or not self.encoder.cacheable:
+            return None
+        pool, blocks = [], []
+        for p in prepared:
+            if p.vectors is None or not p.articles:
+                continue
+            keys = np.fromiter((article_key(a.body) for a in p.articles), dtype=np.uint64, count=len(p.articles))
+            blocks.append((p.vectors, keys[[c.article for c in p.chunks]].astype(np.int64)))
+            rows, texts = sentence_table(p.articles, self.settings.chunk_hard_max)
+            pool += [(text, int(keys[row[0]])) for row, text in zip(rows, texts) if len(text) >= 15]
+        if len(pool) < SELF_TEST_MIN_POOL:
+            return None  # too small a corpus to judge
+        rng = np.random.default_rng(0)
+        picked = sorted(rng.choice(len(pool), size=min(SELF_TEST_QUERIES, len(pool)), replace=False))
+        queries = np.stack([self.encoder.encode_query(pool[i][0]) for i in picked])
+        targets = np.array([pool[i][1] for i in picked], dtype=np.uint64).astype(np.int64)
+        return round(fusion.self_test(queries, blocks, targets), 4)
 
     # --- the docs folder ---------------------------------------------------------------------------
 
@@ -256,6 +341,9 @@ class Library:
         if not any(doc is not None for doc, _ in items):
             raise LibraryError(f"文档目录 {self.settings.docs_dir} 中没有可索引的文档（支持 {'、'.join(SUFFIXES)}）")
         prepared = self.prepare(items)
+        self.self_test = self.measure_self_test(prepared)
+        if self.self_test is not None and self.self_test < fusion.SELF_TEST_MIN:
+            log.warning("语义模型自检：只为 %.0f%% 的抽样句子找回其文章，混合检索将只用关键词检索", 100 * self.self_test)
         writer.add(prepared)
         return [_change(p.info, "added") for p in prepared]
 

@@ -33,12 +33,16 @@ class Passages(list):
     (for example hybrid served by the lexical leg alone because no dense model could be loaded).
     """
 
-    def __init__(self, items=(), mode: str = "lexical", notice: str = "", engine: str = "", elapsed_ms: float = 0.0):
+    def __init__(self, items=(), mode: str = "lexical", notice: str = "", engine: str = "", elapsed_ms: float = 0.0,
+                 dense_top: float | None = None):
         super().__init__(items)
         self.mode = mode
         self.notice = notice
         self.engine = engine  # the dense engine that served this result ("" when the dense leg did not run)
         self.elapsed_ms = elapsed_ms
+        # The dense leg's best score (chunk and best-sentence cosine averaged; None when it did not run):
+        # with query-term coverage, what decides whether an answer was found.
+        self.dense_top = dense_top
 
 
 @dataclass(frozen=True)

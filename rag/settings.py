@@ -37,6 +37,11 @@ class Settings:
     # Weight of the character-bigram field beside the word field (0 skips building it).
     bigram_weight: float = field(default_factory=lambda: float(_env("RAG_BIGRAM_WEIGHT", "0.5")))
     rrf_k: int = 60
+    # Embed every sentence too (about as long again as embedding the chunks): the dense leg scores a
+    # chunk by its best sentence as well, and answers pick sentences by similarity to the question.
+    sentence_vectors: bool = field(default_factory=lambda: _env("RAG_SENTENCE_VECTORS", "1").lower() not in ("0", "false", "no"))
+    # "score": rag/fusion.py's score fusion gated by lexical coverage; "rrf": plain reciprocal-rank fusion.
+    fusion: str = field(default_factory=lambda: _env("RAG_FUSION", "score"))
     # Candidates each leg hands to fusion.
     candidates: int = 50
     workers: int = field(default_factory=lambda: int(_env("RAG_WORKERS", str(os.cpu_count() or 1))))

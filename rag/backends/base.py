@@ -41,12 +41,19 @@ class Prepared:
 
     `chunks[i].article` is the index of its article in `articles`; `vectors` has one row per chunk
     (None when the dense leg is off).
+
+    Sentence vectors let the dense leg score a chunk by its best sentence and answers pick
+    sentences by meaning: `sentences` is (m, 3) int32 rows (article index in `articles`, start,
+    end in its body), sorted by article then start; `sentence_vectors` has one unit row per
+    sentence (float16: they are only ever compared, never searched). Both None when not embedded.
     """
 
     info: DocumentInfo
     articles: list[Article] = field(default_factory=list)
     chunks: list[Chunk] = field(default_factory=list)
     vectors: np.ndarray | None = None
+    sentences: np.ndarray | None = None
+    sentence_vectors: np.ndarray | None = None
 
 
 class Snapshot(abc.ABC):
@@ -98,6 +105,12 @@ class Snapshot(abc.ABC):
     @abc.abstractmethod
     def document_frequency(self, tokens: list[str]) -> dict[str, int]:
         """Live chunks containing each token (for idf weights of answer sentences)."""
+
+    def sentences(self, article_ids: list[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Per article: its sentences' (start, end) spans in the body, (m, 2), and their unit vectors,
+        (m, dim) float32. Optional: a backend without sentence vectors returns {} and the dense leg
+        then scores chunks alone."""
+        return {}
 
 
 class Writer(abc.ABC):

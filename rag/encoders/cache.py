@@ -90,7 +90,8 @@ class EmbeddingCache:
             self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?,?,?,?)", rows)
             self._db.commit()
 
-    def encode(self, encoder: Encoder, texts: list[str], batch_size: int = 32, progress: bool = False) -> tuple[np.ndarray, int]:
+    def encode(self, encoder: Encoder, texts: list[str], batch_size: int = 32, progress: bool = False,
+               desc: str = "向量化", unit: str = "块") -> tuple[np.ndarray, int]:
         """Vectors of `texts` (one row each) and how many had to be embedded (the rest came from the cache)."""
         space, dim = encoder.key, encoder.dim
         hashes = [text_hash(t) for t in texts]
@@ -102,7 +103,7 @@ class EmbeddingCache:
                 first_text.setdefault(h, t)
             from tqdm import tqdm
 
-            with tqdm(total=len(missing), desc="向量化", unit="块", disable=not progress, mininterval=1.0) as bar:
+            with tqdm(total=len(missing), desc=desc, unit=unit, disable=not progress, mininterval=1.0) as bar:
                 for start in range(0, len(missing), COMMIT_EVERY):
                     part = missing[start : start + COMMIT_EVERY]
                     vectors = encoder.encode_passages([first_text[h] for h in part], batch_size, progress=False)

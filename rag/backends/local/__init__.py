@@ -254,6 +254,17 @@ class LocalSnapshot(Snapshot):
     def document_frequency(self, tokens):
         return bm25.document_frequency(self.gen.parts.get("words", []), tokens)
 
+    def sentences(self, article_ids):
+        gen = self.gen
+        out = {}
+        try:
+            for i, local_ids in self._group(article_ids, gen.article_offsets).items():
+                aoff = int(gen.article_offsets[i])
+                out.update({a + aoff: found for a, found in gen.segments[i].sentences(local_ids).items()})
+        except Exception as exc:
+            raise _corrupt(exc) from exc
+        return out
+
 
 def _corrupt(exc: Exception) -> Exception:
     if isinstance(exc, IndexCorrupt):
@@ -514,6 +525,7 @@ class LocalWriter(Writer):
         keys = self._live_keys()
         seg_id = f"{self.number:08d}-{len(self.written)}"
         new_articles, new_chunks, chunk_articles, vector_blocks = [], [], array("i"), []
+        sentence_rows, sentence_blocks, with_sentences = [], [], True  # all documents have them, or none is stored
         refs: dict[str, list[tuple[str, int, int]]] = {}
         duplicates: dict[str, int] = {}
         for p in self.pending:
@@ -537,6 +549,16 @@ class LocalWriter(Writer):
             chunk_articles.extend(new_id_of[p.chunks[row].article] for row in rows)
             if p.vectors is not None:
                 vector_blocks.append(p.vectors if len(rows) == len(p.chunks) else p.vectors[rows])
+            if p.sentences is None or p.sentence_vectors is None:
+                with_sentences = with_sentences and not new_id_of
+            elif new_id_of:
+                remap = np.full(len(p.articles), -1, dtype=np.int32)
+                remap[list(new_id_of)] = list(new_id_of.values())
+                keep = remap[p.sentences[:, 0]] >= 0
+                kept = np.array(p.sentences[keep], dtype=np.int32)
+                kept[:, 0] = remap[kept[:, 0]]
+                sentence_rows.append(kept)
+                sentence_blocks.append(p.sentence_vectors if keep.all() else p.sentence_vectors[keep])
             refs[p.info.source] = _ranges(doc_refs)
             duplicates[p.info.source] = dup
         if new_articles:
@@ -545,11 +567,14 @@ class LocalWriter(Writer):
                 if sum(len(b) for b in vector_blocks) != len(new_chunks):
                     raise ValueError("部分文档缺少向量：同一次写入中的文档必须都带向量或都不带")
                 vectors = vector_blocks
+            sentences = None
+            if vectors is not None and with_sentences and sentence_rows:
+                sentences = (np.concatenate(sentence_rows), sentence_blocks)
             segment.build(
                 self.folder / fs.SEGMENTS, seg_id, new_articles, new_chunks, vectors, self._vector_key,
                 tuple(n for n in segment.FIELDS if n == "words" or self.backend.field_weights.get(n, 0) > 0),
                 self.backend.workers, self.backend.progress, self.backend.hard_max,
-                chunk_articles=np.frombuffer(chunk_articles, dtype=np.int32),
+                chunk_articles=np.frombuffer(chunk_articles, dtype=np.int32), sentences=sentences,
             )
             self.written.append(seg_id)
             self.segments.append(seg_id)

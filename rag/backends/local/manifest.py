@@ -48,6 +48,8 @@ class SegmentManifest(_Model):
     chunks: int = Field(ge=0)
     fields: dict[str, FieldTotals]
     vectors: SegmentVectors | None = None
+    # Sentences with vectors (sentences.npy, sentence_vectors.npy); None: the segment has none.
+    sentences: int | None = Field(default=None, ge=0)
     files: dict[str, FileSum]
 
 

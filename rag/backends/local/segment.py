@@ -7,7 +7,9 @@ segment and a remove writes nothing but a new generation. Small segments are mer
 ones (`merge`) without tokenizing or embedding anything again.
 
 Files: segment.json, store.sqlite, {words,bigrams,articles}.{hashes,indptr,docs,tf,lengths}.npy,
-chunk_article.npy, article_keys.npy, vectors.faiss (when the dense leg is on).
+chunk_article.npy, article_keys.npy, vectors.faiss (when the dense leg is on), sentences.npy and
+sentence_vectors.npy (when sentence vectors were embedded: (S, 3) int32 rows of article, start,
+end, sorted by article then start; (S, dim) float16 unit vectors in the same order).
 """
 
 from __future__ import annotations
@@ -59,7 +61,23 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _finish(tmp: Path, final: Path, manifest_fields: dict, articles: int, chunks: int, vectors: SegmentVectors | None) -> None:
+SENTENCES = "sentences.npy"
+SENTENCE_VECTORS = "sentence_vectors.npy"
+
+
+def _write_sentences(tmp: Path, rows: np.ndarray, vectors: np.ndarray | list[np.ndarray], dim: int) -> int:
+    """Write the sentence table and its vectors; returns the number of sentences."""
+    blocks = vectors if isinstance(vectors, list) else [vectors]
+    stacked = np.concatenate([np.zeros((0, dim), np.float16)] + [np.asarray(b, dtype=np.float16).reshape(-1, dim) for b in blocks])
+    if len(stacked) != len(rows):
+        raise ValueError(f"句向量有 {len(stacked)} 条，而句子有 {len(rows)} 条")
+    np.save(tmp / SENTENCES, np.ascontiguousarray(rows, dtype=np.int32).reshape(-1, 3))
+    np.save(tmp / SENTENCE_VECTORS, np.ascontiguousarray(stacked))
+    return len(rows)
+
+
+def _finish(tmp: Path, final: Path, manifest_fields: dict, articles: int, chunks: int, vectors: SegmentVectors | None,
+            sentences: int | None = None) -> None:
     """Checksum every file, write the manifest, fsync everything, then rename into place."""
     files = {
         p.name: FileSum(size=p.stat().st_size, xxh3=file_checksum(p))
@@ -69,7 +87,7 @@ def _finish(tmp: Path, final: Path, manifest_fields: dict, articles: int, chunks
     manifest = SegmentManifest(
         format=SEGMENT_FORMAT, id=final.name, created_at=_now(), articles=articles, chunks=chunks,
         fields={k: FieldTotals(**v) for k, v in manifest_fields.items()},
-        vectors=vectors, files=files,
+        vectors=vectors, sentences=sentences, files=files,
     )
     dump(manifest, tmp / MANIFEST, durable=False)
     fsync_tree(tmp)
@@ -89,9 +107,11 @@ def build(
     progress: bool = False,
     hard_max: int = 600,
     chunk_articles: np.ndarray | None = None,
+    sentences: tuple[np.ndarray, np.ndarray | list[np.ndarray]] | None = None,
 ) -> Path:
     """Write a segment. `chunk_articles[i]` (default `chunks[i].article`) indexes `articles`; `vectors`
-    has one row per chunk, possibly in blocks. Each sentence is tokenized once, on `workers`
+    has one row per chunk, possibly in blocks; `sentences` is (rows of article, start, end; their
+    vectors, possibly in blocks) or None. Each sentence is tokenized once, on `workers`
     processes; each field is written as soon as it is built, so only one field's matrix is in memory
     at a time."""
     from tqdm import tqdm
@@ -140,8 +160,11 @@ def build(
         index = VectorIndex.build(vectors)
         index.save(tmp / "vectors.faiss")
         seg_vectors = SegmentVectors(key=vector_key, dim=index.dim)
+    n_sentences = None
+    if sentences is not None and seg_vectors is not None:
+        n_sentences = _write_sentences(tmp, *sentences, index.dim)
     final = folder / seg_id
-    _finish(tmp, final, totals, len(articles), len(chunks), seg_vectors)
+    _finish(tmp, final, totals, len(articles), len(chunks), seg_vectors, n_sentences)
     return final
 
 
@@ -165,6 +188,10 @@ class Segment:
             self.article_keys = np.asarray(np.load(self.path / "article_keys.npy", mmap_mode="r"))
             self.store = store.Store(self.path / "store.sqlite")
             self.vectors = VectorIndex.load(self.path / "vectors.faiss", mmap=True) if self.manifest.vectors else None
+            self.sentence_rows = self.sentence_vectors = None
+            if self.manifest.sentences is not None:
+                self.sentence_rows = np.load(self.path / SENTENCES, mmap_mode="r")
+                self.sentence_vectors = np.load(self.path / SENTENCE_VECTORS, mmap_mode="r")
         except IndexCorrupt:
             raise
         except (OSError, ValueError, RuntimeError) as exc:
@@ -172,8 +199,26 @@ class Segment:
         m = self.manifest
         if len(self.chunk_article) != m.chunks or len(self.article_keys) != m.articles or (
             self.vectors is not None and len(self.vectors) != m.chunks
-        ) or any(f.n_docs != (m.articles if n == "articles" else m.chunks) for n, f in self.fields.items()):
+        ) or any(f.n_docs != (m.articles if n == "articles" else m.chunks) for n, f in self.fields.items()) or (
+            self.sentence_rows is not None and not (
+                len(self.sentence_rows) == len(self.sentence_vectors) == m.sentences
+                and self.sentence_rows.shape[1:] == (3,)
+                and self.vectors is not None and self.sentence_vectors.shape[1:] == (self.vectors.dim,)
+            )
+        ):
             raise IndexCorrupt(f"段 {self.id} 的各文件条数不一致")
+
+    def sentences(self, local_articles: list[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Per local article id: its sentences' (start, end) spans and float32 vectors; {} without them."""
+        if self.sentence_rows is None:
+            return {}
+        column = self.sentence_rows[:, 0]
+        out = {}
+        for a in sorted(set(local_articles)):
+            lo, hi = np.searchsorted(column, [a, a + 1])
+            if hi > lo:
+                out[a] = (np.asarray(self.sentence_rows[lo:hi, 1:]), np.asarray(self.sentence_vectors[lo:hi], dtype=np.float32))
+        return out
 
     @property
     def n_chunks(self) -> int:
@@ -263,6 +308,16 @@ def merge(folder: Path, seg_id: str, parts: list[tuple[Segment, np.ndarray]]) ->
         ])
         VectorIndex.build(vectors).save(tmp / "vectors.faiss")
         seg_vectors = parts[0][0].manifest.vectors
+    n_sentences = None
+    if seg_vectors is not None and all(seg.sentence_rows is not None for seg, _ in parts):
+        rows, blocks = [], []
+        for (seg, live), m in zip(parts, article_maps):
+            keep = live[seg.sentence_rows[:, 0]]
+            kept = np.array(seg.sentence_rows[keep], dtype=np.int64)
+            kept[:, 0] = m[kept[:, 0]]
+            rows.append(kept)
+            blocks.append(np.asarray(seg.sentence_vectors[keep]))
+        n_sentences = _write_sentences(tmp, np.concatenate(rows), blocks, seg_vectors.dim)
     final = folder / seg_id
-    _finish(tmp, final, totals, base, int(len(chunk_article)), seg_vectors)
+    _finish(tmp, final, totals, base, int(len(chunk_article)), seg_vectors, n_sentences)
     return final, article_maps

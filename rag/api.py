@@ -1,0 +1,262 @@
+"""The versioned JSON API (/api/v1) beside the UI: retrieve, ask, info, health and the library.
+
+Plain UTF-8 JSON, never HTML-escaped (escaping is the UI's job). Every failure is one shape,
+`{"error": {"code", "message", "field"}}`, with a Chinese-first message and no stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Annotated, Callable
+
+from fastapi import APIRouter, Depends, FastAPI, File, Path, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+
+from . import __version__
+from .answer import answer
+from .api_models import (
+    MAX_K, AskIn, AskOut, ArticleOut, ArticlesOut, ChangeOut, ChangesOut, CitationOut, DocumentOut, DocumentsOut,
+    ErrorOut, HealthOut, InfoOut, Mode, PassageOut, RetrieveOut,
+)
+from .auth import Accounts, Unauthorized
+from .index import DenseUnavailable, Index, IndexCorrupt, IndexLocked
+from .library import LibraryError
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/api/v1"
+UPLOAD_CHUNK = 1 << 20
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.field, self.headers = status, code, message, field, headers
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None, headers=None) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, **({"field": field} if field else {})}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _translate(exc: Exception) -> JSONResponse:
+    """Known failures -> clear 4xx/5xx JSON; anything else is logged and answered with a plain 500."""
+    if isinstance(exc, ApiError):
+        return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
+    if isinstance(exc, Unauthorized):
+        return error_response(
+            401, "unauthorized",
+            "需要登录：请使用与界面相同的用户名和密码进行 HTTP Basic 认证，或先在界面登录（authentication required）",
+            headers={"WWW-Authenticate": 'Basic realm="rag", charset="UTF-8"'},
+        )
+    if isinstance(exc, RequestValidationError):
+        return _validation(exc)
+    if isinstance(exc, DenseUnavailable):
+        return error_response(400, "dense_unavailable", str(exc), "mode")
+    if isinstance(exc, IndexLocked):
+        return error_response(503, "index_busy", f"资料库正在由其他进程更新，请稍后重试（index is busy）：{exc}",
+                              headers={"Retry-After": "5"})
+    if isinstance(exc, IndexCorrupt):
+        return error_response(503, "index_unavailable", f"索引暂不可用，正在修复（index unavailable）：{exc}",
+                              headers={"Retry-After": "30"})
+    if isinstance(exc, LibraryError):
+        return error_response(400, "library_error", str(exc))
+    if isinstance(exc, ValueError):
+        return error_response(400, "bad_request", str(exc))
+    log.exception("API 内部错误")
+    return error_response(500, "internal_error", "服务器内部错误，已记录（internal server error; it was logged）")
+
+
+_FIELD_MESSAGES = {
+    "k": f"k 必须是 1 到 {MAX_K} 之间的整数（k must be an integer from 1 to {MAX_K}）",
+    "mode": "未知检索模式，可选 hybrid、lexical、dense（mode must be hybrid, lexical or dense）",
+}
+
+
+def _validation(exc: RequestValidationError) -> JSONResponse:
+    first = exc.errors()[0] if exc.errors() else {}
+    loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
+    field = loc[0] if loc else None
+    kind = first.get("type", "")
+    if kind == "json_invalid":
+        message = "请求体不是有效的 JSON（request body is not valid JSON）"
+    elif kind == "missing":
+        message = f"缺少参数 {'.'.join(loc) or '请求体'}（missing {'.'.join(loc) or 'body'}）"
+    elif field in _FIELD_MESSAGES:
+        message = _FIELD_MESSAGES[field]
+    else:
+        message = f"参数 {'.'.join(loc) or '请求体'} 无效：{first.get('msg', '')}（invalid parameter）"
+    return error_response(422, "invalid_parameter", message, field)
+
+
+class GuardedRoute(APIRoute):
+    """Every API route answers errors in the one JSON shape, whatever raised them (dependencies too)."""
+
+    def get_route_handler(self) -> Callable:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request):
+            try:
+                return await handler(request)
+            except Exception as exc:  # noqa: BLE001 - translated, and logged when unexpected
+                return _translate(exc)
+
+        return guarded
+
+
+ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 422, 503)}
+
+
+def _sources(index: Index) -> dict:
+    return {d.source: d for d in index.documents()}
+
+
+def build_api(index: Index, settings: Settings, accounts: Accounts) -> APIRouter:
+    """/api/v1 over one index. Upload and delete answer 403 in read-only mode."""
+    signed_in = [Depends(accounts.require)]
+    api = APIRouter(prefix=PREFIX, route_class=GuardedRoute, responses=ERRORS)
+
+    def used_mode(mode: str) -> tuple[str, str]:
+        if not index.dense_enabled:
+            return "lexical", ""
+        return mode, (index.info().dense_label if mode != "lexical" else "")
+
+    @api.get("/health", response_model=HealthOut, tags=["status"], summary="存活检查（无需登录）")
+    def health():
+        return HealthOut(version=__version__)
+
+    @api.get("/info", response_model=InfoOut, tags=["status"], dependencies=signed_in, summary="索引状态、语义引擎与数量")
+    def info():
+        return InfoOut.of(index.info(), settings.read_only)
+
+    @api.get("/retrieve", response_model=RetrieveOut, tags=["search"], dependencies=signed_in,
+             summary="检索段落（不生成回答）")
+    def retrieve(
+        q: Annotated[str, Query(description="查询文本")] = "",
+        k: Annotated[int, Query(ge=1, le=MAX_K, description="段落数，1–50")] = 5,
+        mode: Annotated[Mode, Query(description="hybrid（默认）、lexical 或 dense")] = "hybrid",
+        source: Annotated[list[str] | None, Query(description="只在这些文件中查找；可重复")] = None,
+    ):
+        if not q.strip():
+            raise ApiError(400, "empty_query", "查询不能为空（q must not be empty）", "q")
+        passages = index.retrieve(q, k=k, mode=mode, sources=source or None)
+        return RetrieveOut(query=q.strip(), mode=passages.mode, notice=passages.notice, engine=passages.engine,
+                           elapsed_ms=passages.elapsed_ms, passages=[PassageOut.of(p) for p in passages])
+
+    @api.post("/ask", response_model=AskOut, tags=["search"], dependencies=signed_in,
+              summary="提问：摘自原文、带 [n] 出处的回答")
+    def ask(body: AskIn):
+        if not body.question.strip():
+            raise ApiError(400, "empty_question", "问题不能为空（question must not be empty）", "question")
+        history = [{"role": "user", "content": t} if isinstance(t, str) else t.model_dump() for t in body.history]
+        started = time.perf_counter()
+        result = answer(index, body.question, k=body.k, history=history, mode=body.mode, sources=body.sources or None)
+        elapsed = round((time.perf_counter() - started) * 1000, 1)
+        mode, engine = used_mode(body.mode)
+        citations = []
+        for c in result.citations:
+            at = next((i for i, p in enumerate(result.passages) if p is c.passage),
+                      next((i for i, p in enumerate(result.passages) if p.chunk_id == c.passage.chunk_id), 0))
+            citations.append(CitationOut(number=c.number, sentence=c.sentence, passage=at))
+        return AskOut(question=result.question, answer=result.text, found=result.found, citations=citations,
+                      passages=[PassageOut.of(p) for p in result.passages], notice=result.notice, query=result.query,
+                      mode=mode, engine=engine, elapsed_ms=elapsed)
+
+    @api.get("/documents", response_model=DocumentsOut, tags=["library"], dependencies=signed_in,
+             summary="资料库中的文档")
+    def documents():
+        docs = sorted(index.documents(), key=lambda d: d.source)
+        return DocumentsOut(count=len(docs), documents=[DocumentOut.of(d) for d in docs])
+
+    @api.get("/documents/{name:path}/articles", response_model=ArticlesOut, tags=["library"], dependencies=signed_in,
+             summary="一篇文档解析出的文章（标题、署名、版面、正文）")
+    def articles(name: Annotated[str, Path(description="文档名，见 GET /documents")]):
+        if name not in _sources(index):
+            raise ApiError(404, "not_found", f"资料库中没有名为 {name!r} 的文档（document not found）", "name")
+        found = index.articles(name)
+        return ArticlesOut(document=name, count=len(found), articles=[ArticleOut.of(a) for a in found])
+
+    @api.post("/documents", response_model=ChangesOut, tags=["library"], dependencies=signed_in,
+              summary="上传一个或多个文件（multipart，字段名 files）")
+    def upload(files: Annotated[list[UploadFile], File(description="要加入资料库的文件")]):
+        if settings.read_only:
+            raise ApiError(403, "read_only", "只读模式：不能上传文档（the library is read-only）")
+        if len(files) > settings.max_uploads:
+            raise ApiError(400, "too_many_files", f"一次最多上传 {settings.max_uploads} 个文件"
+                           f"（at most {settings.max_uploads} files per upload）", "files")
+        limit = settings.max_upload_mb * 2**20
+        changes = []
+        for f in files:
+            name = f.filename or "upload"
+            data = _read_limited(f, limit)
+            if data is None:
+                changes.append(ChangeOut(name=name, status="refused", articles=0, chunks=0,
+                                         message=f"文件过大（上限 {settings.max_upload_mb} MB）"))
+                continue
+            changes += [ChangeOut.of(c) for c in index.add([(name, data)])]
+        return ChangesOut(changes=changes)
+
+    @api.delete("/documents/{name:path}", response_model=ChangesOut, tags=["library"], dependencies=signed_in,
+                summary="删除一篇上传的文档")
+    def delete(name: Annotated[str, Path(description="文档名")]):
+        if settings.read_only:
+            raise ApiError(403, "read_only", "只读模式：不能删除文档（the library is read-only）")
+        doc = _sources(index).get(name)
+        if doc is None:
+            raise ApiError(404, "not_found", f"资料库中没有名为 {name!r} 的文档（document not found）", "name")
+        if doc.origin != "stored":
+            raise ApiError(409, "in_docs_folder", f"{name} 来自文档目录：请从该目录中删除文件，索引会随之更新"
+                           "（documents of the docs folder are removed by deleting the file）", "name")
+        return ChangesOut(changes=[ChangeOut.of(c) for c in index.remove(name)])
+
+    @api.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    def unknown(rest: str):
+        raise ApiError(404, "not_found", f"没有这个接口：{PREFIX}/{rest}（no such endpoint）")
+
+    return api
+
+
+def _read_limited(upload: UploadFile, limit: int) -> bytes | None:
+    """The file's bytes, or None as soon as it is larger than `limit` (never reads more than limit + 1 MiB)."""
+    parts, size = [], 0
+    while block := upload.file.read(UPLOAD_CHUNK):
+        size += len(block)
+        if size > limit:
+            return None
+        parts.append(block)
+    return b"".join(parts)
+
+
+def add_api(app: FastAPI, index: Index, settings: Settings, accounts: Accounts) -> None:
+    """The API routes, their OpenAPI schema at /api/openapi.json and docs at /api/docs (behind the same login)."""
+    router = build_api(index, settings, accounts)
+    app.include_router(router)
+    app.add_exception_handler(RequestValidationError, lambda request, exc: _validation(exc))
+    schema: dict = {}
+
+    def openapi_json(request: Request):
+        if accounts.user(request) is None:
+            return _translate(Unauthorized())
+        if not schema:
+            schema.update(get_openapi(
+                title="周口新闻问答助手 API", version=__version__, routes=router.routes,
+                description="检索与问答（回答摘自原文并带出处）以及资料库管理。开启 --auth 时需要 HTTP Basic 认证，"
+                            "用户名和密码与界面相同。所有错误的形式为 {\"error\": {\"code\", \"message\"}}。",
+            ))
+        return JSONResponse(schema)
+
+    def docs(request: Request):
+        if accounts.user(request) is None:
+            return _translate(Unauthorized())
+        return get_swagger_ui_html(openapi_url="/api/openapi.json", title="周口新闻问答助手 API")
+
+    app.add_api_route("/api/openapi.json", openapi_json, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/api/docs", docs, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/api", lambda: error_response(404, "not_found", f"接口位于 {PREFIX}/…，文档见 /api/docs"),
+                      methods=["GET"], include_in_schema=False)
