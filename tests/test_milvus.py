@@ -47,10 +47,6 @@ def _settings(backend: str, tmp_path, docs=SEEDS, model="none", **kw) -> Setting
     return Settings(docs_dir=docs, index_dir=tmp_path / "index", model=model, backend=backend, **kw)
 
 
-# The Milvus backend stores no sentence vectors yet (Snapshot.sentences is empty there), so the dense leg
-# is compared as chunk vectors alone: the local backend without sentence vectors.
-CHUNK_VECTORS_ONLY = {"sentence_vectors": False}
-
 
 def _top(index, question, mode="lexical"):
     passages = index.retrieve(question, k=1, mode=mode)
@@ -262,7 +258,7 @@ def test_same_questions_same_top_results_as_the_local_backend(tmp_path):
     """Our tokens as sparse BM25 vectors: the server's inner product is our BM25, so the ranking is the
     local one; the dense leg (hashed characters, same vectors) and the fused hybrid agree as well."""
     questions = _dev_questions()
-    indexes = {name: build_index(settings=_settings(backend_uri(name, tmp_path / name), tmp_path / name, **CHUNK_VECTORS_ONLY),
+    indexes = {name: build_index(settings=_settings(backend_uri(name, tmp_path / name), tmp_path / name),
                                  progress=False, embedder=CharEncoder())
                for name in ("local", "milvus-lite")}
     try:
@@ -276,7 +272,7 @@ def test_same_questions_same_top_results_as_the_local_backend(tmp_path):
 
 @milvus_lite
 def test_bundled_model_gives_the_same_answers_on_milvus_lite(bundled_index, tmp_path):
-    """The real dense leg: the bundled e5 vectors, read from the local build's embedding cache."""
+    """The real dense leg: the bundled e5 chunk and sentence vectors, read from the local build's embedding cache."""
     import shutil
 
     questions = _dev_questions()
@@ -285,7 +281,7 @@ def test_bundled_model_gives_the_same_answers_on_milvus_lite(bundled_index, tmp_
         for name in ("local", "milvus-lite"):
             # its embeddings.sqlite comes along: the chunks are not embedded again
             shutil.copytree(bundled_index.settings.index_dir, tmp_path / name / "index")
-            settings = _settings(backend_uri(name, tmp_path / name), tmp_path / name, model="bundled", **CHUNK_VECTORS_ONLY)
+            settings = _settings(backend_uri(name, tmp_path / name), tmp_path / name, model="bundled")
             indexes[name] = build_index(settings=settings, progress=False)
         local, lite = indexes["local"], indexes["milvus-lite"]
         assert lite.info().dense and lite.info().dim == bundled_index.info().dim
@@ -321,7 +317,7 @@ def test_a_milvus_2_3_server_serves_dense_and_says_lexical_is_unavailable(milvus
     monkeypatch.setenv("RAG_MILVUS_TIMEOUT", "5")
     questions = _dev_questions()[:8]
     server = build_index(settings=_settings(milvus_server, tmp_path / "server"), progress=False, embedder=CharEncoder())
-    local = build_index(settings=_settings("local", tmp_path / "local", **CHUNK_VECTORS_ONLY), progress=False, embedder=CharEncoder())
+    local = build_index(settings=_settings("local", tmp_path / "local"), progress=False, embedder=CharEncoder())
     try:
         info = server.info()
         assert info.dense and info.dim == 64 and "不支持稀疏向量与 BM25" in info.lexical_reason

@@ -42,6 +42,7 @@ class MilvusBackend(Backend):
         self._state: State | None = None
         self._checked = 0.0
         self._layouts_ready: set[str] = set()
+        self._sentences: dict[str, bool] = {}  # layout id -> has a sentences collection
 
     # --- connection -----------------------------------------------------------------------------
 
@@ -172,6 +173,12 @@ class MilvusBackend(Backend):
             return out
 
         return self.call(f"读取 {name}", run)
+
+    def has_sentences(self, layout: Layout) -> bool:
+        """Whether the layout has a sentences collection (layouts written before it have none); asked once."""
+        if layout.id not in self._sentences:
+            self._sentences[layout.id] = self.has(self.name("sentences", layout))
+        return self._sentences[layout.id]
 
     def has(self, name: str) -> bool:
         return bool(self.call("读取集合列表", self.client.has_collection, name))
@@ -347,6 +354,8 @@ class MilvusBackend(Backend):
             batch = ",".join(map(str, gone[i : i + lexical.IN_BATCH]))
             self.delete("chunks", layout, filter=f"article in [{batch}]")
             self.delete("bodies", layout, filter=f"article in [{batch}]")
+            if self.has(self.name("sentences", layout)):
+                self.delete("sentences", layout, filter=f"article in [{batch}]")
             self.delete("articles", layout, filter=f"id in [{batch}]")
         if dead:
             self.delete("garbage", layout, ids=dead)

@@ -8,6 +8,7 @@
     {prefix}_{layout}_bodies      the rest of long bodies, in parts
     {prefix}_{layout}_vocab       per generation, the table of document frequencies (see vocab.py)
     {prefix}_{layout}_garbage     articles no document lists any more, deleted after the grace period
+    {prefix}_{layout}_sentences   per article, its sentences' spans and float16 vectors, packed (never searched)
 
 A layout is named by a hash of everything that changes what its rows hold (vector space and
 dimension, lexical strategy, tokenizer, chunking). A full rebuild for a new model or tokenizer
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 BODY_PART = 16_000  # characters of body per row: at most 64,000 bytes of UTF-8, under VARCHAR(65535)
 MAX_TEXT = 65_535  # bytes in one VARCHAR
-KINDS = ("chunks", "articles", "bodies", "vocab", "garbage")
+KINDS = ("chunks", "articles", "bodies", "vocab", "garbage", "sentences")
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,12 @@ def schema_for(client, kind: str, layout: Layout | None):
     elif kind == "vocab":
         schema.add_field("id", DataType.INT64, is_primary=True)
         for name in ("gen", "part", "parts"):
+            schema.add_field(name, DataType.INT64)
+        schema.add_field("data", DataType.VARCHAR, max_length=MAX_TEXT)
+        _dummy(schema, index)
+    elif kind == "sentences":
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        for name in ("article", "part", "parts"):
             schema.add_field(name, DataType.INT64)
         schema.add_field("data", DataType.VARCHAR, max_length=MAX_TEXT)
         _dummy(schema, index)

@@ -12,6 +12,7 @@ from ...results import ArticleView
 from ..base import Snapshot
 from . import lexical as lex
 from . import terms
+from . import sentences as packed
 from .layout import Layout
 from .state import State
 
@@ -192,6 +193,16 @@ class MilvusSnapshot(Snapshot):
             out.append(ArticleView(a, self.state.article_sources[a], r["title"], r["byline"], r["kicker"],
                                    None if page < 0 else page, bodies[a], int(r["chunks"])))
         return out
+
+    def sentences(self, article_ids):
+        if not self.layout.dim or not self.backend.has_sentences(self.layout):
+            return {}  # no vectors, or a layout stored before sentence vectors
+        self._names["sentences"] = self.layout.name(self.backend.target.prefix, "sentences")
+        live = [a for a in article_ids if a in self.state.article_sources]
+        grouped: dict[int, list[dict]] = {}
+        for r in self._query("sentences", live, ["article", "part", "parts", "data"], key="article"):
+            grouped.setdefault(int(r["article"]), []).append(r)
+        return {a: packed.decode(parts, self.layout.dim) for a, parts in grouped.items()}
 
     def documents(self):
         return list(self.state.documents)

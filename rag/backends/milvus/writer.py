@@ -25,6 +25,7 @@ from ...results import DocumentInfo
 from ..base import Prepared, Writer
 from . import terms
 from .layout import BODY_PART, MAX_TEXT, Layout
+from .sentences import rows as packed_sentences
 from .state import MASK63, Commit, DocVersion, newest, stable_id
 from .vocab import DfTable
 
@@ -156,6 +157,8 @@ class MilvusWriter(Writer):
             by_article: dict[int, list[int]] = {}
             for row, c in enumerate(p.chunks):
                 by_article.setdefault(c.article, []).append(row)
+            sentence_at = (np.searchsorted(p.sentences[:, 0], np.arange(len(p.articles) + 1))
+                           if p.sentences is not None and p.sentence_vectors is not None else None)
             refs, dup = [], 0
             for i, article in enumerate(p.articles):
                 aid = article_key(article.body) & MASK63
@@ -165,8 +168,12 @@ class MilvusWriter(Writer):
                 else:
                     seen.add(aid)
                     if aid not in stored:
+                        sentences = None
+                        if sentence_at is not None:
+                            lo, hi = sentence_at[i], sentence_at[i + 1]
+                            sentences = (p.sentences[lo:hi, 1:], p.sentence_vectors[lo:hi])
                         new_items.append((aid, article, [p.chunks[r] for r in rows],
-                                          None if p.vectors is None else p.vectors[rows]))
+                                          None if p.vectors is None else p.vectors[rows], sentences))
                 refs.append((aid, live.get(aid, len(rows))))
                 live.setdefault(aid, len(rows))
             info = DocumentInfo(**{**asdict(p.info), "duplicates": dup})
@@ -190,13 +197,15 @@ class MilvusWriter(Writer):
         try:
             for start in range(0, len(items), ARTICLES_PER_BATCH):
                 batch = items[start : start + ARTICLES_PER_BATCH]
-                counts = terms.tokenize([(a, cs) for _, a, cs, _ in batch], self.b.hard_max, layout.fields,
+                counts = terms.tokenize([(a, cs) for _, a, cs, _, _ in batch], self.b.hard_max, layout.fields,
                                         self.b.workers if len(items) > ARTICLES_PER_BATCH else 1)
                 if layout.lexical == "sparse" and not layout.avglen:
                     self.layout = layout = layout.with_avglen(self._avglen(items[:AVGLEN_SAMPLE], batch, counts))
-                chunk_rows, article_rows, body_rows = [], [], []
-                for (aid, article, chunks, vectors), t in zip(batch, counts):
+                chunk_rows, article_rows, body_rows, sentence_rows = [], [], [], []
+                for (aid, article, chunks, vectors, sentences), t in zip(batch, counts):
                     chunk_rows += self._chunk_rows(aid, article, chunks, vectors, t)
+                    if sentences is not None and layout.dim and len(sentences[0]):
+                        sentence_rows += packed_sentences(aid, *sentences)
                     article_rows.append(self._article_row(aid, article, len(chunks), t))
                     body_rows += self._body_rows(aid, article.body)
                     self.contrib[aid] = self._keys(t)
@@ -205,6 +214,8 @@ class MilvusWriter(Writer):
                 self.b.upsert("articles", layout, article_rows)
                 if body_rows:
                     self.b.upsert("bodies", layout, body_rows)
+                if sentence_rows:
+                    self.b.upsert("sentences", layout, sentence_rows)
                 bar.update(len(batch))
         finally:
             bar.close()
@@ -212,7 +223,7 @@ class MilvusWriter(Writer):
     def _avglen(self, sample, batch, counts) -> dict:
         """Mean field lengths of a new layout, from its first articles (exact for a library up to AVGLEN_SAMPLE)."""
         if len(sample) > len(batch):
-            counts = terms.tokenize([(a, cs) for _, a, cs, _ in sample], self.b.hard_max, self.layout.fields,
+            counts = terms.tokenize([(a, cs) for _, a, cs, _, _ in sample], self.b.hard_max, self.layout.fields,
                                     self.b.workers)
         out = {}
         for name in self.layout.fields:
