@@ -24,3 +24,16 @@ def test_benchmark_smallest_size(tmp_path):
     if (ROOT.parent / "shared" / "eval" / "cmrc2018_trial.json").exists():
         assert report["quality"]["ours/cmrc"]["n"] > 900
     assert "hit@1" in proc.stdout and "p50" in proc.stdout
+
+
+def test_load_benchmark_smoke(tmp_path):
+    """The HTTP load benchmark against the real app: every request answered, none differing from its serial answer."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.load", "--clients", "4", "--requests", "12", "--long", "1", "--model", "none",
+         "--work", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-2000:])
+    result = json.loads(proc.stdout)
+    assert result["ok"] == 12 and result["errors"] == 0 and result["answers_differing_from_serial"] == 0
+    assert result["p50_ms"] > 0
