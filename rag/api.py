@@ -24,7 +24,7 @@ from .api_models import (
     ErrorOut, HealthOut, InfoOut, Mode, PassageOut, RetrieveOut,
 )
 from .auth import Accounts, Unauthorized
-from .index import DenseUnavailable, Index, IndexCorrupt, IndexLocked
+from .index import BackendUnavailable, DenseUnavailable, Index, IndexCorrupt, IndexLocked, LexicalUnavailable
 from .library import LibraryError
 from .settings import Settings
 
@@ -59,6 +59,11 @@ def _translate(exc: Exception) -> JSONResponse:
         return _validation(exc)
     if isinstance(exc, DenseUnavailable):
         return error_response(400, "dense_unavailable", str(exc), "mode")
+    if isinstance(exc, LexicalUnavailable):
+        return error_response(400, "lexical_unavailable", str(exc), "mode")
+    if isinstance(exc, BackendUnavailable):
+        return error_response(503, "storage_unavailable", f"存储服务暂时无法连接，请稍后重试（storage unavailable）：{exc}",
+                              headers={"Retry-After": "10"})
     if isinstance(exc, IndexLocked):
         return error_response(503, "index_busy", f"资料库正在由其他进程更新，请稍后重试（index is busy）：{exc}",
                               headers={"Retry-After": "5"})

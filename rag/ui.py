@@ -23,7 +23,7 @@ from .chat_view import (  # noqa: E402,F401  (escape/highlight are part of this 
     MAX_TURNS, Trace, answer_markdown, article_html, build_turn, empty_article_html, escape, highlight,
     how_found_markdown, how_found_title,
 )
-from .index import MAX_QUERY_CHARS, Index, IndexCorrupt, IndexLocked  # noqa: E402
+from .index import MAX_QUERY_CHARS, BackendUnavailable, Index, IndexCorrupt, IndexLocked, LexicalUnavailable  # noqa: E402
 from .lang import detect_language, texts  # noqa: E402
 from .library import LibraryError  # noqa: E402
 from .library_view import (  # noqa: E402
@@ -177,9 +177,10 @@ class ChatHandlers:
         started = time.perf_counter()
         try:
             result = answer(self.index, text, k=int(k or 5), history=history, mode=mode, sources=sources or None)
-        except (IndexLocked, IndexCorrupt) as exc:
+        except (IndexLocked, IndexCorrupt, BackendUnavailable, LexicalUnavailable) as exc:
             log.error("索引暂不可用：%s", exc)
-            messages.append({"role": "assistant", "content": t["busy"]})
+            reply = str(exc) if isinstance(exc, LexicalUnavailable) else t["busy"]  # the reason says which mode works
+            messages.append({"role": "assistant", "content": reply})
             yield messages, {**session, "messages": messages}, gr.Textbox(interactive=True)
             return
         except Exception:

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from rag import IndexLocked, build_index
+from rag import BackendUnavailable, IndexLocked, LexicalUnavailable, build_index
 
 from .conftest import SEEDS
 from .serving import PASSWORD, USER, fresh_index, serve
@@ -148,6 +148,20 @@ def test_index_failures_become_json_errors(server, client, monkeypatch):
     monkeypatch.setattr(server.index, "retrieve", locked)
     error = _error(client.get("/retrieve", params={"q": "智慧岛"}), 503, "index_busy")
     assert "稍后重试" in error["message"]
+
+    def storage_down(*args, **kwargs):  # a Milvus server that went away
+        raise BackendUnavailable("无法连接 Milvus 服务器 milvus://10.0.0.5:19530")
+
+    monkeypatch.setattr(server.index, "retrieve", storage_down)
+    error = _error(client.get("/retrieve", params={"q": "智慧岛"}), 503, "storage_unavailable")
+    assert "milvus://10.0.0.5:19530" in error["message"]
+
+    def no_bm25(*args, **kwargs):  # a Milvus 2.3 server: no BM25
+        raise LexicalUnavailable("Milvus 2.3 服务器不支持关键词检索；请用 hybrid 或 dense")
+
+    monkeypatch.setattr(server.index, "retrieve", no_bm25)
+    error = _error(client.get("/retrieve", params={"q": "智慧岛", "mode": "lexical"}), 400, "lexical_unavailable")
+    assert error["field"] == "mode" and "dense" in error["message"]
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
