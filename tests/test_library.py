@@ -1,4 +1,6 @@
-"""The library through the public API and the CLI: add, remove, re-add, duplicates, bad uploads, merges."""
+"""The library through the public API and the CLI: re-uploads, duplicates, bad uploads, merges, killed uploads.
+
+Add, remove and re-add run on every backend in test_milvus.py."""
 
 from __future__ import annotations
 
@@ -27,28 +29,6 @@ def library(tmp_path, seeds_dir):
 def _top(index, question):
     passages = index.retrieve(question, k=1)
     return passages[0] if passages else None
-
-
-def test_add_remove_and_re_add(library, tmp_path):
-    page = tmp_path / "tianwen.txt"
-    page.write_text(PAGE, encoding="utf-8")
-    generation = library.info().generation
-    [change] = library.add([page])
-    assert change.status == "added" and change.articles == 1
-    assert library.info().generation == generation + 1
-    assert _top(library, "天文馆可容纳多少名观众？").source == "tianwen.txt"
-    assert {d.source for d in library.documents()} >= {"tianwen.txt", "000_511f53cd465d0282.txt"}
-    assert [a.title for a in library.articles("tianwen.txt")] == ["周口新建天文馆"]
-
-    [removed] = library.remove("tianwen.txt")
-    assert removed.status == "removed"
-    for mode in ("lexical", "hybrid"):
-        assert all(p.source != "tianwen.txt" for p in library.retrieve("天文馆 球幕影院 观众", k=10, mode=mode))
-    assert "tianwen.txt" not in library.sources()
-    assert not list((tmp_path / "index" / "files").glob("*tianwen*")), "the stored copy goes with it"
-
-    [again] = library.add([page])
-    assert again.status == "added" and _top(library, "天文馆可容纳多少名观众？").source == "tianwen.txt"
 
 
 def test_identical_re_upload_is_a_no_op_and_new_content_replaces(library, tmp_path):

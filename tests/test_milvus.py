@@ -91,8 +91,10 @@ def test_add_remove_list_and_re_add(library, tmp_path):
 
     [removed] = library.remove("tianwen.txt")
     assert removed.status == "removed"
-    assert all(p.source != "tianwen.txt" for p in library.retrieve("天文馆 球幕影院 观众", k=10, mode="lexical"))
+    for mode in ("lexical", "hybrid"):
+        assert all(p.source != "tianwen.txt" for p in library.retrieve("天文馆 球幕影院 观众", k=10, mode=mode))
     assert "tianwen.txt" not in library.sources()
+    assert not list((tmp_path / "index" / "files").glob("*tianwen*")), "the stored copy goes with it"
 
     [again] = library.add([page])
     assert again.status == "added" and _top(library, "天文馆可容纳多少名观众？").source == "tianwen.txt"
