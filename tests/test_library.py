@@ -1,6 +1,6 @@
 """The library through the public API and the CLI: re-uploads, duplicates, bad uploads, merges, killed uploads.
 
-Add, remove and re-add run on every backend in test_milvus.py."""
+Add, remove, re-add and reprints run on every backend in test_milvus.py."""
 
 from __future__ import annotations
 
@@ -44,26 +44,6 @@ def test_identical_re_upload_is_a_no_op_and_new_content_replaces(library, tmp_pa
     assert replaced.status == "replaced"
     assert "五百" in _top(library, "天文馆可容纳多少名观众？").text
     assert sum(d.source == "tianwen.txt" for d in library.documents()) == 1
-
-
-def test_a_reprint_is_stored_once_and_listed_with_both_sources(library, tmp_path):
-    first, second = tmp_path / "edition1.txt", tmp_path / "edition2.txt"
-    first.write_text(PAGE, encoding="utf-8")
-    second.write_text(REPRINT, encoding="utf-8")
-    library.add([first])
-    chunks = library.info().chunks
-    [change] = library.add([second])
-    assert change.duplicates == 1 and "只存一份" in change.message
-    assert library.info().chunks == chunks, "the reprint adds no chunk"
-    top = _top(library, "天文馆可容纳多少名观众？")
-    assert set(top.sources) == {"edition1.txt", "edition2.txt"}
-    assert len([p for p in library.retrieve("天文馆 观众", k=10) if "天文馆" in p.text]) == 1, "shown once"
-    library.remove("edition1.txt")
-    top = _top(library, "天文馆可容纳多少名观众？")
-    assert top.sources == ("edition2.txt",) and top.source == "edition2.txt"
-    library.remove("edition2.txt")
-    top = _top(library, "天文馆可容纳多少名观众？")
-    assert top is None or "天文馆" not in top.text
 
 
 @pytest.mark.parametrize(

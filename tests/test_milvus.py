@@ -109,10 +109,16 @@ def test_a_reprint_is_stored_once(library, tmp_path):
     library.add([first])
     chunks = library.info().chunks
     [change] = library.add([second])
-    assert change.duplicates == 1 and library.info().chunks == chunks
+    assert change.duplicates == 1 and "只存一份" in change.message
+    assert library.info().chunks == chunks, "the reprint adds no chunk"
     assert set(_top(library, "天文馆可容纳多少名观众？").sources) == {"edition1.txt", "edition2.txt"}
+    assert len([p for p in library.retrieve("天文馆 观众", k=10, mode="lexical") if "天文馆" in p.text]) == 1, "shown once"
     library.remove("edition1.txt")
-    assert _top(library, "天文馆可容纳多少名观众？").sources == ("edition2.txt",)
+    top = _top(library, "天文馆可容纳多少名观众？")
+    assert top.sources == ("edition2.txt",) and top.source == "edition2.txt"
+    library.remove("edition2.txt")
+    top = _top(library, "天文馆可容纳多少名观众？")
+    assert top is None or "天文馆" not in top.text
 
 
 def test_rebuild_keeps_uploads_and_results(library, tmp_path):
