@@ -187,7 +187,7 @@ def answer(index: Index, question: str, k: int = 5, history=None, mode: str = "h
     context = {t: w for t, w in weights.items() if t not in asked}  # the carried-over subject of a follow-up
     terms = sorted(weights, key=len, reverse=True)
     if not is_found(index, query, passages):
-        return Answer(question, NOT_FOUND, False, [], list(passages), query, notice, terms)
+        return Answer(question, NOT_FOUND, False, [], list(passages), query, notice, terms, passages.mode, passages.engine)
 
     similarity = index.sentence_similarity(query, list(passages[:3]), MAX_EMBEDDED_SENTENCES) if passages.mode != "lexical" else {}
     picked = pick_sentences(list(passages), own, context, bool(_ASKS_NUMBER.search(question)), similarity)
@@ -201,4 +201,4 @@ def answer(index: Index, question: str, k: int = 5, history=None, mode: str = "h
         s, e = (sentence_spans(passages[0].text) or [(0, len(passages[0].text))])[0]
         citations.append(Citation(1, passages[0].text[s:e].strip(), passages[0]))
     text = "".join(f"{c.sentence}[{c.number}]" for c in citations)
-    return Answer(question, text, True, citations, list(passages), query, notice, terms)
+    return Answer(question, text, True, citations, list(passages), query, notice, terms, passages.mode, passages.engine)

@@ -127,11 +127,6 @@ def build_api(index: Index, settings: Settings, accounts: Accounts) -> APIRouter
     signed_in = [Depends(accounts.require)]
     api = APIRouter(prefix=PREFIX, route_class=GuardedRoute, responses=ERRORS)
 
-    def used_mode(mode: str) -> tuple[str, str]:
-        if not index.dense_enabled:
-            return "lexical", ""
-        return mode, (index.info().dense_label if mode != "lexical" else "")
-
     @api.get("/health", response_model=HealthOut, tags=["status"], summary="存活检查（无需登录）")
     def health():
         return HealthOut(version=__version__)
@@ -163,15 +158,12 @@ def build_api(index: Index, settings: Settings, accounts: Accounts) -> APIRouter
         started = time.perf_counter()
         result = answer(index, body.question, k=body.k, history=history, mode=body.mode, sources=body.sources or None)
         elapsed = round((time.perf_counter() - started) * 1000, 1)
-        mode, engine = used_mode(body.mode)
-        citations = []
-        for c in result.citations:
-            at = next((i for i, p in enumerate(result.passages) if p is c.passage),
-                      next((i for i, p in enumerate(result.passages) if p.chunk_id == c.passage.chunk_id), 0))
-            citations.append(CitationOut(number=c.number, sentence=c.sentence, passage=at))
+        citations = [CitationOut(number=c.number, sentence=c.sentence,
+                                 passage=next(i for i, p in enumerate(result.passages) if p is c.passage))
+                     for c in result.citations]
         return AskOut(question=result.question, answer=result.text, found=result.found, citations=citations,
                       passages=[PassageOut.of(p) for p in result.passages], notice=result.notice, query=result.query,
-                      mode=mode, engine=engine, elapsed_ms=elapsed)
+                      mode=result.mode, engine=result.engine, elapsed_ms=elapsed)
 
     @api.get("/documents", response_model=DocumentsOut, tags=["library"], dependencies=signed_in,
              summary="资料库中的文档")

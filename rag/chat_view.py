@@ -233,7 +233,7 @@ def answer_markdown(result: Answer, turn: int, lang: str, dense_on: bool) -> str
 
 @dataclass(frozen=True)
 class Trace:
-    """How an answer's passages were retrieved; the answer itself does not carry it."""
+    """How an answer was found, as the "how found" view shows it: mode and engine (from the answer) and the time taken."""
 
     mode: str  # the mode actually used
     engine: str  # the dense engine's label, "" when the dense leg did not run

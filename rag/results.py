@@ -124,3 +124,5 @@ class Answer:
     query: str = ""  # what was actually searched (with a follow-up's context)
     notice: str = ""
     terms: list[str] = field(default_factory=list)  # the question's key terms, for highlighting
+    mode: str = "lexical"  # the retrieval mode actually used (Passages.mode)
+    engine: str = ""  # the dense engine that served it, "" when the dense leg did not run

@@ -189,8 +189,6 @@ class ChatHandlers:
             yield messages, {**session, "messages": messages}, gr.Textbox(interactive=True)
             return
         elapsed = (time.perf_counter() - started) * 1000
-        used = mode if dense_on else "lexical"
-        engine = self.index.info().dense_label if used != "lexical" else ""
 
         number = session["count"]
         turn = build_turn(result, lang, self.index.article)
@@ -199,7 +197,7 @@ class ChatHandlers:
             turns.pop(old)
         messages.append({"role": "assistant", "content": answer_markdown(result, number, lang, dense_on)})
         if result.passages:
-            trace = Trace(used, engine, elapsed)
+            trace = Trace(result.mode, result.engine, elapsed)
             messages.append({
                 "role": "assistant",
                 "content": how_found_markdown(result, trace, number, lang),

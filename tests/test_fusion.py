@@ -209,6 +209,8 @@ def test_a_dense_model_that_fails_its_self_test_is_not_fused(tmp_path):
     assert index.manifest["dense"]["self_test"] < fusion.SELF_TEST_MIN, "noise cannot find a sentence's article"
     hybrid = index.retrieve("智慧岛核心区签约入驻了多少家企业？", k=3)
     assert hybrid.mode == "lexical" and "自检" in hybrid.notice
+    asked = answer(index, "智慧岛核心区签约入驻了多少家企业？")  # the answer reports the mode really used, not the one asked for
+    assert (asked.mode, asked.engine) == ("lexical", "") and "自检" in asked.notice
     assert index.retrieve("智慧岛核心区签约入驻了多少家企业？", k=3, mode="dense").mode == "dense"
     page = tmp_path / "page.txt"
     page.write_text("周口新建天文馆\n本报讯 周口天文馆今日开馆。\n", encoding="utf-8")
@@ -236,5 +238,6 @@ def test_turning_sentence_vectors_off_rebuilds_without_them(tmp_path):
 def test_an_english_question_is_answered_with_its_chinese_sentence(bundled_index):
     result = answer(bundled_index, "How many enterprises signed up in the Smart Island core area?")
     assert result.found and "359家企业" in result.citations[0].sentence
+    assert result.mode == "hybrid" and "multilingual-e5-small" in result.engine
     assert not answer(bundled_index, "How many moons does Mars have?").found
     assert not answer(bundled_index, "火星有几颗卫星？").found
