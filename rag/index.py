@@ -23,7 +23,7 @@ from .backends import open_backend
 from .backends.base import Backend, BackendUnavailable, IndexCorrupt, IndexLocked, Snapshot
 from .chunks import sentence_spans
 from .encoders import Encoder, ModelUnavailable, load_encoder, wanted_engine
-from .library import Change, Library, LibraryError, meta_for, stale_reason
+from .library import Change, Library, LibraryError, folder_changes, meta_for, stale_reason
 from .passages import expand, idf_weights, strip_span, term_weight, trim_overlap
 from .results import ArticleView, DocumentInfo, IndexInfo, Passage, Passages
 from .settings import Settings
@@ -188,7 +188,9 @@ def _build(settings: Settings, backend: Backend, encoder: Encoder | None, note: 
     finally:
         library.close()
     _progress("索引完成，用时 %.1f 秒", time.perf_counter() - started)
-    return Index(backend, settings, encoder, note, writable=True)
+    index = Index(backend, settings, encoder, note, writable=True)
+    backend.collect()  # the index this build replaced, once no reader holds it
+    return index
 
 
 def load_index(index_dir: str | Path | None = None, settings: Settings | None = None, embedder: Encoder | None = None) -> "Index":
@@ -535,17 +537,19 @@ class Index:
         started = time.perf_counter()
         try:
             with self._write_lock, self.backend.writer(self.settings.lock_timeout, _waiting) as writer:
-                with self.backend.snapshot() as snap:
-                    carried = self._self_test(snap) if self._encoder_for(snap) is not None else None
                 changes = action(library, writer, *args)
-                if any(c.status in ("added", "replaced", "removed", "skipped") for c in changes) or full:
+                committed = full or any(c.status in ("added", "replaced", "removed", "skipped", "touched") for c in changes)
+                if committed:
+                    with self.backend.snapshot() as snap:
+                        carried = self._self_test(snap) if self._encoder_for(snap) is not None else None
                     _commit(library, writer, self.settings, self.encoder, self.dense_note, started, carried)
                     library.collect_files(writer)
                     changes = _with_duplicates(changes, writer.documents())
         finally:
             library.close()
-        self.backend.refresh(wait=True)
-        self.backend.collect()  # the generation this index held until now can go
+        if committed:
+            self.backend.refresh(wait=True)
+            self.backend.collect()  # the generation this index held until now can go
         return changes
 
     def add(self, paths: list[str | Path] | list[tuple[str, bytes]]) -> list[Change]:
@@ -567,7 +571,12 @@ class Index:
 
     def sync(self) -> list[Change]:
         """Pick up changed, new and deleted files of the docs folder (only those are read again)."""
-        changes = self._write(Library.sync_folder)
+        if self.writable:  # the app's watch runs this every few seconds: no writer lock unless a file changed
+            with self.backend.snapshot() as snap:
+                stale, gone = folder_changes(self.settings, {d.source: d for d in snap.documents()})
+            if not stale and not gone:
+                return []
+        changes = [c for c in self._write(Library.sync_folder) if c.status != "touched"]
         for c in changes:
             _progress("文档目录变化：%s %s", c.source, c.message)
         return changes

@@ -277,33 +277,22 @@ class Library:
 
     def sync_folder(self, writer: Writer) -> list[Change]:
         """Bring the folder's documents up to date in `writer`: only new, changed and deleted files cost anything."""
-        docs_dir = Path(self.settings.docs_dir)
         known = {d.source: d for d in writer.documents()}
-        seen, todo, changes = set(), [], []
-        for path, rel in scan_folder(docs_dir):
-            seen.add(rel)
-            try:
-                st = path.stat()
-            except OSError as exc:
-                log.warning("跳过无法读取的文件 %s：%s", rel, exc)
-                continue
-            old = known.get(rel)
+        stale, gone = folder_changes(self.settings, known)
+        todo, changes = [], []
+        for old, path, rel, st in stale:
             if old is not None and old.origin == "stored":
                 log.warning("文档目录中的 %s 与已上传的文档同名，以文档目录中的文件为准", rel)
-            elif old is not None and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
-                continue
-            if old is not None and old.origin == "folder" and old.sha256 == _sha256(path):
-                # Touched but not changed: remember the new stamp so it is not hashed at every start.
-                todo.append((old, path, rel, st, True))
-                continue
-            todo.append((old, path, rel, st, False))
-        gone = [s for s, d in known.items() if d.origin == "folder" and s not in seen]
+            # Touched but not changed: remember the new stamp so it is not hashed at every start.
+            same = old is not None and old.origin == "folder" and old.sha256 == _sha256(path)
+            todo.append((old, path, rel, st, same))
         if gone:
             writer.remove(gone)
             changes += [Change(s, "removed", "文件已从文档目录删除") for s in gone]
         restamp = [(old, st) for old, _, _, st, same in todo if same]
         if restamp:
             writer.restamp({old.source: (st.st_size, st.st_mtime_ns) for old, st in restamp})
+            changes += [Change(old.source, "touched", "文件时间变了，内容未变") for old, _ in restamp]
         fresh = [(old, path, rel, st) for old, path, rel, st, same in todo if not same]
         items = [self._folder_item(path, rel, st.st_size, st.st_mtime_ns) for _, path, rel, st in fresh]
         if items:
@@ -419,6 +408,24 @@ class Library:
         for path in self.files.iterdir():
             if path.name not in wanted:
                 path.unlink(missing_ok=True)
+
+
+def folder_changes(settings: Settings, known: dict[str, DocumentInfo]) -> tuple[list[tuple], list[str]]:
+    """Files of the docs folder whose size or mtime differs from `known` (old info or None, path, rel, stat),
+    and folder documents whose file is gone. Only stats files: cheap enough to run every few seconds."""
+    seen, stale = set(), []
+    for path, rel in scan_folder(Path(settings.docs_dir)):
+        seen.add(rel)
+        try:
+            st = path.stat()
+        except OSError as exc:
+            log.warning("跳过无法读取的文件 %s：%s", rel, exc)
+            continue
+        old = known.get(rel)
+        if old is None or old.origin != "folder" or old.size != st.st_size or old.mtime_ns != st.st_mtime_ns:
+            stale.append((old, path, rel, st))
+    gone = [s for s, d in known.items() if d.origin == "folder" and s not in seen]
+    return stale, gone
 
 
 def _stored_source(name: str) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import os
 
 import pytest
 
@@ -272,3 +273,32 @@ def test_dense_index_reloads_with_its_model(english_dense_index):
     again = load_index(english_dense_index.folder)
     assert again.dense_enabled
     assert again.retrieve("What did the weather do to the roads?", k=1, mode="dense")[0].source == "flood.txt"
+
+
+def test_a_rebuild_leaves_only_the_new_index_on_disk(tmp_path, seeds_dir):
+    """Nobody holds the replaced index once the build returns: its files go at once, not at the next write."""
+    build_index(seeds_dir, tmp_path / "index", model="none", progress=False).close()
+    index = build_index(seeds_dir, tmp_path / "index", model="none", progress=False)
+    assert len(list((tmp_path / "index" / "segments").iterdir())) == 1
+    assert len(list((tmp_path / "index" / "generations").glob("*.json"))) == 1
+    index.close()
+
+
+def test_a_sync_with_nothing_changed_takes_no_writer_lock(tmp_path, seeds_copy):
+    """The app's folder watch runs sync every few seconds; a quiet folder must not block other writers."""
+    from rag.backends.local.folder import WriterLock
+
+    settings = Settings(docs_dir=seeds_copy, index_dir=tmp_path / "index", model="none", lock_timeout=0)
+    index = open_index(settings, progress=False)
+    generation = index.info().generation
+    lock = WriterLock(tmp_path / "index")
+    lock.acquire()  # another writer is busy
+    try:
+        assert index.sync() == []
+    finally:
+        lock.release()
+    page = seeds_copy / "003_dbd476b8f86f7364.txt"
+    os.utime(page, ns=(page.stat().st_atime_ns, page.stat().st_mtime_ns + 10**9))  # touched, not changed
+    assert index.sync() == [] and index.info().generation == generation + 1, "the new stamp is committed once"
+    assert index.sync() == [] and index.info().generation == generation + 1, "and then the folder is quiet again"
+    index.close()
