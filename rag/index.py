@@ -246,7 +246,7 @@ class Index:
             raise ValueError(f"未知的融合方式 RAG_FUSION={settings.fusion!r}，可选：{', '.join(FUSIONS)}")
         self.tokenizer: Tokenizer = default_tokenizer()
         self.tokenizer.warm()
-        self._vectors: OrderedDict[tuple[bool, str], np.ndarray] = OrderedDict()  # (query?, text) -> vector
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()  # query text -> its vector
         self._vectors_lock = threading.Lock()
         self._write_lock = threading.Lock()  # one writer per process; other processes wait on the index lock
         self._repairing = False
@@ -400,26 +400,27 @@ class Index:
         lex_rank = {cid: r for r, (cid, _) in enumerate(lexical, 1)}
         dense_rank = {cid: r for r, (cid, _) in enumerate(dense, 1)}
         if used == "hybrid":
-            ranked = self._fuse(snap, query, lexical, dense)
+            ranked = self._fuse(snap, tokens, weights, lexical, dense)
         else:
             ranked = lexical if used == "lexical" else dense
         chosen = self._passages(snap, ranked, k, weights, wanted, lex_rank, dense_rank)
         return Passages(chosen, mode=used, notice=notice, engine=encoder.label if encoder is not None and used != "lexical" else "",
                         dense_top=dense[0][1] if dense else None)
 
-    def _fuse(self, snap: Snapshot, query: str, lexical, dense) -> list[tuple[int, float]]:
-        """Both legs' rankings -> one (rag/fusion.py); RAG_FUSION=rrf keeps plain RRF for comparison."""
+    def _fuse(self, snap: Snapshot, tokens, weights, lexical, dense) -> list[tuple[int, float]]:
+        """Both legs' rankings -> one (rag/fusion.py); RAG_FUSION=rrf keeps plain RRF for comparison.
+
+        `tokens` and their idf `weights` are the query's search-mode tokens, the same set answers
+        measure coverage with (the two are calibrated together)."""
         if self.settings.fusion == "rrf":
             return fusion.rrf([lexical, dense], self.settings.rrf_k)
         top = snap.chunks([lexical[0][0]]) if lexical else {}
-        tokens = list(dict.fromkeys(self.tokenizer(query)))  # as answers measure coverage (calibrated together)
-        idf = idf_weights(tokens, snap.document_frequency(tokens), snap.n_chunks)
-        covered = _coverage(tokens, idf, snap.n_chunks, [c.embed_text for c in top.values()])
+        covered = _coverage(tokens, weights, snap.n_chunks, [c.embed_text for c in top.values()])
         return fusion.fuse(lexical, dense, lexical_coverage=covered)
 
     def _dense_leg(self, snap: Snapshot, encoder: Encoder, query: str, n: int) -> list[tuple[int, float]]:
         """The top `n` chunks by cosine, rescored with each chunk's best sentence where the snapshot has sentence vectors."""
-        vector = self._vector(encoder, query, query=True)
+        vector = self._query_vector(encoder, query)
         dense = snap.dense(vector, n)
         if not dense:
             return dense
@@ -437,17 +438,16 @@ class Index:
                     best[cid] = float(cos[inside].max())
         return fusion.with_sentences(dense, best)
 
-    def _vector(self, encoder: Encoder, text: str, query: bool) -> np.ndarray:
-        """An embedding, kept in a small per-index LRU (answering reuses retrieval's query vector)."""
-        key = (query, text)
+    def _query_vector(self, encoder: Encoder, text: str) -> np.ndarray:
+        """A query embedding, kept in a small per-index LRU (answering reuses retrieval's query vector)."""
         with self._vectors_lock:
-            found = self._vectors.get(key)
+            found = self._vectors.get(text)
             if found is not None:
-                self._vectors.move_to_end(key)
+                self._vectors.move_to_end(text)
                 return found
-        vector = encoder.encode_query(text) if query else encoder.encode_passages([text])[0]
+        vector = encoder.encode_query(text)
         with self._vectors_lock:
-            self._vectors[key] = vector
+            self._vectors[text] = vector
             while len(self._vectors) > QUERY_VECTORS:
                 self._vectors.popitem(last=False)
         return vector
@@ -470,7 +470,7 @@ class Index:
             encoder = self._encoder_for(snap)
             if encoder is None or not passages:
                 return {}
-            vector = self._vector(encoder, query, query=True)
+            vector = self._query_vector(encoder, query)
             ids = sorted({p.article_id for p in passages})
             bodies = snap.article_bodies(ids)
             stored = snap.sentences(ids)
@@ -485,8 +485,8 @@ class Index:
                 sims[body[s:e].strip()] = float(cos)
         missing = [p.text[s:e].strip() for p in passages for s, e in sentence_spans(p.text)]
         missing = [t for t in dict.fromkeys(missing) if len(t) >= 4 and t not in sims][:limit]
-        for text in missing:
-            sims[text] = float(self._vector(encoder, text, query=False) @ vector)
+        if missing:  # one batch; passage vectors stay out of the small query-vector cache
+            sims.update(zip(missing, (encoder.encode_passages(missing, progress=False) @ vector).tolist()))
         return sims
 
     def _passages(self, snap, ranked, k, weights, wanted, lex_rank, dense_rank) -> list[Passage]:
