@@ -29,6 +29,7 @@ from .library import LibraryError  # noqa: E402
 from .library_view import (  # noqa: E402
     CHANGE_HEADERS, DOC_HEADERS, ORIGINS, change_row, document_rows, preview_html, status_row, summary_markdown,
 )
+from .results import IndexInfo  # noqa: E402
 from .settings import Settings  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -124,16 +125,17 @@ watch('value', () => {
 """
 
 
-def status_markdown(index: Index) -> str:
-    info = index.info()
+def status_markdown(index: Index, info: IndexInfo | None = None) -> str:
+    info = info or index.info()
     dense = (f"开启（{escape(info.dense_label or info.model)}，{info.dim} 维）" if info.dense
              else "关闭，仅使用关键词检索")
+    lexical = f"关闭（{escape(info.lexical_reason)}）" if info.lexical_reason else "开启"
     return (f"资料库：文档 {info.documents} 篇 · 文章 {info.articles} 篇 · 文本块 {info.chunks} 个 · "
-            f"关键词检索：开启 · 语义检索：{dense}")
+            f"关键词检索：{lexical} · 语义检索：{dense}")
 
 
-def dense_warning(index: Index) -> str:
-    info = index.info()
+def dense_warning(index: Index, info: IndexInfo | None = None) -> str:
+    info = info or index.info()
     return "" if info.dense else f"⚠ **语义检索未开启**：{escape(info.dense_reason)}。当前仅使用关键词检索。"
 
 
@@ -406,7 +408,7 @@ def build_demo(index: Index, settings: Settings | None = None, on_change=None) -
         def on_load():
             info = index.info()
             return (
-                status_markdown(index), dense_warning(index),
+                status_markdown(index, info), dense_warning(index, info),
                 gr.Radio(choices=mode_choices(info.dense), elem_classes=[] if info.dense else ["dense-off"],
                          info=None if info.dense else f"语义不可用：{info.dense_reason}"),
                 gr.Dropdown(choices=index.sources()),
