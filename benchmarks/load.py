@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,14 +24,11 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from .startup import _free_port
+from .worker import percentiles
+
 ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT.parent / "shared" / "eval" / "dev_questions.jsonl"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _post(url: str, body: dict, timeout: float = 120) -> dict:
@@ -48,11 +44,6 @@ def _questions() -> list[str]:
         if path.exists():
             qs += [json.loads(line)["question"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return qs
-
-
-def _percentile(samples: list[float], p: float) -> float:
-    s = sorted(samples)
-    return round(s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))] * 1000, 1) if s else 0.0
 
 
 def run(clients: int, requests: int, model: str, long_clients: int, work: Path) -> dict:
@@ -117,11 +108,12 @@ def run(clients: int, requests: int, model: str, long_clients: int, work: Path) 
         wall = time.perf_counter() - started
         stop.set()
         info = json.loads(urllib.request.urlopen(base + "/info", timeout=10).read())
+        timing = percentiles(latencies) if latencies else {"p50_ms": 0.0, "p95_ms": 0.0}
         return {"clients": clients, "requests": requests, "long_question_clients": long_clients, "model": model,
                 "engine": (info.get("dense") or {}).get("label", ""), "ok": len(latencies), "errors": len(errors),
                 "error_samples": errors[:3], "answers_differing_from_serial": mixed,
-                "p50_ms": _percentile(latencies, 50), "p95_ms": _percentile(latencies, 95),
-                "max_ms": _percentile(latencies, 100), "requests_per_s": round(len(latencies) / wall, 1)}
+                "p50_ms": timing["p50_ms"], "p95_ms": timing["p95_ms"],
+                "max_ms": round(max(latencies, default=0.0) * 1000, 1), "requests_per_s": round(len(latencies) / wall, 1)}
     finally:
         app.terminate()
         try:

@@ -21,7 +21,7 @@ from .text import MarkdownReader, TextReader, decode
 log = logging.getLogger(__name__)
 
 __all__ = ["PAGE_BREAK", "Document", "Reader", "Unreadable", "READERS", "SUFFIXES", "detect", "read_bytes",
-           "read_file", "scan_folder", "read_documents", "fingerprint", "decode"]
+           "read_file", "scan_folder", "read_documents", "decode"]
 
 # Binary formats by their signatures first; HTML before plain text, which would accept it too.
 READERS: list[Reader] = [PdfReader(), DocxReader(), ImageReader(), HtmlReader(), MarkdownReader(), TextReader()]
@@ -119,15 +119,3 @@ def read_documents(docs_dir: Path) -> list[Document]:
         except Unreadable as exc:
             log.warning("跳过 %s：%s", rel, exc)
     return documents
-
-
-def fingerprint(docs_dir: Path) -> list[list[str]]:
-    """Names and content hashes of every candidate file: compared with the index to find changes."""
-    out = []
-    for path, rel in scan_folder(docs_dir):
-        try:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        except OSError:
-            digest = "unreadable"
-        out.append([rel, digest])
-    return out
