@@ -200,17 +200,17 @@ def cmd_calibrate(args) -> int:
     for q in ood:
         groups.setdefault(f"ood-{query_language(q) or 'other'}", []).append(q)
 
-    signals = {}  # group -> [(coverage, dense top score or None, language)]
+    signals = {}  # group -> [(question, coverage, dense top score or None)]
     for name, questions in groups.items():
         rows = []
         for q in questions:
             passages = index.retrieve(q, k=5)
             dense_top = passages.dense_top if passages.mode != "lexical" else None
-            rows.append((answering.coverage(index, q, [p.text for p in passages[:3]]), dense_top, query_language(q) or "other"))
+            rows.append((q, answering.coverage(index, q, [p.text for p in passages[:3]]), dense_top))
         signals[name] = rows
 
     def answered(rows, cov_t, dense_t):
-        return sum(c >= cov_t or (d is not None and d >= dense_t.get(lang, 1.0)) for c, d, lang in rows) / max(len(rows), 1)
+        return sum(answering.found_by(q, c, d, cov_t, dense_t) for q, c, d in rows) / max(len(rows), 1)
 
     current = answering.DENSE_FOUND if index.dense_enabled else {}
     names = list(signals)

@@ -154,18 +154,25 @@ def pick_sentences(
     return chosen
 
 
-def dense_found(query: str, dense_top: float | None) -> bool:
+def dense_found(query: str, dense_top: float | None, thresholds: dict[str, float] = DENSE_FOUND) -> bool:
     """The dense leg's best score clears the threshold for the query's language."""
-    return dense_top is not None and dense_top >= DENSE_FOUND.get(query_language(query) or "other", 1.0)
+    return dense_top is not None and dense_top >= thresholds.get(query_language(query) or "other", 1.0)
+
+
+def found_by(query: str, covered: float, dense_top: float | None,
+             coverage_min: float = FOUND_THRESHOLD, thresholds: dict[str, float] = DENSE_FOUND) -> bool:
+    """The "found" rule on its two signals (`python -m rag calibrate` sweeps the thresholds).
+
+    `dense_top` is None when the dense leg did not run."""
+    return covered >= coverage_min or dense_found(query, dense_top, thresholds)
 
 
 def is_found(index: Index, query: str, passages: Passages) -> bool:
     """Found when the best passages cover enough of the question's terms, or the dense leg is confident."""
     if not passages:
         return False
-    if coverage(index, query, [p.text for p in passages[:3]]) >= FOUND_THRESHOLD:
-        return True
-    return passages.mode != "lexical" and dense_found(query, passages.dense_top)
+    dense_top = passages.dense_top if passages.mode != "lexical" else None
+    return found_by(query, coverage(index, query, [p.text for p in passages[:3]]), dense_top)
 
 
 def answer(index: Index, question: str, k: int = 5, history=None, mode: str = "hybrid", sources=None) -> Answer:
