@@ -116,7 +116,10 @@ def cmd_ask(args) -> int:
 
 # What `eval` and `calibrate` read when no question file is named (those that exist).
 DEFAULT_QUESTION_SETS = ("../shared/eval/dev_questions.jsonl", "eval/extra_questions.jsonl",
-                         "eval/paraphrase_questions.jsonl", "eval/english_questions.jsonl")
+                         "eval/paraphrase_questions.jsonl", "eval/english_questions.jsonl",
+                         "eval/unanswerable_questions.jsonl")
+# Held-out sets: `eval` reports them; `calibrate` never fits on them.
+HOLDOUT_SETS = ("eval/holdout_questions.jsonl", "eval/unanswerable_holdout.jsonl")
 DEFAULT_CMRC = "../shared/eval/cmrc2018_trial.json"
 
 
@@ -138,14 +141,40 @@ def _existing(paths) -> list[str]:
     return found
 
 
+def _eval_set(index, name: str, questions, mode: str, args, reports: dict) -> None:
+    """hit@k (answerable questions) and the answer-level figures of one set in one mode."""
+    from .evaluate import evaluate, evaluate_answers
+
+    answerable = [q for q in questions if q.answerable]
+    print(f"# {name}（{len(questions)} 题，模式 {mode}）")
+    if answerable:
+        report = evaluate(index, answerable, mode=mode)
+        reports[f"{name}/{mode}"] = report
+        print(report.table(name if name == "cmrc" else ""))
+        if report.misses and args.verbose:
+            print("\n未在第 1 位命中：")
+            for qid, q, rank in report.misses:
+                print(f"  {qid} rank={rank}  {q}")
+    if not args.no_answers:
+        answers = evaluate_answers(index, questions, mode=mode)
+        reports[f"{name}/{mode}/answers"] = answers
+        print("回答（rag.ask）：correct = 答案串在引用中，first = 在第一句中，refused = 未找到，median = 回答字数中位数")
+        print(answers.table(name if name == "cmrc" else ""))
+        if answers.misses and args.verbose:
+            print("\n第一句未含答案（或不该回答却回答了）：")
+            for qid, q, said in answers.misses:
+                print(f"  {qid}  {q}  →  {said}")
+    print()
+
+
 def cmd_eval(args) -> int:
-    from .evaluate import evaluate, load_questions, write_cmrc_docs
+    from .evaluate import load_questions, write_cmrc_docs
     from .index import open_index
 
     settings = _settings(args)
-    reports = {}
+    reports: dict = {}
     named = args.questions or args.cmrc
-    question_files = args.questions or ([] if named else _existing(DEFAULT_QUESTION_SETS))
+    question_files = args.questions or ([] if named else _existing(DEFAULT_QUESTION_SETS + HOLDOUT_SETS))
     cmrc = args.cmrc or (None if named or not Path(DEFAULT_CMRC).is_file() else DEFAULT_CMRC)
     if question_files:
         index = open_index(settings)
@@ -153,27 +182,16 @@ def cmd_eval(args) -> int:
         for path in question_files:
             questions = load_questions(Path(path))
             for mode in _eval_modes(index, args.mode):
-                report = evaluate(index, questions, mode=mode)
-                reports[f"{Path(path).stem}/{mode}"] = report
-                print(f"# {path}（{len(questions)} 题，模式 {mode}）")
-                print(report.table())
-                if report.misses and args.verbose:
-                    print("\n未在第 1 位命中：")
-                    for qid, q, rank in report.misses:
-                        print(f"  {qid} rank={rank}  {q}")
-                print()
+                _eval_set(index, Path(path).stem, questions, mode, args, reports)
     if cmrc:
         with tempfile.TemporaryDirectory(prefix="rag-cmrc-") as tmp:
             # --cmrc-index keeps the CMRC index (and its vector cache) between runs: embedding takes minutes.
             root = Path(args.cmrc_index) if args.cmrc_index else Path(tmp)
             questions = write_cmrc_docs(Path(cmrc), root / "docs")
             index = open_index(settings.with_(docs_dir=root / "docs", index_dir=root / "index"), progress=False)
+            print(f"# {cmrc}：{index.info().documents} 段落")
             for mode in _eval_modes(index, args.mode):
-                report = evaluate(index, questions, mode=mode)
-                reports[f"cmrc/{mode}"] = report
-                print(f"# {cmrc}（{index.info().documents} 段落，{len(questions)} 题，模式 {mode}）")
-                print(report.table("cmrc"))
-                print()
+                _eval_set(index, "cmrc", questions, mode, args, reports)
             index.close()
     if not reports:
         print("请给出 --questions 或 --cmrc", file=sys.stderr)
@@ -184,8 +202,12 @@ def cmd_eval(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    """Answered-rates on answerable question sets vs refusals on out-of-domain ones, for both "found" signals."""
-    from . import answer as answering
+    """Fit the answerability model (rag/answerability.py) and show what it answers, set by set.
+
+    Answerable sets should be answered, the near-domain unanswerable set and the out-of-domain list
+    refused. Held-out sets are never read here."""
+    from . import answerability
+    from .answer import answer
     from .evaluate import load_questions
     from .fusion import query_language
     from .index import open_index
@@ -194,45 +216,46 @@ def cmd_calibrate(args) -> int:
     _print_dense_status(index)
     ood_file = Path(args.ood) if args.ood else Path(__file__).parent / "data" / "ood_questions.txt"
     ood = [ln.strip() for ln in ood_file.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")]
-    groups: dict[str, list[str]] = {}
+    groups: dict[str, list[tuple[str, bool]]] = {}
     for path in _existing(args.questions or DEFAULT_QUESTION_SETS):
-        groups[Path(path).stem.replace("_questions", "")] = [q.question for q in load_questions(Path(path))]
+        questions = load_questions(Path(path))
+        groups[Path(path).stem.replace("_questions", "")] = [(q.question, q.answerable) for q in questions]
     for q in ood:
-        groups.setdefault(f"ood-{query_language(q) or 'other'}", []).append(q)
+        groups.setdefault(f"ood-{query_language(q) or 'other'}", []).append((q, False))
 
-    signals = {}  # group -> [(question, coverage, dense top score or None)]
-    for name, questions in groups.items():
-        rows = []
-        for q in questions:
-            passages = index.retrieve(q, k=5)
-            dense_top = passages.dense_top if passages.mode != "lexical" else None
-            rows.append((q, answering.coverage(index, q, [p.text for p in passages[:3]]), dense_top))
-        signals[name] = rows
+    modes = ["hybrid", "lexical"] if index.dense_enabled else ["lexical"]
+    for mode in modes:
+        rows: dict[str, list] = {}  # group -> [(signals, or None when refused before the model; should answer)]
+        for name, items in groups.items():
+            rows[name] = [(answer(index, q, mode=mode).signals, label) for q, label in items]
+        langs = ("zh", "other") if mode == "hybrid" else (None,)
+        for lang in langs:  # hybrid: one model per question language (answerability.model_for)
+            def mine(sig, lang=lang):
+                return sig is None or lang is None or (sig.english == 0) == (lang == "zh")
 
-    def answered(rows, cov_t, dense_t):
-        return sum(answering.found_by(q, c, d, cov_t, dense_t) for q, c, d in rows) / max(len(rows), 1)
+            part = {name: [(sig, label) for sig, label in items if mine(sig)] for name, items in rows.items()}
+            part = {name: items for name, items in part.items() if items}
+            current = answerability.model_for(mode == "hybrid", lang or "zh")
+            train = [(sig, label) for items in part.values() for sig, label in items if sig is not None]
+            if len({label for _, label in train}) < 2:
+                continue
+            weights, bias = answerability.fit(train)
+            fitted = answerability.Model(weights, bias, current.threshold)
+            print(f"\n## 模式 {mode}" + (f"，问题语言 {lang}" if lang else "") + f"：拟合的逻辑回归（{len(train)} 题）")
+            print("  " + "  ".join(f"{f}={w:.3f}" for f, w in zip(answerability.FEATURES, weights)) + f"  bias={bias:.3f}")
+            print(f"  粘贴到 rag/answerability.py：Model(weights={weights}, bias={bias}, threshold=…)")
 
-    current = answering.DENSE_FOUND if index.dense_enabled else {}
-    names = list(signals)
-    print("回答率（found）；ood-* 列越低越好。当前规则：coverage >= "
-          f"{answering.FOUND_THRESHOLD:.2f}" + (f" 或 语义分 >= {current}" if current else "（语义检索未开启）"))
-    print(f"{'':>24}" + "".join(f"{n:>14}" for n in names))
-    print(f"{'n':>24}" + "".join(f"{len(signals[n]):>14}" for n in names))
-    print(f"{'current rule':>24}" + "".join(f"{answered(signals[n], answering.FOUND_THRESHOLD, current):>14.3f}" for n in names))
-    print("\ncoverage threshold alone (dense leg ignored):")
-    for t in (0.2, 0.25, 0.3, 0.35, 0.4, 0.5):
-        mark = " <- 当前" if abs(t - answering.FOUND_THRESHOLD) < 1e-9 else ""
-        print(f"{f'coverage >= {t:.2f}':>24}" + "".join(f"{answered(signals[n], t, {}):>14.3f}" for n in names) + mark)
-    if index.dense_enabled:
-        grids = (("zh", (0.85, 0.855, 0.86, 0.865, 0.87, 0.875, 0.88)), ("other", (0.73, 0.74, 0.75, 0.76, 0.77, 0.78)))
-        for lang, grid in grids:
-            print(f"\ncoverage >= {answering.FOUND_THRESHOLD:.2f} or dense score >= t, for {lang} questions "
-                  "(the other language at its current value):")
-            for t in grid:
-                rule = {**current, lang: t}
-                mark = " <- 当前" if abs(t - current.get(lang, -1)) < 1e-9 else ""
-                print(f"{f'{lang} dense >= {t:.3f}':>24}"
-                      + "".join(f"{answered(signals[n], answering.FOUND_THRESHOLD, rule):>14.3f}" for n in names) + mark)
+            def rate(model, items, t):
+                return sum(sig is not None and model.probability(sig) >= t for sig, _ in items) / max(len(items), 1)
+
+            names = list(part)
+            print("  回答率（可回答的集合越高越好；unanswerable 与 ood-* 越低越好）")
+            print(f"{'':>26}" + "".join(f"{n[:13]:>14}" for n in names))
+            print(f"{'n':>26}" + "".join(f"{len(part[n]):>14}" for n in names))
+            print(f"{f'current, p >= {current.threshold:.2f}':>26}"
+                  + "".join(f"{rate(current, part[n], current.threshold):>14.3f}" for n in names))
+            for t in (0.3, 0.4, 0.5, 0.6, 0.7):
+                print(f"{f'fitted, p >= {t:.1f}':>26}" + "".join(f"{rate(fitted, part[n], t):>14.3f}" for n in names))
     return 0
 
 
@@ -287,13 +310,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mode", choices=("all", "hybrid", "lexical", "dense"), default="all",
                    help="all（默认）：lexical、dense、hybrid 各评一次")
     p.add_argument("--json", help="同时把结果写成 JSON")
-    p.add_argument("-v", "--verbose", action="store_true", help="列出未在第 1 位命中的问题")
+    p.add_argument("-v", "--verbose", action="store_true", help="列出未在第 1 位命中的问题与答错的问题")
+    p.add_argument("--no-answers", action="store_true", help="只评测检索（hit@k），不评测回答")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("calibrate", help="校准“没有找到”阈值：可回答问题的回答率与领域外问题的拒答率")
+    p = sub.add_parser("calibrate", help="拟合“是否找到答案”的模型：可回答问题的回答率与无答案问题的拒答率")
     common(p)
     p.add_argument("--questions", action="append",
-                   help="可回答的问题文件（jsonl），可重复；默认 dev、extra、paraphrase、english 四个集合")
+                   help="问题文件（jsonl），可重复；默认 dev、extra、paraphrase、english 与 unanswerable")
     p.add_argument("--ood", help="领域外问题文件（每行一个；默认 rag/data/ood_questions.txt）")
     p.set_defaults(func=cmd_calibrate)
 

@@ -1,55 +1,51 @@
-"""Passages -> answers: quote the 1-3 sentences that best answer the question, each with its [n] source.
+"""Retrieval -> answers: quote the sentence that answers the question, with its [n] source, or say
+that the archive does not hold the answer.
 
-Extractive on purpose: every word of an answer is a word of the archive. Two signals decide, so that a
-question in any language can be answered:
+Extractive on purpose: every word of an answer is a word of the archive. `answer` searches once
+(`Index.search`, one snapshot) and hands the `Retrieval` to `compose`, which is pure:
 
-- query-term coverage: the share of the question's idf weight that the best passage contains (terms the
-  corpus has never seen count at full weight, so "火星" sinks a question);
-- with the dense leg on, embedding similarity: a sentence's cosine with the question (from the sentence
-  vectors stored at build time), and the dense leg's best score (chunk and best-sentence cosine averaged).
+1. the question's intent (rag/answerability.py): its answer type (a number with its unit, a person,
+   a place, a date), and its own focus terms (for a follow-up, not the carried-over topic);
+2. every sentence of the top 3 passages is scored by focus-term weight, similarity to the question
+   (dense leg on) and whether it holds the answer type; captions, datelines and truncated sentences
+   count half. The best one is quoted first;
+3. the answerability model decides from that sentence's signals whether it answers at all;
+4. a second or third sentence is added only when it adds what the first lacks (the typed answer, or
+   focus terms), or, for a question without an answer type (什么 / 哪些), when it scores nearly as well.
 
-An English question shares no term with the Chinese pages, so its coverage is 0; it is answered when
-the dense score clears the threshold for its language (cross-lingual cosines sit lower than Chinese ones).
-Sentences are picked by term weight plus similarity, each scaled to the best candidate.
+Each citation marks the answer span in its sentence (359家, 2月18日) where the question has a type.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
+from . import answerability as ans
+from .answerability import AnswerType
 from .chunks import sentence_spans
-from .fusion import query_language
 from .index import MAX_QUERY_CHARS, Index
-from .passages import term_weight
-from .results import Answer, Citation, Passage, Passages
+from .passages import coverage, term_weight
+from .results import Answer, Citation, Passage
+from .retrieval import Retrieval
+from .tokenizer import Tokenizer
 
 NOT_FOUND = "资料中没有找到相关内容。"
 SHORTENED = "问题过长，只使用了前 {n} 个字。"
 # Only the last turns of a conversation can carry its topic; each is cut like a question.
 HISTORY_TURNS = 3
-# Calibrated with `python -m rag calibrate`: dev questions (all answerable) vs out-of-domain questions.
-FOUND_THRESHOLD = 0.3
-# The dense leg's best score (mean of chunk and best-sentence cosine) that counts as found, by query
-# language (rag.fusion.query_language). Calibrated for multilingual-e5-small (bundled 4-bit) with
-# `python -m rag calibrate`; another model needs its own values (its cosines sit elsewhere).
-DENSE_FOUND = {"zh": 0.865, "other": 0.75}
-# Weight of a sentence's similarity to the question beside its query-term weight (both scaled to 0-1):
-# answer correctness was flat from 2 to 5 on the seed question sets; similarity alone lost a lexical question.
-SIMILARITY_WEIGHT = 2.0
-# Without stored sentence vectors, at most this many sentences are embedded per question.
-MAX_EMBEDDED_SENTENCES = 12
+# Weight of a sentence's similarity to the question beside its focus-term weight (both scaled to 0-1 over the candidates).
+SIMILARITY_WEIGHT = 1.5
+# Added to a sentence that holds the asked answer type (a number, a name, a place, a date), and more with the asked unit.
+TYPE_BONUS = 0.8
+UNIT_BONUS = 0.4
+# Captions, datelines and cut-off sentences are quoted only when nothing else answers.
+WEAK_SENTENCE = 0.5
+RANK_DECAY = 0.85
 MAX_SENTENCES = 3
 MAX_ANSWER_CHARS = 360
-# Questions about amounts or dates: sentences carrying a number are likelier to hold the answer.
-_ASKS_NUMBER = re.compile(
-    r"多少|几[个家次天年月日人项名处条场位所座批]|哪[天年月]|何时|什么时候|多久|多长|多大|多高|多远|多重"
-    r"|\bhow (?:many|much|long|often|far|tall|big|large|old)\b|\bwhen\b|\bwhat (?:date|day|year|time)\b"
-    r"|\b(?:which|what) (?:date|day|month|year)\b",
-    re.IGNORECASE,
-)
-_NUMBER = re.compile(r"[0-9]|[一二三四五六七八九十百千万两]+[个家次天年月日人项名处条场位所座批亿元]")
-NUMBER_BONUS = 1.5
 _ANAPHORA = re.compile(r"^(那|那么|还有|另外|此外|并且|而且)|[它其该此]|这(个|些|里|项|次)|那(个|些|里|项|次)|他们|她们|呢[？?]?$")
+_WORD = re.compile(r"[^\W_]")
 
 
 def history_questions(history) -> list[str]:
@@ -98,84 +94,144 @@ def contextualize(index: Index, question: str, history) -> str:
     return f"{' '.join(subject)} {question}" if subject else question
 
 
-def coverage(index: Index, query: str, texts: list[str]) -> float:
-    """Best share, over `texts`, of the query's idf weight a text contains; unknown terms weigh as the rarest."""
-    return index.coverage(query, texts)
+@dataclass(frozen=True)
+class Candidate:
+    sentence: str
+    rank: int  # its passage's rank (0 = best)
+    offset: int  # start within the passage text
+    context: str  # the sentence with its neighbours in the passage
+    span: tuple[int, int] | None  # the typed answer inside the sentence
+    unit: bool  # that answer carries the unit asked for
+    focus: float  # share of the question's focus weight in the sentence
+    weak: bool  # caption, dateline or cut off
 
 
-def candidate_sentences(passages: list[Passage]) -> list[tuple[str, int, int]]:
-    """(sentence, passage index, offset) of the top 3 passages' sentences worth quoting."""
+def candidates(passages: list[Passage], intent: ans.Intent, weights: dict[str, float], rare: float,
+               tokenizer: Tokenizer) -> list[Candidate]:
+    """The top 3 passages' sentences worth quoting, with what the scoring needs."""
     out = []
     for rank, p in enumerate(passages[:3]):
-        for s, e in sentence_spans(p.text):
-            sentence = p.text[s:e].strip()
-            if len(sentence) >= 4:
-                out.append((sentence, rank, s))
+        spans = sentence_spans(p.text)
+        texts = [p.text[s:e].strip() for s, e in spans]
+        for i, (s, _) in enumerate(spans):
+            sentence = texts[i]
+            if len(sentence) < 4:
+                continue
+            names = tokenizer.names(sentence) if intent.type == AnswerType.PERSON else ()
+            span = ans.type_span(sentence, intent.type, intent.unit, names)
+            context = "".join(texts[max(0, i - 1) : i + 2])
+            out.append(Candidate(sentence, rank, s, context, span, ans.unit_matches(sentence, span, intent.unit),
+                                 ans.focus_share(sentence, intent.focus, weights, rare),
+                                 ans.is_caption(sentence) or ans.is_truncated(sentence)))
     return out
 
 
-def pick_sentences(
-    passages: list[Passage], weights: dict[str, float], extra: dict[str, float], wants_number: bool = False,
-    similarity: dict[str, float] | None = None,
-) -> list[tuple[str, int]]:
-    """The best sentences as (sentence, passage index), best first.
-
-    score = (term weight / best term weight + SIMILARITY_WEIGHT * similarity scaled to 0-1 over the
-    candidates) * 0.85 ** passage rank, * NUMBER_BONUS for a number when the question asks for one.
-    """
-    candidates = candidate_sentences(passages)
-    terms = {sentence: term_weight(sentence, weights) + 0.5 * term_weight(sentence, extra) for sentence, _, _ in candidates}
-    top_term = max(terms.values(), default=0.0)
-    sims = {sentence: similarity[sentence] for sentence, _, _ in candidates if similarity and sentence in similarity}
+def score_candidates(cands: list[Candidate], context_terms: dict[str, float], similarity: dict[str, float],
+                     typed: bool) -> list[tuple[float, Candidate]]:
+    """Best first: (focus + 0.5 × carried-over topic, scaled to the best) + SIMILARITY_WEIGHT × similarity
+    (scaled over the candidates) + the type bonus; halved for weak sentences; decayed by passage rank."""
+    terms = {c.sentence: c.focus + 0.5 * term_weight(c.sentence, context_terms) for c in cands}
+    top = max(terms.values(), default=0.0)
+    sims = {c.sentence: similarity[c.sentence] for c in cands if c.sentence in similarity}
     low, high = min(sims.values(), default=0.0), max(sims.values(), default=0.0)
     scored = []
-    for sentence, rank, s in candidates:
-        score = terms[sentence] / top_term if top_term > 0 else 0.0
-        if sentence in sims and high > low:
-            score += SIMILARITY_WEIGHT * (sims[sentence] - low) / (high - low)
-        score *= 0.85**rank
-        if wants_number and _NUMBER.search(sentence):
-            score *= NUMBER_BONUS
-        if score > 0:
-            scored.append((score, -rank, -s, sentence, rank))
-    scored.sort(reverse=True)
-    if not scored:
-        return []
+    for c in cands:
+        score = terms[c.sentence] / top if top > 0 else 0.0
+        if c.sentence in sims and high > low:
+            score += SIMILARITY_WEIGHT * (sims[c.sentence] - low) / (high - low)
+        if typed and c.span is not None:
+            score += TYPE_BONUS + (UNIT_BONUS if c.unit else 0.0)
+        if c.weak:
+            score *= WEAK_SENTENCE
+        score *= RANK_DECAY**c.rank
+        scored.append((score, c))
+    scored.sort(key=lambda sc: (-sc[0], sc[1].rank, sc[1].offset))
+    return scored
+
+
+def signals(retrieval: Retrieval, intent: ans.Intent, first: Candidate, cands: list[Candidate]) -> ans.Signals:
+    """The answerability model's inputs for quoting `first` (see rag/answerability.py)."""
+    texts = [p.text for p in retrieval.passages[:3]]
+    covered = coverage(list(retrieval.terms), retrieval.weights, retrieval.rare_weight, texts)
+    typed = intent.type != AnswerType.OTHER
+    base = ans.SIMILARITY_BASE.get(intent.lang, ans.SIMILARITY_BASE["other"])
+    sim = margin = dense_top = 0.0
+    if retrieval.dense:
+        own = retrieval.similarity.get(first.sentence)
+        others = [retrieval.similarity[c.sentence] for c in cands if c.sentence != first.sentence and c.sentence in retrieval.similarity]
+        if own is not None:
+            sim = own - base
+            margin = own - max(others) if others else 0.0
+        dense_top = float(retrieval.passages.dense_top) - base
+    return ans.Signals(
+        coverage=covered,
+        focus=ans.focus_share(first.context, intent.focus, retrieval.weights, retrieval.rare_weight),
+        own_focus=first.focus,
+        missing_top=ans.missing_top(first.context, intent.focus, retrieval.weights, retrieval.rare_weight),
+        unseen=ans.unseen_share(intent.focus, retrieval.weights, retrieval.rare_weight) if intent.lang == "zh" else 0.0,
+        typed=(1.0 if first.span is not None else -1.0) if typed else 0.0,
+        unit=1.0 if first.unit else -1.0 if intent.unit else 0.0,
+        similarity=sim, margin=margin, dense_top=dense_top,
+        english=0.0 if intent.lang == "zh" else 1.0,
+    )
+
+
+def choose(scored: list[tuple[float, Candidate]], intent: ans.Intent) -> list[Candidate]:
+    """The first sentence, then others only where they add a needed fact (see the module docstring)."""
+    first = scored[0][1]
+    chosen, length = [first], len(first.sentence)
+    typed = intent.type != AnswerType.OTHER
     best = scored[0][0]
-    chosen, seen, length = [], set(), 0
-    for score, _, _, sentence, rank in scored:
-        if score < 0.7 * best or len(chosen) == MAX_SENTENCES:
+    for score, c in scored[1:]:
+        if len(chosen) == MAX_SENTENCES or length + len(c.sentence) > MAX_ANSWER_CHARS:
             break
-        if sentence in seen or (chosen and length + len(sentence) > MAX_ANSWER_CHARS):
+        if c.sentence in {x.sentence for x in chosen} or c.weak or score < 0.6 * best:
             continue
-        seen.add(sentence)
-        chosen.append((sentence, rank))
-        length += len(sentence)
+        has_type = any(x.span is not None for x in chosen)
+        adds_type = typed and not has_type and c.span is not None
+        adds_focus = max(x.focus for x in chosen) < 0.5 and c.focus >= 0.3 and not any(c.focus <= x.focus for x in chosen)
+        similar = not typed and score >= 0.85 * best
+        if adds_type or adds_focus or similar:
+            chosen.append(c)
+            length += len(c.sentence)
     return chosen
 
 
-def dense_found(query: str, dense_top: float | None, thresholds: dict[str, float] = DENSE_FOUND) -> bool:
-    """The dense leg's best score clears the threshold for the query's language."""
-    return dense_top is not None and dense_top >= thresholds.get(query_language(query) or "other", 1.0)
-
-
-def found_by(query: str, covered: float, dense_top: float | None,
-             coverage_min: float = FOUND_THRESHOLD, thresholds: dict[str, float] = DENSE_FOUND) -> bool:
-    """The "found" rule on its two signals (`python -m rag calibrate` sweeps the thresholds).
-
-    `dense_top` is None when the dense leg did not run."""
-    return covered >= coverage_min or dense_found(query, dense_top, thresholds)
-
-
-def is_found(index: Index, query: str, passages: Passages) -> bool:
-    """Found when the best passages cover enough of the question's terms, or the dense leg is confident."""
-    if not passages:
-        return False
-    dense_top = passages.dense_top if passages.mode != "lexical" else None
-    return found_by(query, coverage(index, query, [p.text for p in passages[:3]]), dense_top)
+def compose(question: str, retrieval: Retrieval, tokenizer: Tokenizer, notice: str = "") -> Answer:
+    """The answer to `question` from one search's `Retrieval` (pure: reads nothing else)."""
+    passages = retrieval.passages
+    own = tokenizer.weighted(question) if retrieval.query != question else retrieval.terms
+    intent = ans.intent(question, own)
+    context_terms = {t: w for t, w in retrieval.weights.items() if t not in own}  # a follow-up's carried topic
+    terms = sorted(retrieval.terms, key=len, reverse=True)
+    refused = Answer(question, NOT_FOUND, False, [], list(passages), retrieval.query, notice, terms, passages.mode,
+                     passages.engine, bodies=retrieval.bodies)
+    if not passages or not _WORD.search(question) or (not intent.focus and intent.type == AnswerType.OTHER):
+        return refused  # punctuation, emoji, or nothing asked about
+    cands = candidates(list(passages), intent, retrieval.weights, retrieval.rare_weight, tokenizer)
+    if not cands:
+        return refused
+    scored = score_candidates(cands, context_terms, retrieval.similarity, intent.type != AnswerType.OTHER)
+    first = scored[0][1]
+    sig = signals(retrieval, intent, first, cands)
+    model = ans.model_for(retrieval.dense, intent.lang)
+    confidence = model.probability(sig)
+    if confidence < model.threshold:
+        return Answer(question, NOT_FOUND, False, [], list(passages), retrieval.query, notice, terms, passages.mode,
+                      passages.engine, confidence, sig, retrieval.bodies)
+    numbers: dict[tuple[str, int], int] = {}  # one [n] per article, even if two of its passages are quoted
+    citations = []
+    for c in choose(scored, intent):
+        p = passages[c.rank]
+        number = numbers.setdefault((p.source, p.article_id), len(numbers) + 1)
+        citations.append(Citation(number, c.sentence, p, c.span))
+    text = "".join(f"{c.sentence}[{c.number}]" for c in citations)
+    return Answer(question, text, True, citations, list(passages), retrieval.query, notice, terms, passages.mode,
+                  passages.engine, confidence, sig, retrieval.bodies)
 
 
 def answer(index: Index, question: str, k: int = 5, history=None, mode: str = "hybrid", sources=None) -> Answer:
+    """Search once (one snapshot) and compose the answer."""
     if not isinstance(question, str) or not question.strip():
         raise ValueError("问题不能为空（question must be a non-empty string）")
     question = question.strip()
@@ -184,28 +240,7 @@ def answer(index: Index, question: str, k: int = 5, history=None, mode: str = "h
         question = question[:MAX_QUERY_CHARS]
         notices.append(SHORTENED.format(n=MAX_QUERY_CHARS))
     query = contextualize(index, question, history)
-    passages = index.retrieve(query, k=k, mode=mode, sources=sources)
-    if passages.notice:
-        notices.append(passages.notice)
-    notice = " ".join(notices)
-    asked = set(index.tokenizer(question))
-    weights = index.term_weights(index.tokenizer(query))
-    own = {t: w for t, w in weights.items() if t in asked}
-    context = {t: w for t, w in weights.items() if t not in asked}  # the carried-over subject of a follow-up
-    terms = sorted(weights, key=len, reverse=True)
-    if not is_found(index, query, passages):
-        return Answer(question, NOT_FOUND, False, [], list(passages), query, notice, terms, passages.mode, passages.engine)
-
-    similarity = index.sentence_similarity(query, list(passages[:3]), MAX_EMBEDDED_SENTENCES) if passages.mode != "lexical" else {}
-    picked = pick_sentences(list(passages), own, context, bool(_ASKS_NUMBER.search(question)), similarity)
-    numbers: dict[tuple[str, int], int] = {}  # one [n] per article, even if two of its passages are quoted
-    citations = []
-    for sentence, rank in picked:
-        p = passages[rank]
-        number = numbers.setdefault((p.source, p.article_id), len(numbers) + 1)
-        citations.append(Citation(number, sentence, p))
-    if not citations:  # matched only through the dense leg: quote the best passage's opening sentence
-        s, e = (sentence_spans(passages[0].text) or [(0, len(passages[0].text))])[0]
-        citations.append(Citation(1, passages[0].text[s:e].strip(), passages[0]))
-    text = "".join(f"{c.sentence}[{c.number}]" for c in citations)
-    return Answer(question, text, True, citations, list(passages), query, notice, terms, passages.mode, passages.engine)
+    retrieval = index.search(query, k=k, mode=mode, sources=sources)
+    if retrieval.passages.notice:
+        notices.append(retrieval.passages.notice)
+    return compose(question, retrieval, index.tokenizer, " ".join(notices))

@@ -159,7 +159,8 @@ def build_api(index: Index, settings: Settings, accounts: Accounts) -> APIRouter
         result = answer(index, body.question, k=body.k, history=history, mode=body.mode, sources=body.sources or None)
         elapsed = round((time.perf_counter() - started) * 1000, 1)
         citations = [CitationOut(number=c.number, sentence=c.sentence,
-                                 passage=next(i for i, p in enumerate(result.passages) if p is c.passage))
+                                 passage=next(i for i, p in enumerate(result.passages) if p is c.passage),
+                                 answer_span=list(c.answer_span) if c.answer_span else None)
                      for c in result.citations]
         return AskOut(question=result.question, answer=result.text, found=result.found, citations=citations,
                       passages=[PassageOut.of(p) for p in result.passages], notice=result.notice, query=result.query,

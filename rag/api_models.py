@@ -77,6 +77,8 @@ class CitationOut(BaseModel):
     number: int = Field(description="回答中的 [n]")
     sentence: str = Field(description="被引用的原文句子")
     passage: int = Field(description="该句所在段落在 passages 列表中的下标（0 起）")
+    answer_span: list[int] | None = Field(
+        None, description="答案本身（如 359家、2月18日、人名）在 sentence 中的位置 [start, end)；问题不问数字、日期、人名或地点时为 null")
 
 
 class AskOut(BaseModel):

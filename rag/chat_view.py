@@ -42,6 +42,16 @@ def highlight(text: str, terms: list[str]) -> str:
     return "".join(out)
 
 
+def quoted(citation, terms: list[str]) -> str:
+    """A quoted sentence with its key terms marked and the answer itself (359家) in bold."""
+    sentence, span = citation.sentence, citation.answer_span
+    if not span:
+        return highlight(sentence, terms)
+    s, e = span
+    return (f"{highlight(sentence[:s], terms)}<strong class='answer-span'>{escape(sentence[s:e])}</strong>"
+            f"{highlight(sentence[e:], terms)}")
+
+
 # --- notices ---------------------------------------------------------------------------------------
 
 _SHORTENED = re.compile(r"问题过长，只使用了前 (\d+) 个字。")
@@ -214,10 +224,8 @@ def answer_markdown(result: Answer, turn: int, lang: str, dense_on: bool) -> str
             lines.append(f"<em class='notice'>{escape(notice)}</em>")
         return "\n\n".join(lines)
 
-    body = "".join(
-        f"{highlight(c.sentence, result.terms)}{_link(turn, str(c.number), f'[{c.number}]', 'cite')}"
-        for c in result.citations
-    )
+    body = "".join(f"{quoted(c, result.terms)}{_link(turn, str(c.number), f'[{c.number}]', 'cite')}"
+                   for c in result.citations)
     sources = cited_sources(result)
     head = f"**{t['found_in'](len(sources))} · {t['sources']}**　<small class='hint'>{t['open_hint']}</small>"
     links = "<br>".join(_link(turn, str(n), f"[{n}] {source_line(p, lang)}", "src") for n, p in sources)

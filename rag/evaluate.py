@@ -1,22 +1,31 @@
-"""Retrieval evaluation: hit@1/3/5 and MRR@10 on question files (see ../shared/eval/README.md).
+"""Evaluation on question files (see ../shared/eval/README.md): retrieval and answers.
 
-A passage is a hit when it comes from the question's source file and contains every answer
-string (for CMRC: any one of the annotators' answers), whitespace and character width ignored.
+Retrieval: hit@1/3/5 and MRR@10. A passage is a hit when it comes from the question's source file
+and contains every answer string (for CMRC: any one of the annotators' answers), whitespace and
+character width ignored.
+
+Answers (`rag.ask` in the same mode): for answerable questions, the share whose answer strings are
+in the quoted sentences (answer-correct) and in the first quoted sentence (first-correct); for every
+set, the share refused ("not found") and the median length of the answers given. A question of kind
+`unanswerable` has no answer strings: the archive does not hold its answer, and refusing is right.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .answer import answer
 from .index import Index
 from .repair import normalize_width
 
 _ASCII_PUNCT = str.maketrans({",": "，", ";": "；", ":": "：", "(": "（", ")": "）", "!": "！", "?": "？"})
 KS = (1, 3, 5)
+UNANSWERABLE = "unanswerable"
 MRR_AT = 10
 
 
@@ -33,12 +42,17 @@ class Question:
     kind: str = "all"
     match_any: bool = False
 
-    def is_hit(self, passage) -> bool:
-        if passage.source != self.source:
-            return False
-        text = normalize(passage.text)
+    @property
+    def answerable(self) -> bool:
+        return bool(self.answers)
+
+    def in_text(self, text: str) -> bool:
+        text = normalize(text)
         found = [normalize(a) in text for a in self.answers]
         return any(found) if self.match_any else all(found)
+
+    def is_hit(self, passage) -> bool:
+        return passage.source == self.source and self.in_text(passage.text)
 
 
 @dataclass
@@ -74,7 +88,11 @@ def load_questions(path: Path) -> list[Question]:
                 continue
             try:
                 d = json.loads(line)
-                out.append(Question(d["id"], d["question"], d["source"], list(d["answers"]), d.get("kind", "all")))
+                answers = list(d.get("answers") or [])
+                kind = d.get("kind", "all")
+                if not answers and kind != UNANSWERABLE:
+                    raise KeyError("answers")
+                out.append(Question(d["id"], d["question"], d.get("source", ""), answers, kind))
             except (ValueError, KeyError) as exc:
                 raise ValueError(f"{path} 第 {n} 行格式错误：{exc}") from exc
     return out
@@ -123,3 +141,77 @@ def evaluate(index: Index, questions: list[Question], mode: str = "hybrid") -> R
             h, m = _summarise(rs)
             by_kind[kind] = Report(len(rs), h, m)
     return Report(len(questions), hits, mrr, by_kind, misses)
+
+
+@dataclass
+class AnswerReport:
+    """Answer-level figures of one set in one mode (rates over the set's questions)."""
+
+    n: int
+    answerable: int
+    correct: float  # answer strings in the quoted sentences (share of answerable questions)
+    first_correct: float  # ... in the first quoted sentence
+    refused: float  # "not found" (share of all questions; right for unanswerable ones)
+    median_chars: float  # median length of the answers given (quoted sentences, without [n])
+    by_kind: dict[str, "AnswerReport"] = field(default_factory=dict)
+    misses: list[tuple[str, str, str]] = field(default_factory=list)  # (id, question, what was answered)
+
+    HEAD = f"{'subset':<14}{'n':>6}{'correct':>9}{'first':>9}{'refused':>9}{'median':>9}"
+
+    def row(self, label: str) -> str:
+        rate = (lambda v: f"{v:>9.3f}") if self.answerable else (lambda v: f"{'—':>9}")
+        return f"{label:<14}{self.n:>6}{rate(self.correct)}{rate(self.first_correct)}{self.refused:>9.3f}{self.median_chars:>9.0f}"
+
+    def table(self, name: str = "") -> str:
+        rows = [("overall" if not name else name, self)] + sorted(self.by_kind.items())
+        return "\n".join([self.HEAD] + [r.row(label) for label, r in rows])
+
+    def as_dict(self) -> dict:
+        return {
+            "n": self.n, "answerable": self.answerable, "answer_correct": round(self.correct, 4),
+            "first_sentence_correct": round(self.first_correct, 4), "refused": round(self.refused, 4),
+            "median_chars": self.median_chars, "by_kind": {kind: r.as_dict() for kind, r in self.by_kind.items()},
+        }
+
+
+@dataclass
+class _Outcome:
+    question: Question
+    found: bool
+    correct: bool
+    first: bool
+    chars: int
+    text: str
+
+
+def _answer_report(outcomes: list[_Outcome]) -> AnswerReport:
+    n = len(outcomes)
+    answerable = [o for o in outcomes if o.question.answerable]
+    lengths = sorted(o.chars for o in outcomes if o.found)
+    median = float(statistics.median(lengths)) if lengths else 0.0
+    share = (lambda xs: sum(xs) / len(answerable)) if answerable else (lambda xs: 0.0)
+    return AnswerReport(
+        n, len(answerable), share(o.correct for o in answerable), share(o.first for o in answerable),
+        sum(not o.found for o in outcomes) / max(n, 1), median,
+    )
+
+
+def evaluate_answers(index: Index, questions: list[Question], mode: str = "hybrid") -> AnswerReport:
+    """`rag.ask` on every question; see the module docstring for what counts."""
+    outcomes = []
+    for q in questions:
+        a = answer(index, q.question, mode=mode)
+        quoted = "".join(c.sentence for c in a.citations) if a.found else ""
+        first = a.citations[0].sentence if a.found and a.citations else ""
+        correct = a.found and q.answerable and q.in_text(quoted)
+        outcomes.append(_Outcome(q, a.found, correct, a.found and q.answerable and q.in_text(first), len(quoted),
+                                 quoted if a.found else ""))
+    report = _answer_report(outcomes)
+    kinds: dict[str, list[_Outcome]] = defaultdict(list)
+    for o in outcomes:
+        kinds[o.question.kind].append(o)
+    if len(kinds) > 1:
+        report.by_kind = {kind: _answer_report(os_) for kind, os_ in kinds.items()}
+    report.misses = [(o.question.id, o.question.question, o.text[:80] or "（未找到）") for o in outcomes
+                     if (o.question.answerable and not o.first) or (not o.question.answerable and o.found)]
+    return report

@@ -8,7 +8,6 @@ chunking or the tokenizer changed, and rebuilds a damaged index. `load_index` on
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 import warnings
@@ -24,8 +23,9 @@ from .backends.base import Backend, BackendUnavailable, IndexCorrupt, IndexLocke
 from .chunks import sentence_spans
 from .encoders import Encoder, ModelUnavailable, load_encoder, wanted_engine
 from .library import Change, Library, LibraryError, folder_changes, meta_for, stale_reason
-from .passages import expand, idf_weights, strip_span, term_weight, trim_overlap
+from .passages import coverage, expand, idf_weights, rare_weight, strip_span, trim_overlap
 from .results import ArticleView, DocumentInfo, IndexInfo, Passage, Passages
+from .retrieval import Retrieval
 from .settings import Settings
 from .tokenizer import Tokenizer, default_tokenizer
 
@@ -41,6 +41,8 @@ FUSIONS = ("score", "rrf")
 # Embeddings kept per index, only so that answering reuses retrieval's query vector: small, so that
 # latency measured over a list of questions is never a cache hit.
 QUERY_VECTORS = 8
+# Sentences of the top passages without stored vectors that one search may embed (they cost ~30 ms each).
+MAX_EMBEDDED_SENTENCES = 12
 
 
 class DenseUnavailable(RuntimeError):
@@ -358,10 +360,7 @@ class Index:
         """Best passages first. `sources` keeps only passages from those documents."""
         if not isinstance(query, str) or not query.strip():
             raise ValueError("查询不能为空（query must be a non-empty string）")
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"k 必须是不小于 1 的整数（k must be an integer >= 1），收到 {k!r}")
-        if mode not in MODES:
-            raise ValueError(f"未知检索模式 {mode!r}，可选：{', '.join(MODES)}")
+        self._check_request(k, mode)
         started = time.perf_counter()
         query = query.strip()[:MAX_QUERY_CHARS]
         try:
@@ -373,7 +372,14 @@ class Index:
         passages.elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
         return passages
 
-    def _retrieve(self, snap: Snapshot, query: str, k: int, mode: str, sources) -> Passages:
+    @staticmethod
+    def _check_request(k, mode: str) -> None:
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"k 必须是不小于 1 的整数（k must be an integer >= 1），收到 {k!r}")
+        if mode not in MODES:
+            raise ValueError(f"未知检索模式 {mode!r}，可选：{', '.join(MODES)}")
+
+    def _retrieve(self, snap: Snapshot, query: str, k: int, mode: str, sources, query_weights=None) -> Passages:
         encoder = self._encoder_for(snap)
         no_lexical = snap.lexical_reason
         if mode == "dense" and encoder is None:
@@ -392,7 +398,8 @@ class Index:
         n = max(self.settings.candidates, 4 * k)
         if wanted is not None:
             n = max(n, 2000)
-        query_weights = self.tokenizer.weighted(query)  # one jieba pass serves both BM25 and passage widening
+        if query_weights is None:  # one jieba pass serves BM25, passage widening and answering
+            query_weights = self.tokenizer.weighted(query)
         tokens = list(query_weights)
         weights = idf_weights(tokens, snap.document_frequency(tokens), snap.n_chunks)
         lexical = snap.lexical(query_weights, n, query) if used in ("hybrid", "lexical") else []
@@ -415,7 +422,7 @@ class Index:
         if self.settings.fusion == "rrf":
             return fusion.rrf([lexical, dense], self.settings.rrf_k)
         top = snap.chunks([lexical[0][0]]) if lexical else {}
-        covered = _coverage(tokens, weights, snap.n_chunks, [c.embed_text for c in top.values()])
+        covered = coverage(tokens, weights, rare_weight(snap.n_chunks), [c.embed_text for c in top.values()])
         return fusion.fuse(lexical, dense, lexical_coverage=covered)
 
     def _dense_leg(self, snap: Snapshot, encoder: Encoder, query: str, n: int) -> list[tuple[int, float]]:
@@ -452,39 +459,51 @@ class Index:
                 self._vectors.popitem(last=False)
         return vector
 
-    def coverage(self, query: str, texts: list[str]) -> float:
-        """Best share, over `texts`, of the query's idf weight a text contains; unknown terms weigh as the rarest."""
-        tokens = list(dict.fromkeys(self.tokenizer(query)))
-        with self.backend.snapshot() as snap:
-            weights = idf_weights(tokens, snap.document_frequency(tokens), snap.n_chunks)
-            return _coverage(tokens, weights, snap.n_chunks, texts)
+    def search(self, query: str, k: int = 5, mode: str = "hybrid", sources: list[str] | None = None,
+               sentences_from: int = 3) -> Retrieval:
+        """`retrieve` plus what answering needs, all read from one pinned snapshot (rag/retrieval.py):
+        the query's idf weights, the bodies of the passages' articles, and the cosine of the query with
+        each sentence of the top `sentences_from` passages (stored sentence vectors; at most
+        MAX_EMBEDDED_SENTENCES others are embedded)."""
+        if not isinstance(query, str) or not query.strip():
+            raise ValueError("查询不能为空（query must be a non-empty string）")
+        started = time.perf_counter()
+        query = query.strip()[:MAX_QUERY_CHARS]
+        self._check_request(k, mode)
+        try:
+            with self.backend.snapshot() as snap:
+                query_weights = self.tokenizer.weighted(query)
+                passages = self._retrieve(snap, query, k, mode, sources, query_weights)
+                tokens = list(query_weights)
+                weights = idf_weights(tokens, snap.document_frequency(tokens), snap.n_chunks)
+                ids = sorted({p.article_id for p in passages})
+                bodies = snap.article_bodies(ids)
+                encoder = self._encoder_for(snap)
+                similarity = {}
+                if encoder is not None and passages.mode != "lexical":
+                    similarity = self._sentence_similarity(snap, encoder, query, list(passages[:sentences_from]), bodies)
+        except IndexCorrupt as exc:
+            self._schedule_repair(exc)
+            raise
+        passages.elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+        return Retrieval(query, passages, query_weights, weights, rare_weight(snap.n_chunks), similarity, bodies)
 
-    def sentence_similarity(self, query: str, passages: list[Passage], limit: int = 12) -> dict[str, float]:
-        """Cosine of the question with each sentence of `passages` (stripped sentence text -> cosine).
-
-        Stored sentence vectors are used where the passage still reads the same in the current
-        snapshot; otherwise at most `limit` of the passages' sentences are embedded. Empty when the
-        dense leg is off.
-        """
-        with self.backend.snapshot() as snap:
-            encoder = self._encoder_for(snap)
-            if encoder is None or not passages:
-                return {}
-            vector = self._query_vector(encoder, query)
-            ids = sorted({p.article_id for p in passages})
-            bodies = snap.article_bodies(ids)
-            stored = snap.sentences(ids)
+    def _sentence_similarity(self, snap: Snapshot, encoder: Encoder, query: str, passages: list[Passage],
+                             bodies: dict[int, str]) -> dict[str, float]:
+        """Cosine of the query with each sentence of `passages` (stripped sentence text -> cosine)."""
+        vector = self._query_vector(encoder, query)
+        stored = snap.sentences(sorted({p.article_id for p in passages}))
         sims: dict[str, float] = {}
         for p in passages:
             body = bodies.get(p.article_id)
-            if p.article_id not in stored or body is None or body[p.start : p.end] != p.text:
-                continue  # the library changed since retrieval: embed instead
+            if p.article_id not in stored or body is None:
+                continue
             spans, vecs = stored[p.article_id]
             inside = (spans[:, 0] >= p.start) & (spans[:, 1] <= p.end)
             for (s, e), cos in zip(spans[inside], vecs[inside] @ vector):
                 sims[body[s:e].strip()] = float(cos)
         missing = [p.text[s:e].strip() for p in passages for s, e in sentence_spans(p.text)]
-        missing = [t for t in dict.fromkeys(missing) if len(t) >= 4 and t not in sims][:limit]
+        missing = [t for t in dict.fromkeys(missing) if len(t) >= 4 and t not in sims][:MAX_EMBEDDED_SENTENCES]
         if missing:  # one batch; passage vectors stay out of the small query-vector cache
             sims.update(zip(missing, (encoder.encode_passages(missing, progress=False) @ vector).tolist()))
         return sims
@@ -517,11 +536,6 @@ class Index:
                 if len(chosen) == k:
                     break
         return chosen
-
-    def term_weights(self, tokens: list[str]) -> dict[str, float]:
-        """idf of the query's tokens over chunks: used to widen passages and to pick answer sentences."""
-        with self.backend.snapshot() as snap:
-            return idf_weights(tokens, snap.document_frequency(tokens), snap.n_chunks)
 
     def article(self, article_id: int) -> str:
         with self.backend.snapshot() as snap:
@@ -609,17 +623,6 @@ class Index:
                 self._repairing = False
 
         threading.Thread(target=repair, name="rag-repair", daemon=True).start()
-
-
-def _coverage(tokens: list[str], weights: dict[str, float], n_chunks: int, texts: list[str]) -> float:
-    """Best share, over `texts`, of the idf weight of `tokens` a text contains; tokens the corpus does
-    not know weigh as the rarest (so "火星" sinks a question)."""
-    tokens = list(dict.fromkeys(tokens))
-    if not tokens or not texts:
-        return 0.0
-    rare = math.log(1 + (max(n_chunks, 1) + 0.5) / 0.5)
-    total = sum(weights.get(t, rare) for t in tokens)
-    return max(term_weight(text, weights) for text in texts) / total
 
 
 def _with_duplicates(changes: list[Change], docs: list[DocumentInfo]) -> list[Change]:

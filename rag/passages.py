@@ -22,6 +22,20 @@ def idf_weights(tokens: list[str], df: dict[str, int], n_docs: int) -> dict[str,
     }
 
 
+def rare_weight(n_docs: int) -> float:
+    """The idf a term the corpus never uses counts with: that of the rarest possible term (so "火星" sinks a question)."""
+    return math.log(1 + (max(n_docs, 1) + 0.5) / 0.5)
+
+
+def coverage(tokens: list[str], weights: dict[str, float], rare: float, texts: list[str]) -> float:
+    """Best share, over `texts`, of the idf weight of `tokens` a text contains; unseen tokens weigh `rare`."""
+    tokens = list(dict.fromkeys(tokens))
+    if not tokens or not texts:
+        return 0.0
+    total = sum(weights.get(t, rare) for t in tokens)
+    return max(term_weight(text, weights) for text in texts) / total
+
+
 def term_weight(text: str, weights: dict[str, float]) -> float:
     """Summed idf of the query terms that occur in `text` (substring match: cheap and tokenizer-free)."""
     lowered = text.lower()

@@ -112,6 +112,9 @@ class Citation:
     number: int  # the n in [n]
     sentence: str  # the quoted sentence
     passage: Passage
+    # the answer itself inside `sentence` (359家, 2月18日, a name), as [start, end); None when the
+    # question asks for no typed answer (什么 / 哪些) or this sentence only adds context
+    answer_span: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -126,3 +129,7 @@ class Answer:
     terms: list[str] = field(default_factory=list)  # the question's key terms, for highlighting
     mode: str = "lexical"  # the retrieval mode actually used (Passages.mode)
     engine: str = ""  # the dense engine that served it, "" when the dense leg did not run
+    confidence: float | None = None  # the answerability model's probability (rag/answerability.py)
+    signals: object = None  # its inputs (answerability.Signals), for calibration and the "how found" view
+    # article id -> body for the passages' articles, read in the same snapshot as the passages
+    bodies: dict[int, str] = field(default_factory=dict, repr=False)

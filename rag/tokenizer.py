@@ -102,6 +102,10 @@ class Tokenizer:
                 out[p] = out.get(p, 0.0) + 1.0 / len(pieces) ** alpha
         return out
 
+    def names(self, text: str) -> list[str]:
+        """Person names (jieba POS nr) of two or more characters: the answers to 谁 / who."""
+        return [w.word for w in self._pos_tokenizer().lcut(text) if w.flag == "nr" and len(w.word) > 1]
+
     def nouns(self, text: str) -> list[str]:
         """Nouns and names (the subject of a question), for carrying a conversation's topic forward."""
         pos = self._pos_tokenizer()

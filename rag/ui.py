@@ -193,7 +193,7 @@ class ChatHandlers:
         elapsed = (time.perf_counter() - started) * 1000
 
         number = session["count"]
-        turn = build_turn(result, lang, self.index.article)
+        turn = build_turn(result, lang, result.bodies.get)  # bodies from the answer's own snapshot
         turns = {**session["turns"], str(number): turn.to_state()}
         for old in sorted(turns, key=int)[:-MAX_TURNS]:
             turns.pop(old)

@@ -76,6 +76,9 @@ def test_ask_answers_with_citations_that_point_into_passages(client):
         assert c["sentence"] in body["passages"][c["passage"]]["text"]
     assert body["passages"][body["citations"][0]["passage"]]["source"] == "002_d930b353b5af356e.txt"
     assert body["mode"] == "lexical" and "语义检索未开启" in body["notice"]
+    first = body["citations"][0]
+    start, end = first["answer_span"]
+    assert first["sentence"][start:end] == "359家"  # the answer itself, for clients to mark
 
 
 def test_ask_follow_up_uses_the_history(client):
@@ -166,7 +169,7 @@ def test_index_failures_become_json_errors(server, client, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(server.index, "retrieve", broken)
+    monkeypatch.setattr(server.index, "search", broken)  # what /ask reads through
     error = _error(client.post("/ask", json={"question": QUESTION}), 500, "internal_error")
     assert "disk on fire" not in error["message"]
     monkeypatch.undo()

@@ -126,7 +126,7 @@ def test_retrieval_error_shows_an_apology_and_is_logged(server, monkeypatch, cap
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(server.index, "retrieve", broken)
+    monkeypatch.setattr(server.index, "search", broken)  # what a question reads through
     with caplog.at_level(logging.ERROR):
         text = _ask(server, QUESTION)
     assert "抱歉" in text

@@ -10,7 +10,8 @@ import pytest
 import xxhash
 
 from rag import fusion, open_index
-from rag.answer import DENSE_FOUND, answer, dense_found, pick_sentences
+from rag.answer import answer
+from rag.passages import coverage
 from rag.encoders.base import Encoder
 from rag.library import sentence_table
 from rag.results import Passage
@@ -96,35 +97,6 @@ def test_rrf_adds_reciprocal_ranks():
     assert fused[2] == pytest.approx(1 / 62 + 1 / 61) and fused[1] == pytest.approx(1 / 61)
 
 
-def _passage(text: str, rank: int = 0) -> Passage:
-    return Passage(text, 1.0, "a.txt", "标题", "", rank, 0, len(text), None, rank + 1, rank)
-
-
-def test_an_english_question_picks_the_sentence_most_similar_to_it():
-    # No query term occurs in Chinese text: without similarity nothing could be picked.
-    p = _passage("截至目前，已有359家企业签约入驻。智慧岛核心区已建成。市政项目完成投资21.8亿元。")
-    similarity = {"截至目前，已有359家企业签约入驻。": 0.78, "智慧岛核心区已建成。": 0.76, "市政项目完成投资21.8亿元。": 0.70}
-    assert pick_sentences([p], {}, {}) == []
-    picked = pick_sentences([p], {}, {}, wants_number=False, similarity=similarity)
-    assert picked[0] == ("截至目前，已有359家企业签约入驻。", 0)
-
-
-def test_term_weight_and_similarity_both_count():
-    p = _passage("许寨社区现有党员81名。许寨社区建有党群服务中心。")
-    weights = {"许寨社区": 2.0, "党员": 1.5}
-    assert pick_sentences([p], weights, {})[0][0] == "许寨社区现有党员81名。"
-    similarity = {"许寨社区现有党员81名。": 0.70, "许寨社区建有党群服务中心。": 0.90}
-    assert pick_sentences([p], {"许寨社区": 2.0}, {}, similarity=similarity)[0][0] == "许寨社区建有党群服务中心。"
-
-
-def test_dense_found_threshold_depends_on_the_query_language():
-    assert dense_found("智慧岛核心区签约入驻了多少家企业？", DENSE_FOUND["zh"] + 0.01)
-    assert not dense_found("智慧岛核心区签约入驻了多少家企业？", DENSE_FOUND["other"] + 0.01)
-    assert dense_found("How many enterprises signed up?", DENSE_FOUND["other"] + 0.01)
-    assert not dense_found("How many enterprises signed up?", DENSE_FOUND["other"] - 0.01)
-    assert not dense_found("How many enterprises signed up?", None)
-
-
 def test_self_test_finds_the_article_of_a_sentence_among_the_top_chunks():
     rng = np.random.default_rng(1)
     chunks = rng.standard_normal((6, 8)).astype(np.float32)
@@ -140,9 +112,13 @@ def test_self_test_finds_the_article_of_a_sentence_among_the_top_chunks():
 def test_lexical_coverage_is_zero_for_an_english_question_over_chinese_pages(lexical_index):
     english = "How many enterprises signed up in the Smart Island core area?"
     chinese = "智慧岛核心区签约入驻了多少家企业？"
-    top = lambda q: [p.text for p in lexical_index.retrieve(q, k=1, mode="lexical")]  # noqa: E731
-    assert lexical_index.coverage(english, top(english) or ["智慧岛"]) == 0.0
-    assert lexical_index.coverage(chinese, top(chinese)) > 0.8
+
+    def covered(question):
+        r = lexical_index.search(question, k=1, mode="lexical")
+        return coverage(list(r.terms), r.weights, r.rare_weight, [p.text for p in r.passages] or ["智慧岛"])
+
+    assert covered(english) == 0.0
+    assert covered(chinese) > 0.8
 
 
 class HashEncoder(Encoder):
