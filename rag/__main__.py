@@ -254,8 +254,8 @@ def cmd_calibrate(args) -> int:
             print(f"{'n':>26}" + "".join(f"{len(part[n]):>14}" for n in names))
             print(f"{f'current, p >= {current.threshold:.2f}':>26}"
                   + "".join(f"{rate(current, part[n], current.threshold):>14.3f}" for n in names))
-            for t in (0.3, 0.4, 0.5, 0.6, 0.7):
-                print(f"{f'fitted, p >= {t:.1f}':>26}" + "".join(f"{rate(fitted, part[n], t):>14.3f}" for n in names))
+            for t in (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7):
+                print(f"{f'fitted, p >= {t:.2f}':>26}" + "".join(f"{rate(fitted, part[n], t):>14.3f}" for n in names))
     return 0
 
 

@@ -42,6 +42,10 @@ UNIT_BONUS = 0.4
 # Captions, datelines and cut-off sentences are quoted only when nothing else answers.
 WEAK_SENTENCE = 0.5
 RANK_DECAY = 0.85
+# Sentences come from this many top passages (Index.search embeds/looks up their similarities).
+CANDIDATE_PASSAGES = 3
+# A runner-up sentence scoring at least this share of the best is quoted too (the choice was close).
+CLOSE_CALL = 0.8
 MAX_SENTENCES = 3
 MAX_ANSWER_CHARS = 360
 _ANAPHORA = re.compile(r"^(那|那么|还有|另外|此外|并且|而且)|[它其该此]|这(个|些|里|项|次)|那(个|些|里|项|次)|他们|她们|呢[？?]?$")
@@ -102,15 +106,16 @@ class Candidate:
     context: str  # the sentence with its neighbours in the passage
     span: tuple[int, int] | None  # the typed answer inside the sentence
     unit: bool  # that answer carries the unit asked for
+    counted: bool  # the noun the question counts sits by that number
     focus: float  # share of the question's focus weight in the sentence
     weak: bool  # caption, dateline or cut off
 
 
 def candidates(passages: list[Passage], intent: ans.Intent, weights: dict[str, float], rare: float,
-               tokenizer: Tokenizer) -> list[Candidate]:
+               tokenizer: Tokenizer, question: str = "") -> list[Candidate]:
     """The top 3 passages' sentences worth quoting, with what the scoring needs."""
     out = []
-    for rank, p in enumerate(passages[:3]):
+    for rank, p in enumerate(passages[:CANDIDATE_PASSAGES]):
         spans = sentence_spans(p.text)
         texts = [p.text[s:e].strip() for s, e in spans]
         for i, (s, _) in enumerate(spans):
@@ -118,9 +123,10 @@ def candidates(passages: list[Passage], intent: ans.Intent, weights: dict[str, f
             if len(sentence) < 4:
                 continue
             names = tokenizer.names(sentence) if intent.type == AnswerType.PERSON else ()
-            span = ans.type_span(sentence, intent.type, intent.unit, names)
+            span = ans.type_span(sentence, intent.type, intent.unit, names, intent.counted, question)
             context = "".join(texts[max(0, i - 1) : i + 2])
             out.append(Candidate(sentence, rank, s, context, span, ans.unit_matches(sentence, span, intent.unit),
+                                 ans.near(sentence, span, intent.counted),
                                  ans.focus_share(sentence, intent.focus, weights, rare),
                                  ans.is_caption(sentence) or ans.is_truncated(sentence)))
     return out
@@ -140,7 +146,7 @@ def score_candidates(cands: list[Candidate], context_terms: dict[str, float], si
         if c.sentence in sims and high > low:
             score += SIMILARITY_WEIGHT * (sims[c.sentence] - low) / (high - low)
         if typed and c.span is not None:
-            score += TYPE_BONUS + (UNIT_BONUS if c.unit else 0.0)
+            score += TYPE_BONUS + (UNIT_BONUS if c.unit or c.counted else 0.0)
         if c.weak:
             score *= WEAK_SENTENCE
         score *= RANK_DECAY**c.rank
@@ -171,6 +177,7 @@ def signals(retrieval: Retrieval, intent: ans.Intent, first: Candidate, cands: l
         unseen=ans.unseen_share(intent.focus, retrieval.weights, retrieval.rare_weight) if intent.lang == "zh" else 0.0,
         typed=(1.0 if first.span is not None else -1.0) if typed else 0.0,
         unit=1.0 if first.unit else -1.0 if intent.unit else 0.0,
+        counted=1.0 if first.counted else -1.0 if intent.counted else 0.0,
         similarity=sim, margin=margin, dense_top=dense_top,
         english=0.0 if intent.lang == "zh" else 1.0,
     )
@@ -191,7 +198,8 @@ def choose(scored: list[tuple[float, Candidate]], intent: ans.Intent) -> list[Ca
         adds_type = typed and not has_type and c.span is not None
         adds_focus = max(x.focus for x in chosen) < 0.5 and c.focus >= 0.3 and not any(c.focus <= x.focus for x in chosen)
         similar = not typed and score >= 0.85 * best
-        if adds_type or adds_focus or similar:
+        close = len(chosen) == 1 and score >= CLOSE_CALL * best
+        if adds_type or adds_focus or similar or close:
             chosen.append(c)
             length += len(c.sentence)
     return chosen
@@ -201,14 +209,14 @@ def compose(question: str, retrieval: Retrieval, tokenizer: Tokenizer, notice: s
     """The answer to `question` from one search's `Retrieval` (pure: reads nothing else)."""
     passages = retrieval.passages
     own = tokenizer.weighted(question) if retrieval.query != question else retrieval.terms
-    intent = ans.intent(question, own)
+    intent = ans.intent(question, own, tokenizer.tagged(question) if ans.answer_type(question) == AnswerType.NUMBER else ())
     context_terms = {t: w for t, w in retrieval.weights.items() if t not in own}  # a follow-up's carried topic
     terms = sorted(retrieval.terms, key=len, reverse=True)
     refused = Answer(question, NOT_FOUND, False, [], list(passages), retrieval.query, notice, terms, passages.mode,
                      passages.engine, bodies=retrieval.bodies)
     if not passages or not _WORD.search(question) or (not intent.focus and intent.type == AnswerType.OTHER):
         return refused  # punctuation, emoji, or nothing asked about
-    cands = candidates(list(passages), intent, retrieval.weights, retrieval.rare_weight, tokenizer)
+    cands = candidates(list(passages), intent, retrieval.weights, retrieval.rare_weight, tokenizer, question)
     if not cands:
         return refused
     scored = score_candidates(cands, context_terms, retrieval.similarity, intent.type != AnswerType.OTHER)
@@ -240,7 +248,7 @@ def answer(index: Index, question: str, k: int = 5, history=None, mode: str = "h
         question = question[:MAX_QUERY_CHARS]
         notices.append(SHORTENED.format(n=MAX_QUERY_CHARS))
     query = contextualize(index, question, history)
-    retrieval = index.search(query, k=k, mode=mode, sources=sources)
+    retrieval = index.search(query, k=k, mode=mode, sources=sources, sentences_from=CANDIDATE_PASSAGES)
     if retrieval.passages.notice:
         notices.append(retrieval.passages.notice)
     return compose(question, retrieval, index.tokenizer, " ".join(notices))

@@ -102,6 +102,10 @@ class Tokenizer:
                 out[p] = out.get(p, 0.0) + 1.0 / len(pieces) ** alpha
         return out
 
+    def tagged(self, text: str) -> list[tuple[str, str]]:
+        """(word, part-of-speech) pairs (jieba posseg with the user dictionary's tags)."""
+        return [(w.word, w.flag) for w in self._pos_tokenizer().lcut(text)]
+
     def names(self, text: str) -> list[str]:
         """Person names (jieba POS nr) of two or more characters: the answers to 谁 / who."""
         return [w.word for w in self._pos_tokenizer().lcut(text) if w.flag == "nr" and len(w.word) > 1]

@@ -240,7 +240,8 @@ def test_upload_ask_delete(page, library_server, tmp_path, kind):
     docs = page.locator("#lib-docs")
     expect(docs).to_contain_text("002_d930b353b5af356e.txt")
     page.locator("#lib-files input[type=file]").set_input_files([str(path), str(junk)])
-    expect(page.locator("#lib-files")).to_contain_text(path.name, timeout=30_000)
+    # Gradio shows the stem and the extension in separate elements ("口袋公园 .pdf"): wait for the stem
+    expect(page.locator("#lib-files")).to_contain_text(path.stem, timeout=30_000)
     page.locator("#lib-upload-btn").click()
     results = page.locator("#lib-results")
     expect(results).to_contain_text("已添加", timeout=90_000)
