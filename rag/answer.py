@@ -122,7 +122,8 @@ def candidates(passages: list[Passage], intent: ans.Intent, weights: dict[str, f
             sentence = texts[i]
             if len(sentence) < 4:
                 continue
-            names = tokenizer.names(sentence) if intent.type == AnswerType.PERSON else ()
+            names = (tokenizer.names(sentence) if intent.type == AnswerType.PERSON
+                     else tokenizer.places(sentence) if intent.type == AnswerType.PLACE else ())
             span = ans.type_span(sentence, intent.type, intent.unit, names, intent.counted, question)
             context = "".join(texts[max(0, i - 1) : i + 2])
             out.append(Candidate(sentence, rank, s, context, span, ans.unit_matches(sentence, span, intent.unit),
@@ -178,6 +179,7 @@ def signals(retrieval: Retrieval, intent: ans.Intent, first: Candidate, cands: l
         typed=(1.0 if first.span is not None else -1.0) if typed else 0.0,
         unit=1.0 if first.unit else -1.0 if intent.unit else 0.0,
         counted=1.0 if first.counted else -1.0 if intent.counted else 0.0,
+        entity=ans.entity_share(first.context, intent.entities),
         similarity=sim, margin=margin, dense_top=dense_top,
         english=0.0 if intent.lang == "zh" else 1.0,
     )
@@ -209,7 +211,7 @@ def compose(question: str, retrieval: Retrieval, tokenizer: Tokenizer, notice: s
     """The answer to `question` from one search's `Retrieval` (pure: reads nothing else)."""
     passages = retrieval.passages
     own = tokenizer.weighted(question) if retrieval.query != question else retrieval.terms
-    intent = ans.intent(question, own, tokenizer.tagged(question) if ans.answer_type(question) == AnswerType.NUMBER else ())
+    intent = ans.intent(question, own, tokenizer.tagged(question) if _WORD.search(question) else ())
     context_terms = {t: w for t, w in retrieval.weights.items() if t not in own}  # a follow-up's carried topic
     terms = sorted(retrieval.terms, key=len, reverse=True)
     refused = Answer(question, NOT_FOUND, False, [], list(passages), retrieval.query, notice, terms, passages.mode,

@@ -106,6 +106,10 @@ class Tokenizer:
         """(word, part-of-speech) pairs (jieba posseg with the user dictionary's tags)."""
         return [(w.word, w.flag) for w in self._pos_tokenizer().lcut(text)]
 
+    def places(self, text: str) -> list[str]:
+        """Places and organisations (jieba POS ns / nt; the user dictionary tags the local ones)."""
+        return [w.word for w in self._pos_tokenizer().lcut(text) if w.flag in ("ns", "nt") and len(w.word) > 1]
+
     def names(self, text: str) -> list[str]:
         """Person names (jieba POS nr) of two or more characters: the answers to 谁 / who."""
         return [w.word for w in self._pos_tokenizer().lcut(text) if w.flag == "nr" and len(w.word) > 1]

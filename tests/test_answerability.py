@@ -69,8 +69,8 @@ def test_focus_and_unseen_terms():
 
 
 def test_fit_separates_what_it_can():
-    good = ans.Signals(0.9, 0.9, 0.9, 0.0, 0.0, 1.0, 1.0, 1.0, 0.1, 0.02, 0.1, 0.0)
-    bad = ans.Signals(0.3, 0.2, 0.1, 0.6, 0.5, -1.0, -1.0, -1.0, 0.0, 0.0, 0.0, 0.0)
+    good = ans.Signals(0.9, 0.9, 0.9, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.1, 0.02, 0.1, 0.0)
+    bad = ans.Signals(0.3, 0.2, 0.1, 0.6, 0.5, -1.0, -1.0, -1.0, -1.0, 0.0, 0.0, 0.0, 0.0)
     weights, bias = ans.fit([(good, True)] * 5 + [(bad, False)] * 5)
     model = ans.Model(weights, bias, 0.5)
     assert model.probability(good) > 0.8 > 0.2 > model.probability(bad)
