@@ -109,7 +109,9 @@ def intent(question: str, weighted_terms: dict[str, float], tagged=()) -> Intent
     counted = counted_noun(tagged) if kind == AnswerType.NUMBER else ""
     entities = tuple(dict.fromkeys(w for w, f in tagged if f[:2] in _ENTITY_TAGS and len(w) > 1
                                    and w.lower() not in _QUESTION_WORDS))
-    return Intent(kind, unit.group(1) if unit and kind == AnswerType.NUMBER else "", counted, focus,
+    asked_unit = (unit.group(1) if unit else MONEY if _MONEY_Q.search(question)
+                  else COUNT if _HOW_MANY.search(question) else "")
+    return Intent(kind, asked_unit if kind == AnswerType.NUMBER else "", counted, focus,
                   query_language(question) or "other", entities)
 
 
@@ -184,6 +186,15 @@ def type_span(sentence: str, kind: AnswerType, unit: str = "", names=(), counted
 
 # Measure words that count the same thing: 多少名 is answered by 400人.
 _SAME_UNIT = {u: group for group in ("名人位员", "个项", "处座所", "次场") for u in group}
+# "How many" names no measure word: any counting one will do (359家, not 750亩 or 70亿元).
+COUNT = "#count"
+_SAME_UNIT[COUNT] = "个家名人位次处条项户所座批件辆台场张份篇株棵块盏栋间只套届"
+_HOW_MANY = re.compile(r"\bhow many\b", re.IGNORECASE)
+# An amount of money: answered by 21.8亿元, not by 5个.
+MONEY = "#money"
+_SAME_UNIT[MONEY] = "元"
+_MONEY_Q = re.compile(r"多少钱|多少元|投资多少|多少投资|总投资|金额|资金|\bhow much\b.*\b(?:invest|cost|spen[dt]|fund|money|budget|"
+                      r"price|yuan|worth)|\b(?:invest|cost|spen[dt]|fund|budget|price)\w*\b.*\bhow much\b", re.IGNORECASE)
 
 
 def unit_matches(sentence: str, span: tuple[int, int] | None, unit: str) -> bool:
