@@ -126,7 +126,9 @@ class UploadLedger:
 def _json_error(status: int, code: str, message: str, headers: dict | None = None) -> tuple[int, list, bytes]:
     body = json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False).encode("utf-8")
     raw = [(b"content-type", b"application/json; charset=utf-8"), (b"content-length", str(len(body)).encode())]
-    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    # Close the connection: the server would otherwise read (and drop) the rest of a refused body.
+    headers = {"Connection": "close", **(headers or {})}
+    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
     return status, raw, body
 
 
@@ -249,7 +251,7 @@ class Gate:
         else:
             text = (f"上传过大：一次最多 {self.uploads} 个文件、每个不超过 {self.upload_mb} MB"
                     f"（upload too large: at most {self.uploads} files of {self.upload_mb} MB）")
-        return _json_error(413, "too_large", text, {"Connection": "close"})
+        return _json_error(413, "too_large", text)
 
     def _record(self, body: bytes, user: str) -> None:
         try:

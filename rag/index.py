@@ -597,6 +597,16 @@ class Index:
     def rebuild(self) -> list[Change]:
         return self._write(Library.rebuild, full=True)
 
+    def collect_files(self) -> None:
+        """Drop stored originals no committed document refers to (an upload killed before its commit).
+
+        Originals are written only under the writer lock, so holding it no upload is half-way."""
+        if not self.writable:
+            return
+        library = Library(self.settings, self.encoder, progress=False)
+        with self._write_lock, self.backend.writer(self.settings.lock_timeout, _waiting) as writer:
+            library.collect_files(writer)
+
     def maintain(self) -> None:
         """Merge small segments (background housekeeping; results do not change)."""
         try:

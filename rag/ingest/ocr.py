@@ -25,9 +25,7 @@ GAP_EM = 0.8
 # Pages one file may send to OCR (seconds each): a thick special issue has 32-48 pages.
 MAX_PAGES = int(os.environ.get("RAG_MAX_OCR_PAGES", "48"))
 _lock = threading.Lock()
-_run# Pages one file may send to OCR (seconds each): a thick special issue has 32-48 pages.
-MAX_PAGES = int(os.environ.get("RAG_MAX_OCR_PAGES", "48"))
-_lock = threading.Lock()
+_run_lock = threading.Lock()
 _engine = None
 
 
