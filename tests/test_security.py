@@ -109,6 +109,13 @@ def _refused_everywhere(server, paths: list[Path], client: httpx.Client) -> None
                 result = _queue_call(client, fn, dep, data)
                 tried += 1
                 assert "已添加" not in json.dumps(result, ensure_ascii=False), (path, result)
+                if dep.get("api_name"):  # the same event through Gradio's REST routes
+                    for route in (f"/gradio_api/run/{dep['api_name']}", f"/gradio_api/call/{dep['api_name']}"):
+                        answer = client.post(route, json={"data": data})
+                        if route.startswith("/gradio_api/call/") and answer.status_code == 200:
+                            answer = client.get(f"{route}/{answer.json()['event_id']}")
+                        assert "已添加" not in answer.text, (route, path, answer.text[:300])
+                        tried += 1
     assert sorted(_names(client)) == before  # nothing added
     for path, content in contents.items():
         assert path.read_bytes() == content  # nothing deleted or changed
@@ -129,6 +136,7 @@ def test_raw_queue_call_with_a_server_path_is_refused(tmp_path):
             paths.append(Path("/etc/passwd"))
         _refused_everywhere(s, paths, c)
         assert sorted(_names(c)) == sorted(index.sources())
+        assert s.app.state.demo.has_launched  # so that Gradio's own check (files in its upload folder only) runs too
 
 
 def test_paths_into_the_index_folder_are_refused_and_nothing_is_deleted(tmp_path):
