@@ -193,11 +193,12 @@ class Gate:
                 return await _answer(send, _json_error(400, "bad_request", "Content-Length 无效（invalid Content-Length）"))
             if size > cap:
                 return await _answer(send, self._too_large(cap))
-        counted = {"bytes": 0, "over": False}
+        counted = {"bytes": 0, "over": False, "complete": method in ("GET", "HEAD", "OPTIONS") and declared is None}
 
         async def bounded_receive():
             message = await receive()
             if message["type"] == "http.request":
+                counted["complete"] = not message.get("more_body", False)
                 counted["bytes"] += len(message.get("body", b""))
                 if counted["bytes"] > cap:
                     counted["over"] = True
@@ -230,6 +231,9 @@ class Gate:
                 return  # whatever the app says after the cap was hit is dropped
             if message["type"] == "http.response.start":
                 started["done"], started["status"] = True, message["status"]
+                if not counted["complete"] and declared != "0":
+                    # Answered before the whole body came (a refusal): close, or the server reads the rest.
+                    message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
                 if is_login and self.accounts.enabled:
                     (self.throttle.succeeded if message["status"] == 200 else self.throttle.failed)(client)
             elif message["type"] == "http.response.body" and record_upload and started["status"] == 200:

@@ -29,7 +29,7 @@ from .backends.base import Prepared, Writer
 from .chunks import chunk_article, sentence_spans
 from .encoders import Encoder
 from .encoders.cache import EmbeddingCache
-from .ingest import SUFFIXES, Document, Unreadable, read_bytes, read_file, scan_folder
+from .ingest import MAX_FILE_BYTES, SUFFIXES, Document, Unreadable, detect, read_bytes, read_file, scan_folder
 from .results import DocumentInfo
 from .settings import Settings
 
@@ -106,6 +106,24 @@ def name_altered(name: str) -> bool:
         return _clean_name(name) != str(name)
     except LibraryError:
         return True
+
+
+_HTML_HIDDEN = re.compile(rb"<(script|style|noscript|template)\b.*?</\1\s*>|<!--.*?-->", re.I | re.S)
+_HTML_TAG = re.compile(rb"<[^>]*>")
+
+
+def check_size(data: bytes, source: str, settings: Settings) -> None:
+    """Unreadable, before the reader runs, for a web page with far more text than RAG_MAX_CHARS.
+
+    Extracting a page's main text is slow on huge pages (a 19 MB page: 2.5 min to find it too long);
+    stripping tags is not. Only a page over twice the limit is refused here: markup left behind
+    (entities, menus) makes this count a little high, and the reader has the last word below that.
+    """
+    if len(data) <= settings.max_chars or getattr(detect(data, source), "kind", "") != "html":
+        return
+    visible = len(_HTML_TAG.sub(b"", _HTML_HIDDEN.sub(b"", data)).decode("utf-8", "ignore"))
+    if visible > 2 * settings.max_chars:
+        raise Unreadable(f"文字过多（约 {visible:,} 个字符，上限 {settings.max_chars:,}，可用 RAG_MAX_CHARS 调整）")
 
 
 def check_limits(doc: Document, settings: Settings) -> None:
@@ -308,6 +326,8 @@ class Library:
 
     def _folder_item(self, path: Path, rel: str, size: int, mtime_ns: int) -> tuple[Document | None, DocumentInfo]:
         try:
+            if path.suffix.lower() in (".html", ".htm") and 0 < size <= MAX_FILE_BYTES:
+                check_size(path.read_bytes(), rel, self.settings)
             doc = read_file(path, rel)
             check_limits(doc, self.settings)
         except Exception as exc:  # Unreadable, or any other reader failure: skipped, never the whole sync
@@ -409,6 +429,7 @@ class Library:
                 up.change = Change(up.source, "refused", FOLDER_CLASH)
                 continue
             try:
+                check_size(data, up.source, self.settings)
                 doc = read_bytes(data, up.source)
                 check_limits(doc, self.settings)
             except Exception as exc:  # Unreadable, or any other reader failure: this file only

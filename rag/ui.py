@@ -291,6 +291,8 @@ class LibraryHandlers:
                 rows.append(status_row(_upload_name(path), "waiting"))
         todo = [(i, real) for i, real in enumerate(files) if real is not None and i < limit_n]
         for i, real in enumerate(files):
+            if self.ledger is not None and real is not None:
+                self.ledger.forget(str(given[i]))  # taken once: a replay of the same path finds nothing
             if real is not None and i >= limit_n:
                 self._discard(real)
         unchanged = (gr.skip(),) * 5
@@ -325,8 +327,6 @@ class LibraryHandlers:
 
     def _discard(self, real: Path) -> None:
         """The library keeps its own copy; drop Gradio's (only ever a file `received` accepted)."""
-        if self.ledger is not None:
-            self.ledger.forget(str(real))
         try:
             if real.is_relative_to(upload_folder()):
                 real.unlink(missing_ok=True)

@@ -281,13 +281,16 @@ def test_files_over_the_limits_are_refused_with_the_reason(tmp_path):
     many = "".join(f"第{i}条新闻标题\n本报讯（记者 李四）这是第{i}条消息的正文，内容不长。\n\n" for i in range(60)).encode()
     long = ("超长文件\n本报讯（记者 王五）" + "周口新闻" * 8_000 + "\n").encode()
     with serve(index, settings) as s, httpx.Client(base_url=s.api, timeout=60) as c:
+        page = ("<!doctype html><html><body>" + "<p>本报讯（记者 王五）网页正文很长。</p>" * 4_000 + "</body></html>").encode()
         files = [("files", ("many.txt", many, "text/plain")), ("files", ("long.txt", long, "text/plain")),
-                 ("files", ("ok.txt", _doc(12), "text/plain"))]
+                 ("files", ("ok.txt", _doc(12), "text/plain")), ("files", ("page.html", page, "text/html"))]
         changes = {ch["name"]: ch for ch in c.post("/documents", files=files).json()["changes"]}
         assert changes["many.txt"]["status"] == "refused" and "文章过多" in changes["many.txt"]["message"]
         assert "上限 20" in changes["many.txt"]["message"]
         assert changes["long.txt"]["status"] == "refused" and "文字过多" in changes["long.txt"]["message"]
         assert changes["ok.txt"]["status"] == "added"
+        # a huge web page is refused from its stripped tags, before the (slow) main-text extraction
+        assert changes["page.html"]["status"] == "refused" and "文字过多（约" in changes["page.html"]["message"]
         assert sorted(d for d in _names_api(c) if not d.startswith("00")) == ["ok.txt"]
     stored = [p.name for p in (index.folder / "files").iterdir()]
     assert len(stored) == 1 and stored[0].endswith("-ok.txt")  # refused files leave nothing behind
