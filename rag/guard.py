@@ -9,7 +9,8 @@
 - Wrong passwords are throttled per client: after a few failures each further attempt must wait,
   twice as long each time (429 with Retry-After), whatever the password.
 - It records which user received which file through the UI's upload route, so the upload handler
-  takes only files this user really uploaded (never a path the client names).
+  takes only files this user really uploaded (never a path the client names); a UI event naming a file
+  by URL is refused (Gradio would fetch it from the server).
 """
 
 from __future__ import annotations
@@ -207,7 +208,12 @@ class Gate:
 
         inner_receive = bounded_receive
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if method in ("POST", "PUT", "PATCH") and content_type.endswith("json"):
+        # FastAPI reads a body without a content type as JSON too. JSON is held in memory to measure its
+        # depth, so it gets the small cap on every route (uploads are multipart).
+        if method in ("POST", "PUT", "PATCH") and (content_type.endswith("json") or not content_type):
+            cap = min(cap, SMALL_BODY)
+            if declared is not None and int(declared) > cap:
+                return await _answer(send, self._too_large(cap))
             try:
                 body = await _read_all(bounded_receive)
             except BodyTooLarge:
@@ -216,6 +222,9 @@ class Gate:
                 return await _answer(send, _json_error(
                     422, "invalid_parameter",
                     f"JSON 嵌套过深（上限 {MAX_JSON_DEPTH} 层）（JSON nested deeper than {MAX_JSON_DEPTH} levels）"))
+            if path.startswith("/gradio_api/") and _remote_file(body):
+                return await _answer(send, _json_error(
+                    422, "invalid_parameter", "文件只能通过上传提供，不能是网址（files must be uploaded, not URLs）"))
             inner_receive = _replay(body, receive)
 
         # --- the app, watched: too large while reading -> 413; logins and uploads are noted ---------------
@@ -264,6 +273,24 @@ class Gate:
             return
         if isinstance(paths, list):
             self.ledger.record([p for p in paths if isinstance(p, str)], user)
+
+
+def _remote_file(body: bytes) -> bool:
+    """True when a UI event's data names a file by URL: Gradio would fetch it from the server."""
+    try:
+        stack = [json.loads(body)]
+    except ValueError:
+        return False
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            where = str(item.get("path") or "").strip().lower()
+            if where.startswith(("http://", "https://", "//")) and ("meta" in item or "orig_name" in item or "url" in item):
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 async def _read_all(receive) -> bytes:

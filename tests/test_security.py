@@ -136,6 +136,10 @@ def test_raw_queue_call_with_a_server_path_is_refused(tmp_path):
             paths.append(Path("/etc/passwd"))
         _refused_everywhere(s, paths, c)
         assert sorted(_names(c)) == sorted(index.sources())
+        (fn, dep, slots), = _file_events(c)
+        data = [None] * len(dep["inputs"])
+        data[slots[0]] = [{"path": "https://example.com/passwd.txt", "meta": {"_type": "gradio.FileData"}}]
+        assert _queue_call(c, fn, dep, data)["status"] == 422  # a URL: Gradio would fetch it from the server
         assert s.app.state.demo.has_launched  # so that Gradio's own check (files in its upload folder only) runs too
 
 
@@ -232,6 +236,9 @@ def test_bodies_are_capped_by_content_length_and_by_counting(lexical_index):
             r = _post(c, path, content=body, headers={"content-type": kind})
             assert r is None or r.status_code == 413, (path, r.status_code if r else None)
             assert body.sent < 16 << 20, (path, body.sent)  # the rest was never pulled from the client
+        json_upload = Body(64 << 20, b"[")  # JSON is held in memory to measure it: the small cap on every route
+        r = _post(c, "/api/v1/documents", content=json_upload, headers={"content-type": "application/json"})
+        assert (r is None or r.status_code == 413) and json_upload.sent < 16 << 20
         assert c.post("/api/v1/ask", json={"question": "许寨社区有多少名党员？"}).json()["found"]  # still serving
 
 
@@ -252,6 +259,8 @@ def test_deep_json_is_a_422_not_a_500(server_default):
     r = c.post("/api/v1/ask", content=deep, headers={"content-type": "application/json"})
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_parameter"
     r = c.post("/gradio_api/queue/join", content=b"[" * 5000 + b"]" * 5000, headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    r = c.post("/api/v1/ask", content=deep)  # no content type: FastAPI still reads it as JSON
     assert r.status_code == 422
     assert json_depth(b'{"a": "[[[[[[[[", "b": [1, {"c": [2]}]}') == 4  # brackets inside strings do not count
     ok = c.post("/api/v1/ask", json={"question": "许寨社区有多少名党员？", "history": [{"role": "user", "content": "[[[["}]})
