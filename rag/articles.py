@@ -34,7 +34,7 @@ _LONE_NAME = re.compile(rf"^{_NAME}$")
 _FIGURE = re.compile(r"^图[一二三四五六七八九十0-9]+$")
 KICKER_MAX = 10
 # Kinds whose text comes from a page layout (rag/ingest/layout.py): headlines and captions are marked.
-LAID_OUT = ("pdf", "image")
+LAID_OUT = ("pdf", "scan", "image")
 
 
 @dataclass
@@ -47,11 +47,21 @@ class Article:
     captions: list[str] = field(default_factory=list)
     position: int = 0  # order in the document
     page: int | None = None  # the page it starts on (printed number, else 1-based position); None without pages
+    same_as: int | None = None  # the key of a stored article this one nearly duplicates (near_duplicates.py)
 
 
 def article_key(body: str) -> int:
     """Identity of an article's text: a reprint in another edition, or a second upload, has the same key."""
     return xxhash.xxh3_64_intdigest(re.sub(r"\s+", "", body).encode("utf-8"))
+
+
+def stored_key(article: Article, live) -> int:
+    """The key a backend stores `article` under: its own, or, when that is not stored yet and the
+    library found it nearly duplicates a stored article, that article's (`live`: keys stored so far)."""
+    key = article_key(article.body)
+    if key not in live and article.same_as is not None and article.same_as in live:
+        return article.same_as
+    return key
 
 
 @dataclass

@@ -25,6 +25,7 @@ import numpy as np
 
 from . import fusion
 from .articles import Article, article_key, split_articles
+from .near_duplicates import NearDuplicates, signature
 from .backends.base import Prepared, Writer
 from .chunks import chunk_article, sentence_spans
 from .encoders import Encoder
@@ -35,11 +36,12 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2  # of what the index meta promises; a change forces a full rebuild
+FORMAT = 3  # of what the index meta promises; a change forces a full rebuild (3: PDF headlines, pages, near duplicates)
 # The dense self-test: sentences sampled from the corpus, and the fewest that make a verdict.
 SELF_TEST_QUERIES = 64
 SELF_TEST_MIN_POOL = 8
 FILES = "files"
+OCR_KINDS = ("scan", "image")  # documents whose text was read by OCR
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
 
 
@@ -161,6 +163,7 @@ class Library:
         self.progress = progress
         self.files = Path(settings.index_dir) / FILES
         self._cache: EmbeddingCache | None = None
+        self._near: NearDuplicates | None = None
         # embedded/cached count chunks; sentences_* the sentence vectors (RAG_SENTENCE_VECTORS)
         self.stats = {"embedded": 0, "cached": 0, "sentences_embedded": 0, "sentences_cached": 0,
                       "read_s": 0.0, "embed_s": 0.0}
@@ -172,10 +175,50 @@ class Library:
             self._cache = EmbeddingCache(Path(self.settings.index_dir) / "embeddings.sqlite")
         return self._cache
 
+    @property
+    def near_duplicates(self) -> NearDuplicates:
+        if self._near is None:
+            self._near = NearDuplicates(Path(self.settings.index_dir) / "near_duplicates.sqlite")
+        return self._near
+
     def close(self) -> None:
         if self._cache is not None:
             self._cache.close()
             self._cache = None
+        if self._near is not None:
+            self._near.close()
+            self._near = None
+
+    def mark_duplicates(self, writer: Writer, prepared: list[Prepared]) -> list[Prepared]:
+        """Articles already in the library, exactly or nearly (a reprint, a scan of a stored page):
+        a near duplicate takes the stored article's key (`Article.same_as`), so the backend stores it
+        once and lists both files; each document's `duplicates` counts both kinds. Returns `prepared`
+        in the order to store them: documents read by OCR last, so that of a page and its scan added
+        together the text layer is the copy kept."""
+        prepared = sorted(prepared, key=lambda p: p.info.kind in OCR_KINDS)
+        near = self.near_duplicates
+        batch = {p.info.source for p in prepared}
+        # What the library holds once this batch is in: documents it replaces no longer count.
+        live = {d.source: d.sha256 for d in writer.documents() if d.status == "ok" and d.source not in batch}
+        for i, p in enumerate(prepared):
+            if p.info.status != "ok":
+                continue
+            near.forget(p.info.source)
+            found = 0
+            for article in p.articles:
+                key, sig = article_key(article.body), signature(article.body)
+                if near.present(key, live):
+                    found += 1
+                elif sig is not None and (match := near.find(sig, live)) is not None:
+                    article.same_as = match[0]
+                    found += 1
+                near.record(article.same_as if article.same_as is not None else key,
+                            sig if article.same_as is None else None, p.info.source, p.info.sha256)
+            live[p.info.source] = p.info.sha256
+            if found:
+                prepared[i].info = DocumentInfo(**{**asdict(p.info), "duplicates": found})
+        near.commit()
+        return prepared
 
     # --- documents -> prepared ---------------------------------------------------------------------
 
@@ -296,9 +339,10 @@ class Library:
         fresh = [(old, path, rel, st) for old, path, rel, st, same in todo if not same]
         items = [self._folder_item(path, rel, st.st_size, st.st_mtime_ns) for _, path, rel, st in fresh]
         if items:
-            writer.add(self.prepare(items))
-            for (old, *_), p in zip(fresh, items):
-                changes.append(_change(p[1], "replaced" if old is not None else "added"))
+            prepared = self.prepare(items)
+            writer.add(self.mark_duplicates(writer, prepared))
+            for (old, *_), p in zip(fresh, prepared):
+                changes.append(_change(p.info, "replaced" if old is not None else "added"))
         return changes
 
     def all_items(self, stored: set[str] | None = None) -> list[tuple[Document | None, DocumentInfo]]:
@@ -326,6 +370,7 @@ class Library:
     def rebuild(self, writer: Writer) -> list[Change]:
         committed = None if writer.recovering else {d.stored for d in writer.documents() if d.origin == "stored"}
         writer.clear()
+        self.near_duplicates.clear()
         items = self.all_items(committed)
         if not any(doc is not None for doc, _ in items):
             raise LibraryError(f"文档目录 {self.settings.docs_dir} 中没有可索引的文档（支持 {'、'.join(SUFFIXES)}）")
@@ -333,7 +378,7 @@ class Library:
         self.self_test = self.measure_self_test(prepared)
         if self.self_test is not None and self.self_test < fusion.SELF_TEST_MIN:
             log.warning("语义模型自检：只为 %.0f%% 的抽样句子找回其文章，混合检索将只用关键词检索", 100 * self.self_test)
-        writer.add(prepared)
+        writer.add(self.mark_duplicates(writer, prepared))
         return [_change(p.info, "added") for p in prepared]
 
     # --- uploads and `rag add` ---------------------------------------------------------------------
@@ -368,7 +413,7 @@ class Library:
             known[source] = items[-1][1]
         if items:
             prepared = self.prepare(items)
-            writer.add(prepared)
+            writer.add(self.mark_duplicates(writer, prepared))
             changes += [_change(p.info, kind) for p, kind in zip(prepared, kinds)]
         return changes
 
@@ -452,6 +497,8 @@ def _change(info: DocumentInfo, kind: str) -> Change:
     if info.status != "ok":
         return Change(info.source, "skipped", info.reason)
     words = {"added": "已添加", "replaced": "已更新"}[kind]
-    return Change(info.source, kind, f"{words}：{info.articles} 篇文章、{info.chunks} 个文本块", info.articles, info.chunks)
+    present = f"（其中 {info.duplicates} 篇资料库中已有，只存一份）" if info.duplicates else ""
+    return Change(info.source, kind, f"{words}：{info.articles} 篇文章{present}、{info.chunks} 个文本块", info.articles,
+                  info.chunks, info.duplicates)
 
 

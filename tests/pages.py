@@ -366,7 +366,7 @@ def column_page(stories: list[tuple[Story, int, int]], folio: str = "第3版", c
     """One newspaper page of `columns` columns. `stories` are (story, first column, columns spanned),
     placed left to right, then below the lowest article when the row is full. Headlines are centred
     over their columns and wrap onto as many lines as they need; a story with a caption gets a photo
-    (a grey box) in its last column after six lines of text, the caption lines centred under it.
+    (a grey box) in its last column after two lines of text, the caption lines centred under it.
     The page number `folio` is printed in the running head. `latin_font` sets Latin words in that font."""
     from reportlab.pdfbase.pdfmetrics import stringWidth
     from reportlab.pdfgen import canvas
@@ -429,9 +429,9 @@ def column_page(stories: list[tuple[Story, int, int]], folio: str = "第3版", c
         bottom = y
         for i in range(span):
             slot = 0
-            while slot < per_col and k < len(lines):
+            while slot < per_col and (k < len(lines) or (story.caption and i == span - 1 and slot <= 2)):
                 yy = y - (slot + 1) * LEADING
-                if story.caption and i == span - 1 and slot == 6:
+                if story.caption and i == span - 1 and slot == 2:
                     h = 6 * LEADING
                     c.setFillGray(0.8)
                     c.rect(x_of(col + i), yy + LEADING - h, col_w, h - 2, stroke=0, fill=1)

@@ -338,7 +338,7 @@ def ocr_scan(scans):
 @needs_ocr
 def test_scanned_pdf_is_read_by_ocr_in_column_order(ocr_scan):
     scan, printed, doc = ocr_scan
-    assert scan.kind == "pdf" and scan.pages == 1
+    assert scan.kind == "scan" and scan.pages == 1  # read wholly by OCR
     articles = [a for a in split_articles(scan) if a.byline]
     assert [_squash(a.title) for a in articles] == [_squash(p.title) for p in printed if p.page == 1]
     # Character accuracy against the text layer of the same page, reading order included.

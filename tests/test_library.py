@@ -154,3 +154,34 @@ def test_a_rebuild_without_a_readable_index_keeps_the_stored_uploads(tmp_path, s
         assert _top(index, "天文馆可容纳多少名观众？").source == "tianwen.txt"
     finally:
         index.close()
+
+
+# --- Near duplicates: a reprint with small changes, a scan of a stored page ------------------------
+
+STORY = ("周口天文馆今日正式开馆。天文馆位于周口东新区文昌大道北侧，总建筑面积一万二千平方米，"
+         "馆内设有球幕影院、天象厅和航天展区，球幕影院可容纳三百名观众。开馆首日共接待市民四千余人次，"
+         "不少家长带着孩子前来参观，讲解员介绍了二十四节气与古代天文仪器的知识。")
+
+
+def test_a_reprint_with_small_changes_is_stored_once_and_lists_both_files(library, tmp_path):
+    first = tmp_path / "zkrb-0301.txt"
+    first.write_text(f"周口天文馆开馆\n本报讯（记者 宋风）{STORY}\n", encoding="utf-8")
+    other = tmp_path / "zkwb-0302.txt"  # another paper's edition: new headline, byline, two words changed
+    other.write_text(f"天文馆迎来首批观众\n本报讯（通讯员 李明）{STORY.replace('四千余', '4000余').replace('不少', '许多')}\n",
+                     encoding="utf-8")
+    unrelated = tmp_path / "port.txt"
+    unrelated.write_text("周口港吞吐量创新高\n本报讯（记者 王晨）" + "周口港今年前十个月完成货物吞吐量三千万吨，同比增长百分之十二，"
+                         "集装箱航线新开通四条，通达上海、宁波和连云港。\n", encoding="utf-8")
+    library.add([first])
+    articles = library.info().articles
+    [change] = library.add([other])
+    assert change.status == "added" and change.duplicates == 1 and "1 篇资料库中已有" in change.message
+    assert library.info().articles == articles, "the reprint is not stored a second time"
+    assert next(d for d in library.documents() if d.source == "zkwb-0302.txt").duplicates == 1
+    hits = [p for p in library.retrieve("天文馆的球幕影院可容纳多少名观众？", k=5) if "球幕影院" in p.text]
+    assert len(hits) == 1 and set(hits[0].sources) == {"zkrb-0301.txt", "zkwb-0302.txt"}
+    [change] = library.add([unrelated])
+    assert change.duplicates == 0 and library.info().articles == articles + 1
+    library.remove(["zkrb-0301.txt"])  # the reprint keeps the article findable
+    hit = library.retrieve("天文馆的球幕影院可容纳多少名观众？", k=1)[0]
+    assert "球幕影院" in hit.text and hit.sources == ("zkwb-0302.txt",)

@@ -56,10 +56,11 @@ def read_bytes(data: bytes, source: str) -> Document:
         raise Unreadable(f"不支持的文件类型（支持 {'、'.join(SUFFIXES)}）")
     if claimed is not None and claimed.binary and not reader.binary:
         raise Unreadable(f"扩展名是 {suffix}，内容却是文本或网页（可能是下载出错时保存的页面），已跳过")
-    text, pages, *printed = reader.read(data, source)
-    if not text.replace(PAGE_BREAK, "").strip():
+    read = reader.read(data, source)
+    read = read if isinstance(read, Pages) else Pages(*read)
+    if not read.text.replace(PAGE_BREAK, "").strip():
         raise Unreadable("文件中没有可提取的文字")
-    return Document(source, text, hashlib.sha256(data).hexdigest(), reader.kind, pages, tuple(*printed))
+    return Document(source, read.text, hashlib.sha256(data).hexdigest(), read.kind or reader.kind, read.count, read.printed)
 
 
 def read_file(path: Path, source: str | None = None) -> Document:

@@ -38,6 +38,7 @@ class Pages(NamedTuple):
     text: str
     count: int
     printed: tuple[int | None, ...] = ()
+    kind: str | None = None  # overrides the reader's kind: a PDF read wholly by OCR is a "scan"
 
 
 class Reader(abc.ABC):

@@ -97,6 +97,28 @@ def _leading(runs: list[Run]) -> float:
     return statistics.median(gaps) if gaps else 0.3
 
 
+def _under_side_by_side_headlines(node: list[Run], at: float, em: float, cols: list[tuple[float, float]]) -> bool:
+    """Whether the lowest line above the horizontal cut `at` is headlines of articles set side by side:
+    all headline type, with a column gap of the node running between them."""
+    above = [r for r in node if (r.y0 + r.y1) / 2 < at]
+    if not above:
+        return False
+    last = max(r.y1 for r in above)
+    band = [r for r in above if r.y1 >= last - 0.5 * em]
+    if not all(r.size >= HEADLINE_RATIO * em for r in band):
+        return False
+    return any(any(r.x1 <= x for r in band) and any(r.x0 >= x for r in band) for _, x in cols)
+
+
+def _over_headlines(node: list[Run], at: float, em: float) -> bool:
+    """Whether the first line below the horizontal cut `at` is all headline type: an article boundary."""
+    below = [r for r in node if (r.y0 + r.y1) / 2 >= at]
+    if not below:
+        return False
+    first = min(r.y0 for r in below)
+    return all(r.size >= HEADLINE_RATIO * em for r in below if r.y0 <= first + 0.5 * em)
+
+
 def xy_cut(runs: list[Run]) -> list[list[Run]]:
     """Blocks of runs in reading order; each block is one column piece (or one headline)."""
     if not runs:
@@ -112,8 +134,16 @@ def xy_cut(runs: list[Run]) -> list[list[Run]]:
         if not rows and not cols:
             out.append(node)
             continue
+        # Articles set side by side with their headlines level: a strip under the headlines would part
+        # each headline from its body; the gutter between them is cut instead.
+        rows = [g for g in rows if not _under_side_by_side_headlines(node, g[1], em, cols)]
         across = max(rows, default=(0.0, 0.0))
         down = max(cols, default=(0.0, 0.0))
+        # A clear strip right above headlines that runs across the whole block ends the articles above
+        # it: taken before any gutter, however their widths compare.
+        boundaries = [g for g in rows if _over_headlines(node, g[1], em)]
+        if boundaries:
+            across, down = max(boundaries), (0.0, 0.0)
         if across[0] >= down[0]:
             first = [r for r in node if (r.y0 + r.y1) / 2 < across[1]]
             second = [r for r in node if (r.y0 + r.y1) / 2 >= across[1]]

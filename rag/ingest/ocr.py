@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import re
 import threading
 
 from .layout import Run, page_text, printed_page
@@ -66,6 +67,25 @@ def _spaces_before(texts: list[str], line_text: str) -> list[bool] | None:
         out.append(spaced)
         at += len(text)
     return out
+
+
+_FULL_WIDTH = {"(": "（", ")": "）", ",": "，", ":": "：", ";": "；", "?": "？", "!": "！"}
+_CJK_OR_FULL = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
+_HALF_PUNCT = re.compile(r"[(),:;?!]")
+
+
+def full_width_punctuation(text: str) -> str:
+    """The recogniser reads CJK punctuation set beside CJK text as ASCII (`(1575年)`): what touches a CJK
+    character is written full-width again, as printed. `2,800` and Latin text keep theirs."""
+
+    def fix(m: re.Match) -> str:
+        ch, i = m.group(0), m.start()
+        before, after = text[i - 1 : i], text[i + 1 : i + 2]
+        if ch in ",:" and before.isdigit() and after.isdigit():
+            return ch
+        return _FULL_WIDTH[ch] if _CJK_OR_FULL.match(before) or _CJK_OR_FULL.match(after) else ch
+
+    return _HALF_PUNCT.sub(fix, text)
 
 
 def _latin(ch: str) -> bool:
@@ -124,7 +144,7 @@ def line_runs(words: list[tuple[str, list]], line_box: list, line_text: str = ""
             else:
                 space = False
             text += (" " if space else "") + b[0]
-        runs.append(Run(first[1], y0, last[3], y1, text, size))
+        runs.append(Run(first[1], y0, last[3], y1, full_width_punctuation(text), size))
     return runs
 
 

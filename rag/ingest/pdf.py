@@ -184,7 +184,7 @@ class PdfReader(Reader):
         finally:
             with PDFIUM_LOCK:
                 doc.close()
-        return Pages(PAGE_BREAK.join(pages), n, tuple(printed))
+        return Pages(PAGE_BREAK.join(pages), n, tuple(printed), "scan" if len(scans) == n else None)
 
     @staticmethod
     def _page(doc, number: int) -> tuple[str, bool, int | None]:
