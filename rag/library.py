@@ -497,8 +497,6 @@ def _change(info: DocumentInfo, kind: str) -> Change:
     if info.status != "ok":
         return Change(info.source, "skipped", info.reason)
     words = {"added": "已添加", "replaced": "已更新"}[kind]
-    present = f"（其中 {info.duplicates} 篇资料库中已有，只存一份）" if info.duplicates else ""
-    return Change(info.source, kind, f"{words}：{info.articles} 篇文章{present}、{info.chunks} 个文本块", info.articles,
-                  info.chunks, info.duplicates)
+    return Change(info.source, kind, f"{words}：{info.articles} 篇文章、{info.chunks} 个文本块", info.articles, info.chunks)
 
 

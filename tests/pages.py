@@ -453,3 +453,21 @@ def column_page(stories: list[tuple[Story, int, int]], folio: str = "第3版", c
     assert row_bottom > MARGIN, "stories do not fit the page"
     c.save()
     return buf.getvalue(), printed
+
+
+def column_stories() -> list[tuple[Story, int, int]]:
+    """Three stories for `column_page`: a headline that wraps, Latin words with double letters, a
+    year, a photo caption of two sentences."""
+    t, _, p = seed_article("000_511f53cd465d0282.txt", "全力以赴确保项目早日投产达效")
+    return [
+        (Story("底特律第二浸信会教堂：一段介绍", [
+            "底特律第二浸信会教堂位于美国密歇根州底特律市，建于1857年，是当地历史最悠久的非裔美国人教堂之一。"
+            "教会曾是地下铁路的重要一站，帮助数千名逃亡者前往加拿大。",
+            "1989年，教堂被列入国家史迹名录。研究者McClelland在其著作中称，该教堂在废奴运动中的作用可与"
+            "Intelligence一词所代表的情报网络相比。每逢周日礼拜之后，教友们会在地下室喝coffee聊天。"]), 0, 1),
+        (Story(t, p[:3], caption=["图为领尚科技现代化厂房建设现场。", "记者 周晓明 摄"]), 1, 2),
+        (Story("荷兰博物学家马克格拉夫的巴西之行", [
+            "Georg Marcgraf生于1610年，是德国博物学家和天文学家。1638年他随荷兰西印度公司前往巴西，"
+            "在那里绘制地图、观测天象并记录动植物。",
+            "他的著作《巴西自然史》出版于1648年，被认为是欧洲人研究南美洲自然的开山之作。"]), 0, 3),
+    ]

@@ -409,25 +409,9 @@ def test_double_letters_survive_the_fake_bold_filter():
     assert "# Hello Ballet Williams" in lines  # printed once each; the larger type is marked as a headline
 
 
-def _column_stories():
-    t, _, p = pages.seed_article("000_511f53cd465d0282.txt", "全力以赴确保项目早日投产达效")
-    return [
-        (pages.Story("底特律第二浸信会教堂：一段介绍", [
-            "底特律第二浸信会教堂位于美国密歇根州底特律市，建于1857年，是当地历史最悠久的非裔美国人教堂之一。"
-            "教会曾是地下铁路的重要一站，帮助数千名逃亡者前往加拿大。",
-            "1989年，教堂被列入国家史迹名录。研究者McClelland在其著作中称，该教堂在废奴运动中的作用可与"
-            "Intelligence一词所代表的情报网络相比。每逢周日礼拜之后，教友们会在地下室喝coffee聊天。"]), 0, 1),
-        (pages.Story(t, p[:3], caption=["图为领尚科技现代化厂房建设现场。", "记者 周晓明 摄"]), 1, 2),
-        (pages.Story("荷兰博物学家马克格拉夫的巴西之行", [
-            "Georg Marcgraf生于1610年，是德国博物学家和天文学家。1638年他随荷兰西印度公司前往巴西，"
-            "在那里绘制地图、观测天象并记录动植物。",
-            "他的著作《巴西自然史》出版于1648年，被认为是欧洲人研究南美洲自然的开山之作。"]), 0, 3),
-    ]
-
-
 @pytest.fixture(scope="module")
 def column_page():
-    pdf, printed = pages.column_page(_column_stories(), folio="第3版", latin_font="Helvetica")
+    pdf, printed = pages.column_page(pages.column_stories(), folio="第3版", latin_font="Helvetica")
     return pdf, printed, read_bytes(pdf, "zkrb-p3.pdf")
 
 
@@ -459,7 +443,7 @@ def test_column_page_headlines_captions_latin_words_and_printed_page(column_page
 
 @pytest.mark.parametrize("folio, page", [("3版", 3), ("A7", 7), ("", 1)])
 def test_printed_page_forms_and_the_file_page_as_fallback(folio, page):
-    pdf, _ = pages.column_page(_column_stories()[:1], folio=folio)
+    pdf, _ = pages.column_page(pages.column_stories()[:1], folio=folio)
     assert {a.page for a in split_articles(read_bytes(pdf, "p.pdf"))} == {page}
 
 

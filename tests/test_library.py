@@ -163,7 +163,17 @@ STORY = ("周口天文馆今日正式开馆。天文馆位于周口东新区文�
          "不少家长带着孩子前来参观，讲解员介绍了二十四节气与古代天文仪器的知识。")
 
 
-def test_a_reprint_with_small_changes_is_stored_once_and_lists_both_files(library, tmp_path):
+@pytest.fixture()
+def any_library(backend, tmp_path, seeds_dir):
+    """The seeds on each storage backend in turn (local files, Milvus Lite)."""
+    index = open_index(Settings(docs_dir=seeds_dir, index_dir=tmp_path / "index", model="none", backend=backend),
+                       progress=False)
+    yield index
+    index.close()
+
+
+def test_a_reprint_with_small_changes_is_stored_once_and_lists_both_files(any_library, tmp_path):
+    library = any_library
     first = tmp_path / "zkrb-0301.txt"
     first.write_text(f"周口天文馆开馆\n本报讯（记者 宋风）{STORY}\n", encoding="utf-8")
     other = tmp_path / "zkwb-0302.txt"  # another paper's edition: new headline, byline, two words changed
@@ -175,7 +185,7 @@ def test_a_reprint_with_small_changes_is_stored_once_and_lists_both_files(librar
     library.add([first])
     articles = library.info().articles
     [change] = library.add([other])
-    assert change.status == "added" and change.duplicates == 1 and "1 篇资料库中已有" in change.message
+    assert change.status == "added" and change.duplicates == 1 and "其中 1 篇与已有文章相同" in change.message
     assert library.info().articles == articles, "the reprint is not stored a second time"
     assert next(d for d in library.documents() if d.source == "zkwb-0302.txt").duplicates == 1
     hits = [p for p in library.retrieve("天文馆的球幕影院可容纳多少名观众？", k=5) if "球幕影院" in p.text]
@@ -185,3 +195,32 @@ def test_a_reprint_with_small_changes_is_stored_once_and_lists_both_files(librar
     library.remove(["zkrb-0301.txt"])  # the reprint keeps the article findable
     hit = library.retrieve("天文馆的球幕影院可容纳多少名观众？", k=1)[0]
     assert "球幕影院" in hit.text and hit.sources == ("zkwb-0302.txt",)
+
+
+@pytest.mark.slow
+def test_a_pdf_and_its_scan_in_one_index_give_one_quoted_copy(library):
+    """A page as a PDF and as its scan: one set of articles, each listing both files; answers quote once."""
+    from rag import ask
+    from rag.ingest import ocr
+
+    from . import pages
+
+    if not ocr.available():
+        pytest.skip('OCR 未安装（pip install -e ".[ocr]"）')
+    pdf, _ = pages.column_page(pages.column_stories(), folio="第3版", latin_font="Helvetica")
+    scan = pages.scanned_pdf([pages.render_png(pdf, 0, dpi=200)])
+    articles = library.info().articles
+    changes = {c.source: c for c in library.add([("zkrb-p3-scan.pdf", scan), ("zkrb-p3.pdf", pdf)])}
+    # The page reprints part of a seed article (全力以赴确保项目早日投产达效): present already, nearly.
+    assert changes["zkrb-p3.pdf"].duplicates == 1, "the text layer is the copy kept, whatever the order"
+    assert changes["zkrb-p3-scan.pdf"].duplicates == 3 and "其中 3 篇与已有文章相同" in changes["zkrb-p3-scan.pdf"].message
+    assert library.info().articles == articles + 2
+    result = ask("底特律第二浸信会教堂哪一年被列入国家史迹名录？", index=library, mode="lexical")
+    assert result.found
+    quoted = [c.sentence for c in result.citations]
+    assert "1989年，教堂被列入国家史迹名录。" in quoted and len(quoted) == len(set(quoted))
+    cited = result.citations[0].passage
+    assert cited.title == "底特律第二浸信会教堂：一段介绍" and cited.page == 3
+    assert cited.source == "zkrb-p3.pdf" and set(cited.sources) == {"zkrb-p3.pdf", "zkrb-p3-scan.pdf"}
+    hits = [p for p in library.retrieve("底特律第二浸信会教堂哪一年被列入国家史迹名录？", k=10) if "1989年" in p.text]
+    assert len(hits) == 1, "one copy of the article, not one per file"
