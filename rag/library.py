@@ -209,11 +209,11 @@ class Library:
                 key, sig = article_key(article.body), signature(article.body)
                 if near.present(key, live):
                     found += 1
-                elif sig is not None and (match := near.find(sig, live)) is not None:
+                elif sig is not None and (match := near.find(sig, live, article.title, p.info.kind in OCR_KINDS)) is not None:
                     article.same_as = match[0]
                     found += 1
                 near.record(article.same_as if article.same_as is not None else key,
-                            sig if article.same_as is None else None, p.info.source, p.info.sha256)
+                            sig if article.same_as is None else None, p.info.source, p.info.sha256, article.title)
             live[p.info.source] = p.info.sha256
             if found:
                 prepared[i].info = DocumentInfo(**{**asdict(p.info), "duplicates": found})

@@ -7,8 +7,9 @@ by a MinHash signature (SIG_SIZE minimums of multiply-shift hashes), whose share
 estimates the Jaccard similarity of the two articles' 5-gram sets. Signatures are indexed by
 locality-sensitive hashing (BANDS bands of ROWS entries): two articles are compared only when a
 whole band agrees, so a lookup costs a few SQLite index probes however large the archive is.
-An article whose best match is at least THRESHOLD similar is the same article: it takes the stored
-article's key (`Article.same_as`), and the backend lists its file as another source of that article.
+An article whose best match is at least THRESHOLD similar (TITLED_THRESHOLD when the headlines
+agree: a poor scan) is the same article: it takes the stored article's key (`Article.same_as`), and
+the backend lists its file as another source of that article.
 
 The index lives beside the embedding cache (`<index>/near_duplicates.sqlite`) and records which
 document (name and content hash) holds each key, so an article counts as present only while a
@@ -19,6 +20,7 @@ memory (or Redis/Cassandra), and this one must persist with the index and be che
 
 from __future__ import annotations
 
+import difflib
 import re
 import sqlite3
 from pathlib import Path
@@ -27,9 +29,17 @@ import numpy as np
 import xxhash
 
 SHINGLE = 5  # characters per shingle
-SIG_SIZE = 64
-BANDS, ROWS = 16, 4  # candidates above about (1/BANDS)^(1/ROWS) = 0.5 similarity
-THRESHOLD = 0.6  # estimated Jaccard similarity from which two articles are one
+SIG_SIZE = 120
+BANDS, ROWS = 30, 4  # candidates from about (1/BANDS)^(1/ROWS) = 0.43 similarity; 0.55 is found 94% of the time
+# Estimated Jaccard similarity from which two articles are one. A scan's OCR errors or a reprint's
+# edits leave 0.8-1.0; the estimate's spread (about 0.04) must not lift articles that merely share
+# some sentences (0.4-0.5) over it: 64 entries and 0.6 did, on 20,000 recombined seed articles.
+THRESHOLD = 0.7
+# A poor scan (blurred, noisy, 150 dpi) leaves 0.55-0.7: enough for a text read by OCR when the
+# headlines agree too (not for typeset text: a recurring column under one headline shares its template).
+TITLED_THRESHOLD = 0.55
+TITLE_MIN = 6  # characters a headline needs to count as evidence
+TITLE_RATIO = 0.8  # difflib ratio of the normalised headlines that counts as the same headline
 MIN_CHARS = 40  # shorter articles (a notice, a caption) are matched only exactly
 _KEEP = re.compile(r"[^0-9a-z\u3400-\u9fff\uf900-\ufaff]+")
 _rng = np.random.default_rng(20240614)
@@ -64,6 +74,16 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(a == b))
 
 
+def _title(title: str) -> str:
+    return _KEEP.sub("", title.lower())
+
+
+def same_title(a: str, b: str) -> bool:
+    """Headlines that agree up to OCR errors (normalised, at least TITLE_MIN characters)."""
+    a, b = _title(a), _title(b)
+    return min(len(a), len(b)) >= TITLE_MIN and difflib.SequenceMatcher(None, a, b, autojunk=False).ratio() >= TITLE_RATIO
+
+
 def _buckets(sig: np.ndarray) -> list[int]:
     rows = sig.reshape(BANDS, ROWS)
     return [_signed(xxhash.xxh3_64_intdigest(band.tobytes(), seed=b)) for b, band in enumerate(rows)]
@@ -77,7 +97,7 @@ class NearDuplicates:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path)
         self.db.executescript("""
-            CREATE TABLE IF NOT EXISTS signatures (key INTEGER PRIMARY KEY, sig BLOB NOT NULL);
+            CREATE TABLE IF NOT EXISTS signatures (key INTEGER PRIMARY KEY, sig BLOB NOT NULL, title TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS bands (bucket INTEGER NOT NULL, key INTEGER NOT NULL,
                                               PRIMARY KEY (bucket, key)) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS holders (key INTEGER NOT NULL, source TEXT NOT NULL, sha256 TEXT NOT NULL,
@@ -99,17 +119,20 @@ class NearDuplicates:
         rows = self.db.execute("SELECT source, sha256 FROM holders WHERE key = ?", (_signed(key),))
         return any(live.get(source) == sha for source, sha in rows)
 
-    def find(self, sig: np.ndarray, live: dict[str, str]) -> tuple[int, float] | None:
-        """(key, similarity) of the most similar present article at least THRESHOLD similar, or None."""
+    def find(self, sig: np.ndarray, live: dict[str, str], title: str = "", ocr: bool = False) -> tuple[int, float] | None:
+        """(key, similarity) of the most similar present article: at least THRESHOLD similar, or, for a
+        text read by OCR (`ocr`), TITLED_THRESHOLD under the same headline; None when there is none."""
         buckets = _buckets(sig)
         marks = ",".join("?" * len(buckets))
         candidates = self.db.execute(
-            f"SELECT DISTINCT s.key, s.sig FROM bands b JOIN signatures s ON s.key = b.key WHERE b.bucket IN ({marks})",
-            buckets).fetchall()
+            f"SELECT DISTINCT s.key, s.sig, s.title FROM bands b JOIN signatures s ON s.key = b.key "
+            f"WHERE b.bucket IN ({marks})", buckets).fetchall()
         best = None
-        for key, blob in candidates:
+        for key, blob, stored_title in candidates:
             score = similarity(sig, np.frombuffer(blob, dtype=np.uint32))
-            if score >= THRESHOLD and (best is None or score > best[1]):
+            if score < THRESHOLD and not (ocr and score >= TITLED_THRESHOLD and same_title(title, stored_title)):
+                continue
+            if best is None or score > best[1]:
                 key = key + 2**64 if key < 0 else key
                 if self.present(key, live):
                     best = (key, score)
@@ -119,12 +142,13 @@ class NearDuplicates:
         """Drop what a document held (it is being read again)."""
         self.db.execute("DELETE FROM holders WHERE source = ?", (source,))
 
-    def record(self, key: int, sig: np.ndarray | None, source: str, sha256: str) -> None:
-        """Document (source, sha256) holds the article `key`; `sig` indexes it (None: already indexed, or too short)."""
+    def record(self, key: int, sig: np.ndarray | None, source: str, sha256: str, title: str = "") -> None:
+        """Document (source, sha256) holds the article `key` (headline `title`); `sig` indexes it (None:
+        already indexed, or too short)."""
         k = _signed(key)
         self.db.execute("INSERT OR IGNORE INTO holders VALUES (?, ?, ?)", (k, source, sha256))
         if sig is not None and self.db.execute("SELECT 1 FROM signatures WHERE key = ?", (k,)).fetchone() is None:
-            self.db.execute("INSERT INTO signatures VALUES (?, ?)", (k, sig.tobytes()))
+            self.db.execute("INSERT INTO signatures VALUES (?, ?, ?)", (k, sig.tobytes(), title))
             self.db.executemany("INSERT OR IGNORE INTO bands VALUES (?, ?)", [(b, k) for b in _buckets(sig)])
 
     def commit(self) -> None:

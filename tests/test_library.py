@@ -224,3 +224,41 @@ def test_a_pdf_and_its_scan_in_one_index_give_one_quoted_copy(library):
     assert cited.source == "zkrb-p3.pdf" and set(cited.sources) == {"zkrb-p3.pdf", "zkrb-p3-scan.pdf"}
     hits = [p for p in library.retrieve("底特律第二浸信会教堂哪一年被列入国家史迹名录？", k=10) if "1989年" in p.text]
     assert len(hits) == 1, "one copy of the article, not one per file"
+
+
+def test_near_duplicate_index_rules(tmp_path, seeds_dir):
+    """MinHash + LSH on real sentences: small edits match, shared sentences do not, a gone holder does not."""
+    import random
+    import re
+
+    from rag.ingest import read_documents
+    from rag.near_duplicates import NearDuplicates, signature, similarity
+
+    text = "".join(d.text for d in read_documents(seeds_dir))
+    sentences = list(dict.fromkeys(s for s in re.findall(r"[^。！？\n]+[。！？]", text) if len(s) > 12))
+    rng = random.Random(7)
+    picked = rng.sample(sentences, 24)
+    article, other = "".join(picked[:12]), "".join(picked[:5] + picked[12:19])  # 5 of 12 sentences shared
+    chars = list(article)
+    for pos in rng.sample(range(len(chars)), 4):  # four misread characters
+        chars[pos] = "口"
+    misread = "".join(chars)
+    assert signature("太短的通知。") is None
+
+    near = NearDuplicates(tmp_path / "nd.sqlite")
+    live = {"a.pdf": "h1"}
+    near.record(1, signature(article), "a.pdf", "h1", "周口天文馆今日正式开馆迎客")
+    assert near.find(signature(misread), live)[0] == 1
+    assert near.find(signature(other), live) is None, "sharing some sentences is not being the same article"
+    assert near.find(signature(misread), {"a.pdf": "another version"}) is None, "only present documents count"
+    assert near.find(signature(misread), {}) is None
+    # A poor scan: lower similarity, accepted for OCR text under the same headline only.
+    poor = list(article)
+    for pos in random.Random(20).sample(range(len(poor)), 20):  # one character in 25 misread
+        poor[pos] = "口"
+    poor = signature("".join(poor))
+    assert 0.55 <= similarity(poor, signature(article)) < 0.7
+    assert near.find(poor, live, "周口天文馆今日正式开馆迎客") is None
+    assert near.find(poor, live, "周口天文馆今日正式开馆迎客", ocr=True)[0] == 1
+    assert near.find(poor, live, "周口港吞吐量创新高", ocr=True) is None
+    near.close()
