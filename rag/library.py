@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import re
+import sqlite3
 import time
 import unicodedata
 from dataclasses import asdict, dataclass
@@ -196,6 +197,19 @@ class Library:
         in the order to store them: documents read by OCR last, so that of a page and its scan added
         together the text layer is the copy kept."""
         prepared = sorted(prepared, key=lambda p: p.info.kind in OCR_KINDS)
+        try:
+            with self.near_duplicates.lock:
+                self._mark_duplicates(writer, prepared)
+        except sqlite3.Error as exc:  # never stops a change: exact reprints are still stored once
+            log.warning("近似重复检测失败（%s）：本次只识别完全相同的文章", exc)
+            if self._near is not None:
+                self._near.rollback()
+            for p in prepared:
+                for article in p.articles:
+                    article.same_as = None
+        return prepared
+
+    def _mark_duplicates(self, writer: Writer, prepared: list[Prepared]) -> None:
         near = self.near_duplicates
         batch = {p.info.source for p in prepared}
         # What the library holds once this batch is in: documents it replaces no longer count.
@@ -218,7 +232,6 @@ class Library:
             if found:
                 prepared[i].info = DocumentInfo(**{**asdict(p.info), "duplicates": found})
         near.commit()
-        return prepared
 
     # --- documents -> prepared ---------------------------------------------------------------------
 
@@ -370,7 +383,11 @@ class Library:
     def rebuild(self, writer: Writer) -> list[Change]:
         committed = None if writer.recovering else {d.stored for d in writer.documents() if d.origin == "stored"}
         writer.clear()
-        self.near_duplicates.clear()
+        try:
+            with self.near_duplicates.lock:
+                self.near_duplicates.clear()
+        except sqlite3.Error as exc:
+            log.warning("近似重复索引无法清空（%s）：本次重建只识别完全相同的文章", exc)
         items = self.all_items(committed)
         if not any(doc is not None for doc, _ in items):
             raise LibraryError(f"文档目录 {self.settings.docs_dir} 中没有可索引的文档（支持 {'、'.join(SUFFIXES)}）")

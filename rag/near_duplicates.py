@@ -21,12 +21,16 @@ memory (or Redis/Cassandra), and this one must persist with the index and be che
 from __future__ import annotations
 
 import difflib
+import logging
 import re
 import sqlite3
+import threading
 from pathlib import Path
 
 import numpy as np
 import xxhash
+
+log = logging.getLogger(__name__)
 
 SHINGLE = 5  # characters per shingle
 SIG_SIZE = 120
@@ -94,9 +98,20 @@ class NearDuplicates:
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        self.lock = threading.Lock()  # the app's upload, watcher and CLI threads share one library
+        try:
+            self.db = self._open()
+        except sqlite3.DatabaseError as exc:
+            # Only near duplicates against what is already stored go unnoticed until the next full rebuild.
+            log.warning("近似重复索引 %s 已损坏（%s），已重建；在下次完整重建前只能识别完全相同的文章", self.path, exc)
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            self.db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path)
-        self.db.executescript("""
+        db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+        db.executescript("""
             CREATE TABLE IF NOT EXISTS signatures (key INTEGER PRIMARY KEY, sig BLOB NOT NULL, title TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS bands (bucket INTEGER NOT NULL, key INTEGER NOT NULL,
                                               PRIMARY KEY (bucket, key)) WITHOUT ROWID;
@@ -104,6 +119,8 @@ class NearDuplicates:
                                                 PRIMARY KEY (key, source, sha256)) WITHOUT ROWID;
             CREATE INDEX IF NOT EXISTS holders_source ON holders (source);
         """)
+        db.execute("SELECT count(*) FROM (SELECT 1 FROM signatures LIMIT 1)").fetchone()
+        return db
 
     def close(self) -> None:
         self.db.close()
@@ -153,3 +170,9 @@ class NearDuplicates:
 
     def commit(self) -> None:
         self.db.commit()
+
+    def rollback(self) -> None:
+        try:
+            self.db.rollback()
+        except sqlite3.Error:
+            pass  # the connection itself is gone; the file keeps its last commit

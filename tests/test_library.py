@@ -262,3 +262,19 @@ def test_near_duplicate_index_rules(tmp_path, seeds_dir):
     assert near.find(poor, live, "周口天文馆今日正式开馆迎客", ocr=True)[0] == 1
     assert near.find(poor, live, "周口港吞吐量创新高", ocr=True) is None
     near.close()
+
+
+def test_a_damaged_near_duplicate_index_never_stops_an_upload(tmp_path, seeds_dir, caplog):
+    settings = Settings(docs_dir=seeds_dir, index_dir=tmp_path / "index", model="none")
+    index = open_index(settings, progress=False)
+    index.close()
+    (tmp_path / "index" / "near_duplicates.sqlite").write_bytes(b"not a database at all " * 100)
+    index = open_index(settings, progress=False)
+    try:
+        [change] = index.add([("tianwen.txt", f"周口天文馆开馆\n本报讯（记者 宋风）{STORY}\n".encode())])
+        assert change.status == "added"
+        [again] = index.add([("tianwen-2.txt", f"天文馆迎来首批观众\n本报讯（记者 李明）{STORY.replace('不少', '许多')}\n".encode())])
+        assert again.duplicates == 1, "the index was made afresh and finds the reprint"
+    finally:
+        index.close()
+    assert "近似重复索引" in caplog.text and "已重建" in caplog.text
