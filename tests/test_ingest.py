@@ -480,3 +480,16 @@ def test_scan_of_column_page_reads_the_same_articles(column_page):
     scan = read_bytes(pages.scanned_pdf([pages.render_png(pdf, 0, dpi=200)]), "scan-p3.pdf")
     assert scan.printed == (3,)
     _check_column_page(split_articles(scan), printed, scanned=True)
+
+
+def test_printed_page_is_read_from_the_head_or_foot_only():
+    from rag.ingest.layout import printed_page
+
+    def run(y, text, x=50.0):
+        return Run(x, y, x + 9 * len(text), y + 9, text, 9.0)
+
+    body = [run(300 + 13 * i, "正文第一行的内容讲述了一件事情。") for i in range(20)]
+    assert printed_page(body + [run(20, "周口日报 2023年3月1日 星期三"), run(20, "A5", x=500)], 842) == 5
+    assert printed_page(body + [run(810, "- 12 -", x=280)], 842) == 12
+    assert printed_page(body + [run(60, "本版文章下转第3版"), run(80, "刊登在本报第3版，敬请关注。")], 842) is None
+    assert printed_page(body + [run(400, "第7版")], 842) is None, "the middle of the page is not its head or foot"

@@ -229,7 +229,8 @@ def printed_page(runs: list[Run], page_height: float) -> int | None:
     if not runs:
         return None
     band = [r for r in runs if r.y1 < FOLIO_BAND * page_height or r.y0 > (1 - FOLIO_BAND) * page_height]
-    lines = [line.text for line in _block_lines(band)] if band else []
+    # Running heads and folios are not sentences: a line with sentence punctuation (`刊登在本报第3版，…`) is body text.
+    lines = [line.text for line in _block_lines(band) if not re.search(r"[，。；！？,;]", line.text)] if band else []
     for n, pattern in enumerate(_FOLIO):
         for text in lines:
             m = pattern.search(text.replace(" ", "") if n < 2 else text)
