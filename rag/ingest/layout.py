@@ -223,6 +223,9 @@ _FOLIO = (
 )
 
 
+_DATELINE = re.compile(r"第\s*[0-9]{1,3}\s*版|[0-9]{4}\s*年\s*[0-9]{1,2}\s*月\s*[0-9]{1,2}\s*日|星期[一二三四五六日天]")
+
+
 def printed_page(runs: list[Run], page_height: float) -> int | None:
     """The page number printed in the page's head or foot (第3版, 3版, A3, a bare folio), or None."""
     runs = [r for r in runs if r.text.strip()]
@@ -261,6 +264,9 @@ def page_text(runs: list[Run], page_height: float) -> str:
         in_margin = bottom < MARGIN_BAND * page_height or top > (1 - MARGIN_BAND) * page_height
         if len(lines) == 1 and size <= body and in_margin:
             continue  # running head, folio
+        in_head = bottom < FOLIO_BAND * page_height or top > (1 - FOLIO_BAND) * page_height
+        if len(lines) == 1 and size <= body and in_head and _DATELINE.search(lines[0].text):
+            continue  # the masthead's date and page line (`2023年3月1日 星期三 第1版`), a little lower
         if size <= CAPTION_RATIO * body and len(lines) <= CAPTION_MAX_LINES and chars <= CAPTION_MAX_CHARS:
             parts.append("\n".join(CAPTION_MARK + c for c in _captions(lines)))
             continue
