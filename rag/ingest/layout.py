@@ -265,7 +265,8 @@ def page_text(runs: list[Run], page_height: float) -> str:
         if len(lines) == 1 and size <= body and in_margin:
             continue  # running head, folio
         in_head = bottom < FOLIO_BAND * page_height or top > (1 - FOLIO_BAND) * page_height
-        if len(lines) == 1 and size <= body and in_head and _DATELINE.search(lines[0].text):
+        if (len(lines) == 1 and size < HEADLINE_RATIO * body and in_head and _DATELINE.search(lines[0].text)
+                and not re.search(r"[，。；！？,;]", lines[0].text)):
             continue  # the masthead's date and page line (`2023年3月1日 星期三 第1版`), a little lower
         if size <= CAPTION_RATIO * body and len(lines) <= CAPTION_MAX_LINES and chars <= CAPTION_MAX_CHARS:
             parts.append("\n".join(CAPTION_MARK + c for c in _captions(lines)))
