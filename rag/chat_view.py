@@ -161,13 +161,27 @@ def source_line(p: Passage, lang: str) -> str:
         parts.append(escape(p.byline))
     if p.page:
         parts.append(escape(t["page"](p.page)))
+    others = _other_sources(p)
+    if others:
+        parts.append(escape(_also_in(others, lang)))
     return " · ".join(parts)
+
+
+def _also_in(others: list[str], lang: str) -> str:
+    t = texts(lang)
+    return f"{t['also_in']}：{'、'.join(others)}" if lang == "zh" else f"{t['also_in']}: {', '.join(others)}"
+
+
+def _other_sources(p: Passage) -> list[str]:
+    """The other files that hold the cited article (a reprint, a scan of the same page): stored once, listed here."""
+    return [s for s in p.sources if s != p.source]
 
 
 def _plain_source(p: Passage, lang: str) -> str:
     t = texts(lang)
     parts = [f"{p.display_title} — {p.source}"] + ([p.byline] if p.byline else []) + ([t["page"](p.page)] if p.page else [])
-    return " · ".join(parts)
+    others = _other_sources(p)
+    return " · ".join(parts + ([_also_in(others, lang)] if others else []))
 
 
 def _one_per_article(passages: list[Passage]) -> list[tuple[int, Passage]]:

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import re
+import sqlite3
 import time
 import unicodedata
 from dataclasses import asdict, dataclass
@@ -25,6 +26,7 @@ import numpy as np
 
 from . import fusion
 from .articles import Article, article_key, split_articles
+from .near_duplicates import NearDuplicates, signature
 from .backends.base import Prepared, Writer
 from .chunks import chunk_article, sentence_spans
 from .encoders import Encoder
@@ -35,11 +37,12 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2  # of what the index meta promises; a change forces a full rebuild
+FORMAT = 3  # of what the index meta promises; a change forces a full rebuild (3: PDF headlines, pages, near duplicates)
 # The dense self-test: sentences sampled from the corpus, and the fewest that make a verdict.
 SELF_TEST_QUERIES = 64
 SELF_TEST_MIN_POOL = 8
 FILES = "files"
+OCR_KINDS = ("scan", "image")  # documents whose text was read by OCR
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
 # Bidi controls make a name read as something else (`news\u202Efdp.txt` shows as "newstxt.pdf").
 _BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -213,6 +216,7 @@ class Library:
         self.progress = progress
         self.files = Path(settings.index_dir) / FILES
         self._cache: EmbeddingCache | None = None
+        self._near: NearDuplicates | None = None
         # embedded/cached count chunks; sentences_* the sentence vectors (RAG_SENTENCE_VECTORS)
         self.stats = {"embedded": 0, "cached": 0, "sentences_embedded": 0, "sentences_cached": 0,
                       "read_s": 0.0, "embed_s": 0.0}
@@ -224,10 +228,62 @@ class Library:
             self._cache = EmbeddingCache(Path(self.settings.index_dir) / "embeddings.sqlite")
         return self._cache
 
+    @property
+    def near_duplicates(self) -> NearDuplicates:
+        if self._near is None:
+            self._near = NearDuplicates(Path(self.settings.index_dir) / "near_duplicates.sqlite")
+        return self._near
+
     def close(self) -> None:
         if self._cache is not None:
             self._cache.close()
             self._cache = None
+        if self._near is not None:
+            self._near.close()
+            self._near = None
+
+    def mark_duplicates(self, writer: Writer, prepared: list[Prepared]) -> list[Prepared]:
+        """Articles already in the library, exactly or nearly (a reprint, a scan of a stored page):
+        a near duplicate takes the stored article's key (`Article.same_as`), so the backend stores it
+        once and lists both files; each document's `duplicates` counts both kinds. Returns `prepared`
+        in the order to store them: documents read by OCR last, so that of a page and its scan added
+        together the text layer is the copy kept."""
+        prepared = sorted(prepared, key=lambda p: p.info.kind in OCR_KINDS)
+        try:
+            with self.near_duplicates.lock:
+                self._mark_duplicates(writer, prepared)
+        except sqlite3.Error as exc:  # never stops a change: exact reprints are still stored once
+            log.warning("近似重复检测失败（%s）：本次只识别完全相同的文章", exc)
+            if self._near is not None:
+                self._near.rollback()
+            for p in prepared:
+                for article in p.articles:
+                    article.same_as = None
+        return prepared
+
+    def _mark_duplicates(self, writer: Writer, prepared: list[Prepared]) -> None:
+        near = self.near_duplicates
+        batch = {p.info.source for p in prepared}
+        # What the library holds once this batch is in: documents it replaces no longer count.
+        live = {d.source: d.sha256 for d in writer.documents() if d.status == "ok" and d.source not in batch}
+        for i, p in enumerate(prepared):
+            if p.info.status != "ok":
+                continue
+            near.forget(p.info.source)
+            found = 0
+            for article in p.articles:
+                key, sig = article_key(article.body), signature(article.body)
+                if near.present(key, live):
+                    found += 1
+                elif sig is not None and (match := near.find(sig, live, article.title, p.info.kind in OCR_KINDS)) is not None:
+                    article.same_as = match[0]
+                    found += 1
+                near.record(article.same_as if article.same_as is not None else key,
+                            sig if article.same_as is None else None, p.info.source, p.info.sha256, article.title)
+            live[p.info.source] = p.info.sha256
+            if found:
+                prepared[i].info = DocumentInfo(**{**asdict(p.info), "duplicates": found})
+        near.commit()
 
     # --- documents -> prepared ---------------------------------------------------------------------
 
@@ -360,9 +416,10 @@ class Library:
         fresh = [(old, path, rel, st) for old, path, rel, st, same in todo if not same]
         items = [self._folder_item(path, rel, st.st_size, st.st_mtime_ns) for _, path, rel, st in fresh]
         if items:
-            writer.add(self.prepare(items))
-            for (old, *_), p in zip(fresh, items):
-                changes.append(_change(p[1], "replaced" if old is not None else "added"))
+            prepared = self.prepare(items)
+            writer.add(self.mark_duplicates(writer, prepared))
+            for (old, *_), p in zip(fresh, prepared):
+                changes.append(_change(p.info, "replaced" if old is not None else "added"))
         return changes
 
     def all_items(self, stored: set[str] | None = None) -> list[tuple[Document | None, DocumentInfo]]:
@@ -391,6 +448,11 @@ class Library:
     def rebuild(self, writer: Writer) -> list[Change]:
         committed = None if writer.recovering else {d.stored for d in writer.documents() if d.origin == "stored"}
         writer.clear()
+        try:
+            with self.near_duplicates.lock:
+                self.near_duplicates.clear()
+        except sqlite3.Error as exc:
+            log.warning("近似重复索引无法清空（%s）：本次重建只识别完全相同的文章", exc)
         items = self.all_items(committed)
         if not any(doc is not None for doc, _ in items):
             raise LibraryError(f"文档目录 {self.settings.docs_dir} 中没有可索引的文档（支持 {'、'.join(SUFFIXES)}）")
@@ -398,7 +460,7 @@ class Library:
         self.self_test = self.measure_self_test(prepared)
         if self.self_test is not None and self.self_test < fusion.SELF_TEST_MIN:
             log.warning("语义模型自检：只为 %.0f%% 的抽样句子找回其文章，混合检索将只用关键词检索", 100 * self.self_test)
-        writer.add(prepared)
+        writer.add(self.mark_duplicates(writer, prepared))
         return [_change(p.info, "added") for p in prepared]
 
     # --- uploads and `rag add` ---------------------------------------------------------------------
@@ -474,7 +536,7 @@ class Library:
             rows.append(row)
             known[up.source] = up.prepared.info
         if todo:
-            writer.add(todo)
+            writer.add(self.mark_duplicates(writer, todo))  # same objects, reordered: `todo` keeps the rows
             for row, p, kind in zip(rows, todo, kinds):
                 changes[row] = _change(p.info, kind)
         return [c for c in changes if c is not None]

@@ -20,6 +20,8 @@ _TERMINAL_END = re.compile(rf"[{re.escape(TERMINAL)}][\s{re.escape(CLOSERS)}]*$"
 _ANY_PUNCT = re.compile(rf"[{CJK_PUNCT}，。、；：！？,.;:!?()（）《》“”‘’\"'·/]")
 _DOUBLED_PUNCT = re.compile(r"([，。、；：！？“”‘’])\1")
 _SPACE_NEAR_CJK = re.compile(rf"[ \t]+(?=[{CJK}{CJK_PUNCT}])|(?<=[{CJK}{CJK_PUNCT}])[ \t]+")
+_SPLIT_NUMBER = re.compile(r"\d+(?:[ \t]\d+)+")
+_CJK_CHAR = re.compile(rf"[{CJK}{CJK_PUNCT}]")
 # Column layouts are narrow; a typical line longer than this means one line per paragraph.
 COLUMN_MAX_WIDTH = 40
 
@@ -56,9 +58,17 @@ def undouble(line: str) -> str:
     return _DOUBLED_PUNCT.sub(r"\1", line)
 
 
+def _join_number(m: re.Match) -> str:
+    """`198 9` inside CJK text is one number split by OCR spacing; beside Latin words it may be two."""
+    before, after = m.string[m.start() - 1 : m.start()], m.string[m.end() : m.end() + 1]
+    return re.sub(r"[ \t]+", "", m.group(0)) if _CJK_CHAR.match(before) or _CJK_CHAR.match(after) else m.group(0)
+
+
 def squeeze_spaces(text: str) -> str:
-    """Drop spaces next to CJK characters or punctuation (`2 月 20 日` -> `2月20日`); keep them between Latin words."""
+    """Drop spaces next to CJK characters or punctuation (`2 月 20 日` -> `2月20日`) and inside a number set
+    in CJK text (`198 9年` -> `1989年`); keep them between Latin words."""
     text = _SPACE_NEAR_CJK.sub("", text)
+    text = _SPLIT_NUMBER.sub(_join_number, text)
     return re.sub(r"[ \t]{2,}", " ", text).strip()
 
 

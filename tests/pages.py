@@ -349,3 +349,125 @@ def typeset_pdf(title: str, byline: str, paragraphs: list[str]) -> bytes:
         text(MARGIN + col * (width + GUTTER) + indent, PAGE_H - 120 - row * LEADING, BODY_SIZE, line)
     c.save()
     return buf.getvalue()
+
+
+@dataclass
+class Story:
+    """An article for `column_page`: headline, paragraphs, and an optional photo with caption lines."""
+
+    title: str
+    paragraphs: list[str]
+    caption: list[str] = field(default_factory=list)  # printed under the photo, one line each
+    byline: str = ""
+
+
+def column_page(stories: list[tuple[Story, int, int]], folio: str = "第3版", columns: int = 3,
+                title_size: float = 16.0, latin_font: str | None = None) -> tuple[bytes, list[Printed]]:
+    """One newspaper page of `columns` columns. `stories` are (story, first column, columns spanned),
+    placed left to right, then below the lowest article when the row is full. Headlines are centred
+    over their columns and wrap onto as many lines as they need; a story with a caption gets a photo
+    (a grey box) in its last column after two lines of text, the caption lines centred under it.
+    The page number `folio` is printed in the running head. `latin_font` sets Latin words in that font."""
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+    from reportlab.pdfgen import canvas
+
+    _register_font()
+    buf = io.BytesIO()
+    c = canvas.Canvas(buf, pagesize=(PAGE_W, PAGE_H))
+    col_w = (PAGE_W - 2 * MARGIN - (columns - 1) * GUTTER) / columns
+
+    def x_of(col: int) -> float:
+        return MARGIN + col * (col_w + GUTTER)
+
+    def draw(x: float, y: float, text: str, size: float) -> None:
+        """Draw `text`, Latin words in `latin_font` when given (their widths then differ from the CJK font's)."""
+        if not latin_font:
+            c.setFont(FONT, size)
+            c.drawString(x, y, text)
+            return
+        import re as _re
+
+        for part in _re.split(r"([A-Za-z]+)", text):
+            if not part:
+                continue
+            font = latin_font if part.isascii() and part.isalpha() else FONT
+            c.setFont(font, size)
+            c.drawString(x, y, part)
+            x += stringWidth(part, font, size)
+
+    c.setFont(FONT, 8)
+    c.drawString(MARGIN, PAGE_H - MARGIN - 8, f"周口日报 2023年3月1日 星期三")
+    c.drawRightString(PAGE_W - MARGIN, PAGE_H - MARGIN - 8, f"{folio} 综合新闻")
+    c.setLineWidth(1.0)
+    c.line(MARGIN, PAGE_H - MARGIN - 14, PAGE_W - MARGIN, PAGE_H - MARGIN - 14)
+    row_top = PAGE_H - MARGIN - 28
+    row_bottom = row_top
+    printed: list[Printed] = []
+    for story, col, span in stories:
+        if col == 0 and printed:
+            row_top = row_bottom - 6
+            c.setLineWidth(0.5)
+            c.line(MARGIN, row_top + 8, PAGE_W - MARGIN, row_top + 8)
+        width = span * col_w + (span - 1) * GUTTER
+        y = row_top
+        heads = [line for line, _ in wrap(story.title, width - 4, title_size)]
+        for part in heads:
+            y -= title_size
+            c.setFont(FONT, title_size)
+            c.drawCentredString(x_of(col) + width / 2, y, part)
+            y -= title_size * 0.25
+        y -= BODY_SIZE * 1.2
+        lines: list[tuple[str, float]] = []
+        if story.byline:
+            lines.append((story.byline, 0.0))
+        for para in story.paragraphs:
+            lines += wrap(para, col_w, BODY_SIZE, indent=2 * BODY_SIZE)
+        photo = (8 + len(story.caption)) if story.caption else 0  # photo rows, caption rows, a blank row
+        per_col = math.ceil((len(lines) + photo) / span)
+        k = 0
+        order: list[str] = []
+        bottom = y
+        for i in range(span):
+            slot = 0
+            while slot < per_col and (k < len(lines) or (story.caption and i == span - 1 and slot <= 2)):
+                yy = y - (slot + 1) * LEADING
+                if story.caption and i == span - 1 and slot == 2:
+                    h = 6 * LEADING
+                    c.setFillGray(0.8)
+                    c.rect(x_of(col + i), yy + LEADING - h, col_w, h - 2, stroke=0, fill=1)
+                    c.setFillGray(0)
+                    for n, cap in enumerate(story.caption):
+                        c.setFont(FONT, CAPTION_SIZE)
+                        c.drawCentredString(x_of(col + i) + col_w / 2, yy + LEADING - h - (n + 1) * (CAPTION_SIZE + 3), cap)
+                    slot += photo
+                    continue
+                text, indent = lines[k]
+                draw(x_of(col + i) + indent, yy, text, BODY_SIZE)
+                order.append(text)
+                k += 1
+                slot += 1
+            bottom = min(bottom, y - slot * LEADING)
+        assert k == len(lines), "story does not fit its columns"
+        row_bottom = min(row_bottom, bottom - BODY_SIZE)
+        printed.append(Printed(story.title, story.byline, story.paragraphs, 1, " ".join(story.caption), [*heads, *order]))
+    assert row_bottom > MARGIN, "stories do not fit the page"
+    c.save()
+    return buf.getvalue(), printed
+
+
+def column_stories() -> list[tuple[Story, int, int]]:
+    """Three stories for `column_page`: a headline that wraps, Latin words with double letters, a
+    year, a photo caption of two sentences."""
+    t, _, p = seed_article("000_511f53cd465d0282.txt", "全力以赴确保项目早日投产达效")
+    return [
+        (Story("底特律第二浸信会教堂：一段介绍", [
+            "底特律第二浸信会教堂位于美国密歇根州底特律市，建于1857年，是当地历史最悠久的非裔美国人教堂之一。"
+            "教会曾是地下铁路的重要一站，帮助数千名逃亡者前往加拿大。",
+            "1989年，教堂被列入国家史迹名录。研究者McClelland在其著作中称，该教堂在废奴运动中的作用可与"
+            "Intelligence一词所代表的情报网络相比。每逢周日礼拜之后，教友们会在地下室喝coffee聊天。"]), 0, 1),
+        (Story(t, p[:3], caption=["图为领尚科技现代化厂房建设现场。", "记者 周晓明 摄"]), 1, 2),
+        (Story("荷兰博物学家马克格拉夫的巴西之行", [
+            "Georg Marcgraf生于1610年，是德国博物学家和天文学家。1638年他随荷兰西印度公司前往巴西，"
+            "在那里绘制地图、观测天象并记录动植物。",
+            "他的著作《巴西自然史》出版于1648年，被认为是欧洲人研究南美洲自然的开山之作。"]), 0, 3),
+    ]

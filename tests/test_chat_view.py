@@ -63,6 +63,21 @@ def test_plain_copy_text_has_the_answer_and_its_sources(found):
     assert plain_text(found, "en").split("\n")[2] == "Sources:"
 
 
+def test_a_source_line_lists_the_other_files_of_the_article(found):
+    """An article stored once for several files (a reprint, a PDF and its scan) names them under the answer."""
+    from dataclasses import replace
+
+    from rag.chat_view import source_line
+
+    p = found.citations[0].passage
+    assert "同见于" not in source_line(p, "zh")
+    twice = replace(p, sources=(p.source, "zkrb-p3-scan.pdf"))
+    assert html.unescape(source_line(twice, "zh")).endswith(" · 同见于：zkrb-p3-scan.pdf")  # markdown-inert entities
+    assert html.unescape(source_line(twice, "en")).endswith(" · Also in: zkrb-p3-scan.pdf")
+    copied = plain_text(replace(found, citations=[replace(c, passage=twice) for c in found.citations]), "zh")
+    assert "同见于：zkrb-p3-scan.pdf" in copied
+
+
 def test_turn_keeps_the_whole_article_with_the_cited_sentences(lexical_index, found):
     turn = build_turn(found, "zh", lexical_index.article)
     card = turn.articles[turn.refs["1"]]

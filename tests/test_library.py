@@ -154,3 +154,127 @@ def test_a_rebuild_without_a_readable_index_keeps_the_stored_uploads(tmp_path, s
         assert _top(index, "天文馆可容纳多少名观众？").source == "tianwen.txt"
     finally:
         index.close()
+
+
+# --- Near duplicates: a reprint with small changes, a scan of a stored page ------------------------
+
+STORY = ("周口天文馆今日正式开馆。天文馆位于周口东新区文昌大道北侧，总建筑面积一万二千平方米，"
+         "馆内设有球幕影院、天象厅和航天展区，球幕影院可容纳三百名观众。开馆首日共接待市民四千余人次，"
+         "不少家长带着孩子前来参观，讲解员介绍了二十四节气与古代天文仪器的知识。")
+
+
+@pytest.fixture()
+def any_library(backend, tmp_path, seeds_dir):
+    """The seeds on each storage backend in turn (local files, Milvus Lite)."""
+    index = open_index(Settings(docs_dir=seeds_dir, index_dir=tmp_path / "index", model="none", backend=backend),
+                       progress=False)
+    yield index
+    index.close()
+
+
+def test_a_reprint_with_small_changes_is_stored_once_and_lists_both_files(any_library, tmp_path):
+    library = any_library
+    first = tmp_path / "zkrb-0301.txt"
+    first.write_text(f"周口天文馆开馆\n本报讯（记者 宋风）{STORY}\n", encoding="utf-8")
+    other = tmp_path / "zkwb-0302.txt"  # another paper's edition: new headline, byline, two words changed
+    other.write_text(f"天文馆迎来首批观众\n本报讯（通讯员 李明）{STORY.replace('四千余', '4000余').replace('不少', '许多')}\n",
+                     encoding="utf-8")
+    unrelated = tmp_path / "port.txt"
+    unrelated.write_text("周口港吞吐量创新高\n本报讯（记者 王晨）" + "周口港今年前十个月完成货物吞吐量三千万吨，同比增长百分之十二，"
+                         "集装箱航线新开通四条，通达上海、宁波和连云港。\n", encoding="utf-8")
+    library.add([first])
+    articles = library.info().articles
+    [change] = library.add([other])
+    assert change.status == "added" and change.duplicates == 1 and "其中 1 篇与已有文章相同" in change.message
+    assert library.info().articles == articles, "the reprint is not stored a second time"
+    assert next(d for d in library.documents() if d.source == "zkwb-0302.txt").duplicates == 1
+    hits = [p for p in library.retrieve("天文馆的球幕影院可容纳多少名观众？", k=5) if "球幕影院" in p.text]
+    assert len(hits) == 1 and set(hits[0].sources) == {"zkrb-0301.txt", "zkwb-0302.txt"}
+    [change] = library.add([unrelated])
+    assert change.duplicates == 0 and library.info().articles == articles + 1
+    library.remove(["zkrb-0301.txt"])  # the reprint keeps the article findable
+    hit = library.retrieve("天文馆的球幕影院可容纳多少名观众？", k=1)[0]
+    assert "球幕影院" in hit.text and hit.sources == ("zkwb-0302.txt",)
+
+
+@pytest.mark.slow
+def test_a_pdf_and_its_scan_in_one_index_give_one_quoted_copy(library):
+    """A page as a PDF and as its scan: one set of articles, each listing both files; answers quote once."""
+    from rag import ask
+    from rag.ingest import ocr
+
+    from . import pages
+
+    if not ocr.available():
+        pytest.skip('OCR 未安装（pip install -e ".[ocr]"）')
+    pdf, _ = pages.column_page(pages.column_stories(), folio="第3版", latin_font="Helvetica")
+    scan = pages.scanned_pdf([pages.render_png(pdf, 0, dpi=200)])
+    articles = library.info().articles
+    changes = {c.source: c for c in library.add([("zkrb-p3-scan.pdf", scan), ("zkrb-p3.pdf", pdf)])}
+    # The page reprints part of a seed article (全力以赴确保项目早日投产达效): present already, nearly.
+    assert changes["zkrb-p3.pdf"].duplicates == 1, "the text layer is the copy kept, whatever the order"
+    assert changes["zkrb-p3-scan.pdf"].duplicates == 3 and "其中 3 篇与已有文章相同" in changes["zkrb-p3-scan.pdf"].message
+    assert library.info().articles == articles + 2
+    result = ask("底特律第二浸信会教堂哪一年被列入国家史迹名录？", index=library, mode="lexical")
+    assert result.found
+    quoted = [c.sentence for c in result.citations]
+    assert "1989年，教堂被列入国家史迹名录。" in quoted and len(quoted) == len(set(quoted))
+    cited = result.citations[0].passage
+    assert cited.title == "底特律第二浸信会教堂：一段介绍" and cited.page == 3
+    assert cited.source == "zkrb-p3.pdf" and set(cited.sources) == {"zkrb-p3.pdf", "zkrb-p3-scan.pdf"}
+    hits = [p for p in library.retrieve("底特律第二浸信会教堂哪一年被列入国家史迹名录？", k=10) if "1989年" in p.text]
+    assert len(hits) == 1, "one copy of the article, not one per file"
+
+
+def test_near_duplicate_index_rules(tmp_path, seeds_dir):
+    """MinHash + LSH on real sentences: small edits match, shared sentences do not, a gone holder does not."""
+    import random
+    import re
+
+    from rag.ingest import read_documents
+    from rag.near_duplicates import NearDuplicates, signature, similarity
+
+    text = "".join(d.text for d in read_documents(seeds_dir))
+    sentences = list(dict.fromkeys(s for s in re.findall(r"[^。！？\n]+[。！？]", text) if len(s) > 12))
+    rng = random.Random(7)
+    picked = rng.sample(sentences, 24)
+    article, other = "".join(picked[:12]), "".join(picked[:5] + picked[12:19])  # 5 of 12 sentences shared
+    chars = list(article)
+    for pos in rng.sample(range(len(chars)), 4):  # four misread characters
+        chars[pos] = "口"
+    misread = "".join(chars)
+    assert signature("太短的通知。") is None
+
+    near = NearDuplicates(tmp_path / "nd.sqlite")
+    live = {"a.pdf": "h1"}
+    near.record(1, signature(article), "a.pdf", "h1", "周口天文馆今日正式开馆迎客")
+    assert near.find(signature(misread), live)[0] == 1
+    assert near.find(signature(other), live) is None, "sharing some sentences is not being the same article"
+    assert near.find(signature(misread), {"a.pdf": "another version"}) is None, "only present documents count"
+    assert near.find(signature(misread), {}) is None
+    # A poor scan: lower similarity, accepted for OCR text under the same headline only.
+    poor = list(article)
+    for pos in random.Random(20).sample(range(len(poor)), 20):  # one character in 25 misread
+        poor[pos] = "口"
+    poor = signature("".join(poor))
+    assert 0.55 <= similarity(poor, signature(article)) < 0.7
+    assert near.find(poor, live, "周口天文馆今日正式开馆迎客") is None
+    assert near.find(poor, live, "周口天文馆今日正式开馆迎客", ocr=True)[0] == 1
+    assert near.find(poor, live, "周口港吞吐量创新高", ocr=True) is None
+    near.close()
+
+
+def test_a_damaged_near_duplicate_index_never_stops_an_upload(tmp_path, seeds_dir, caplog):
+    settings = Settings(docs_dir=seeds_dir, index_dir=tmp_path / "index", model="none")
+    index = open_index(settings, progress=False)
+    index.close()
+    (tmp_path / "index" / "near_duplicates.sqlite").write_bytes(b"not a database at all " * 100)
+    index = open_index(settings, progress=False)
+    try:
+        [change] = index.add([("tianwen.txt", f"周口天文馆开馆\n本报讯（记者 宋风）{STORY}\n".encode())])
+        assert change.status == "added"
+        [again] = index.add([("tianwen-2.txt", f"天文馆迎来首批观众\n本报讯（记者 李明）{STORY.replace('不少', '许多')}\n".encode())])
+        assert again.duplicates == 1, "the index was made afresh and finds the reprint"
+    finally:
+        index.close()
+    assert "近似重复索引" in caplog.text and "已重建" in caplog.text

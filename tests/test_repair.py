@@ -15,6 +15,12 @@ def test_removes_spaces_between_cjk_and_around_digits_but_keeps_latin_spaces():
     assert squeeze_spaces("the Zhoukou Daily  news") == "the Zhoukou Daily news"
 
 
+def test_numbers_split_by_ocr_spacing_are_joined_inside_cjk_text_only():
+    assert squeeze_spaces("教堂于 198 9年被列入名录") == "教堂于1989年被列入名录"
+    assert squeeze_spaces("共 3 500 人参加，增长 1 2%。") == "共3500人参加，增长12%。"
+    assert squeeze_spaces("Windows 7 10 and 11") == "Windows 7 10 and 11"
+
+
 def test_normalises_full_width_letters_and_digits_only():
     assert normalize_width("ＬＥＤ屏２０２３年，（好）") == "LED屏2023年，（好）"
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...articles import article_key
+from ...articles import stored_key
 from ...results import ArticleView, DocumentInfo
 from ...chunks import Chunk
 from ..base import Backend, IndexCorrupt, IndexLocked, Prepared, Snapshot, Writer
@@ -535,7 +535,7 @@ class LocalWriter(Writer):
             new_id_of: dict[int, int] = {}  # the document's article index -> its id in the new segment
             doc_refs, dup = [], 0
             for a_index, article in enumerate(p.articles):
-                key = article_key(article.body)
+                key = stored_key(article, keys)
                 if key in keys:
                     doc_refs.append(keys[key])
                     dup += 1

@@ -162,6 +162,9 @@ class MilvusWriter(Writer):
             refs, dup = [], 0
             for i, article in enumerate(p.articles):
                 aid = article_key(article.body) & MASK63
+                if aid not in live and aid not in seen and article.same_as is not None:
+                    near = article.same_as & MASK63  # a near duplicate of a stored article (near_duplicates.py)
+                    aid = near if near in live or near in seen else aid
                 rows = by_article.get(i, [])
                 if aid in live or aid in seen:
                     dup += 1
