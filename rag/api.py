@@ -16,17 +16,19 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 
 from . import __version__
 from .answer import answer
 from .api_models import (
     MAX_K, AskIn, AskOut, ArticleOut, ArticlesOut, ChangeOut, ChangesOut, CitationOut, DocumentOut, DocumentsOut,
-    ErrorOut, HealthOut, InfoOut, Mode, PassageOut, RetrieveOut,
+    DocumentStatusOut, ErrorOut, HealthOut, InfoOut, Mode, PassageOut, RetrieveOut, UploadStateOut,
 )
 from .auth import Accounts, Unauthorized
 from .index import BackendUnavailable, DenseUnavailable, Index, IndexCorrupt, IndexLocked, LexicalUnavailable
-from .library import LibraryError
+from .library import Change, LibraryError
 from .settings import Settings
+from .uploads import UploadLog, library_name
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,8 @@ def _translate(exc: Exception) -> JSONResponse:
     if isinstance(exc, IndexCorrupt):
         return error_response(503, "index_unavailable", f"索引暂不可用，正在修复（index unavailable）：{exc}",
                               headers={"Retry-After": "30"})
+    if isinstance(exc, HTTPException) and 400 <= exc.status_code < 500:  # e.g. a malformed multipart body
+        return error_response(exc.status_code, "bad_request", f"请求无效（bad request）：{exc.detail}")
     if isinstance(exc, LibraryError):
         return error_response(400, "library_error", str(exc))
     if isinstance(exc, ValueError):
@@ -122,8 +126,12 @@ def _sources(index: Index) -> dict:
     return {d.source: d for d in index.documents()}
 
 
-def build_api(index: Index, settings: Settings, accounts: Accounts) -> APIRouter:
-    """/api/v1 over one index. Upload and delete answer 403 in read-only mode."""
+def build_api(index: Index, settings: Settings, accounts: Accounts, uploads: UploadLog | None = None) -> APIRouter:
+    """/api/v1 over one index. Upload and delete answer 403 in read-only mode.
+
+    `uploads` is shared with the UI: GET /documents/{name} tells a client that timed out how its upload ended.
+    """
+    uploads = uploads or UploadLog()
     signed_in = [Depends(accounts.require)]
     api = APIRouter(prefix=PREFIX, route_class=GuardedRoute, responses=ERRORS)
 
@@ -180,8 +188,19 @@ def build_api(index: Index, settings: Settings, accounts: Accounts) -> APIRouter
         found = index.articles(name)
         return ArticlesOut(document=name, count=len(found), articles=[ArticleOut.of(a) for a in found])
 
+    @api.get("/documents/{name:path}", response_model=DocumentStatusOut, tags=["library"], dependencies=signed_in,
+             summary="一篇文档的状态；也说明最近一次上传它的结果（上传超时后可以用来查询）")
+    def document(name: Annotated[str, Path(description="文档名，见 GET /documents")]):
+        doc = _sources(index).get(name)
+        state = uploads.state(name)
+        if doc is None and state is None:
+            raise ApiError(404, "not_found", f"资料库中没有名为 {name!r} 的文档（document not found）", "name")
+        return DocumentStatusOut(
+            name=name, document=DocumentOut.of(doc) if doc is not None else None,
+            upload=UploadStateOut(state=state.state, message=state.message) if state is not None else None)
+
     @api.post("/documents", response_model=ChangesOut, tags=["library"], dependencies=signed_in,
-              summary="上传一个或多个文件（multipart，字段名 files）")
+              summary="上传一个或多个文件（multipart，字段名 files）；每个文件各有结果")
     def upload(files: Annotated[list[UploadFile], File(description="要加入资料库的文件")]):
         if settings.read_only:
             raise ApiError(403, "read_only", "只读模式：不能上传文档（the library is read-only）")
@@ -189,16 +208,30 @@ def build_api(index: Index, settings: Settings, accounts: Accounts) -> APIRouter
             raise ApiError(400, "too_many_files", f"一次最多上传 {settings.max_uploads} 个文件"
                            f"（at most {settings.max_uploads} files per upload）", "files")
         limit = settings.max_upload_mb * 2**20
-        changes = []
+        outcome: list[ChangeOut | None] = []
+        todo: list[tuple[str, bytes]] = []
         for f in files:
             name = f.filename or "upload"
             data = _read_limited(f, limit)
             if data is None:
-                changes.append(ChangeOut(name=name, status="refused", articles=0, chunks=0,
+                outcome.append(ChangeOut(name=library_name(name), status="refused", articles=0, chunks=0,
                                          message=f"文件过大（上限 {settings.max_upload_mb} MB）"))
                 continue
-            changes += [ChangeOut.of(c) for c in index.add([(name, data)])]
-        return ChangesOut(changes=changes)
+            outcome.append(None)
+            todo.append((name, data))
+        if todo:
+            with uploads.working([n for n, _ in todo]):
+                try:
+                    changes = index.add(todo)  # one commit; each file has its own outcome
+                except (IndexLocked, IndexCorrupt, BackendUnavailable, LibraryError):
+                    raise
+                except Exception:
+                    log.exception("上传失败：%s", [n for n, _ in todo])
+                    changes = [Change(library_name(n), "refused", "处理时出错（已记录）") for n, _ in todo]
+            uploads.finished(changes)
+            done = iter(changes)
+            outcome = [c if c is not None else ChangeOut.of(next(done)) for c in outcome]
+        return ChangesOut(changes=outcome)
 
     @api.delete("/documents/{name:path}", response_model=ChangesOut, tags=["library"], dependencies=signed_in,
                 summary="删除一篇上传的文档")
@@ -231,9 +264,9 @@ def _read_limited(upload: UploadFile, limit: int) -> bytes | None:
     return b"".join(parts)
 
 
-def add_api(app: FastAPI, index: Index, settings: Settings, accounts: Accounts) -> None:
+def add_api(app: FastAPI, index: Index, settings: Settings, accounts: Accounts, uploads: UploadLog | None = None) -> None:
     """The API routes, their OpenAPI schema at /api/openapi.json and docs at /api/docs (behind the same login)."""
-    router = build_api(index, settings, accounts)
+    router = build_api(index, settings, accounts, uploads)
     app.include_router(router)
     app.add_exception_handler(RequestValidationError, lambda request, exc: _validation(exc))
     schema: dict = {}

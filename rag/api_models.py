@@ -188,3 +188,14 @@ class ChangeOut(BaseModel):
 
 class ChangesOut(BaseModel):
     changes: list[ChangeOut]
+
+
+class UploadStateOut(BaseModel):
+    state: str = Field(description="processing（仍在处理），或最近一次上传的结果：added、replaced、unchanged、refused、skipped")
+    message: str
+
+
+class DocumentStatusOut(BaseModel):
+    name: str
+    document: DocumentOut | None = Field(description="资料库中的这篇文档；尚未加入时为 null")
+    upload: UploadStateOut | None = Field(description="本进程最近一次上传这个名字的状态；没有时为 null")

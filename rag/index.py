@@ -543,11 +543,11 @@ class Index:
 
     # --- writing ---------------------------------------------------------------------------------
 
-    def _write(self, action, *args, full: bool = False) -> list[Change]:
+    def _write(self, action, *args, full: bool = False, library: Library | None = None) -> list[Change]:
         """Run one library change as one commit; the index then serves it at once."""
         if not self.writable:
             raise LibraryError("此索引以只读方式打开（load_index），不能修改；请使用 open_index 或命令行")
-        library = Library(self.settings, self.encoder, progress=False)
+        library = library or Library(self.settings, self.encoder, progress=False)
         started = time.perf_counter()
         try:
             with self._write_lock, self.backend.writer(self.settings.lock_timeout, _waiting) as writer:
@@ -578,7 +578,20 @@ class Index:
                 files.append((path.name, path.read_bytes()))
             except OSError as exc:
                 raise LibraryError(f"无法读取 {path}：{exc.strerror or exc}") from exc
-        return self._write(Library.add, files)
+        if not self.writable:
+            return self._write(Library.add, files)  # refused with the reason
+        # Reading, splitting and embedding take long: they run before the writer lock is taken, so that
+        # other changes wait only for this one's short commit.
+        library = Library(self.settings, self.encoder, progress=False)
+        try:
+            uploads = library.prepare_uploads(files, {d.source: d for d in self.documents()})
+        except BaseException:
+            library.close()
+            raise
+        if all(up.change is not None for up in uploads):
+            library.close()
+            return [up.change for up in uploads]
+        return self._write(Library.commit_uploads, uploads, library=library)
 
     def remove(self, source: str | list[str]) -> list[Change]:
         return self._write(Library.remove, [source] if isinstance(source, str) else list(source))
@@ -597,6 +610,16 @@ class Index:
 
     def rebuild(self) -> list[Change]:
         return self._write(Library.rebuild, full=True)
+
+    def collect_files(self) -> None:
+        """Drop stored originals no committed document refers to (an upload killed before its commit).
+
+        Originals are written only under the writer lock, so holding it no upload is half-way."""
+        if not self.writable:
+            return
+        library = Library(self.settings, self.encoder, progress=False)
+        with self._write_lock, self.backend.writer(self.settings.lock_timeout, _waiting) as writer:
+            library.collect_files(writer)
 
     def maintain(self) -> None:
         """Merge small segments (background housekeeping; results do not change)."""

@@ -41,6 +41,10 @@ SELF_TEST_QUERIES = 64
 SELF_TEST_MIN_POOL = 8
 FILES = "files"
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
+# Bidi controls make a name read as something else (`news\u202Efdp.txt` shows as "newstxt.pdf").
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# Stored as "<16 hex>-<name>" (and a temp name a little longer) inside Linux's 255 bytes.
+MAX_NAME_BYTES = 200
 
 
 def now() -> str:
@@ -63,22 +67,52 @@ class Change:
     duplicates: int = 0
 
 
-def safe_name(name: str) -> str:
-    """A file name that cannot leave the library's folder: no path, no control characters, no dot-start.
-
-    Raises LibraryError for names that are nothing but such parts (`..`, `/`, an empty name).
-    """
+def _clean_name(name: str) -> str:
+    """The name without path, bidi controls and characters a file name cannot hold (not shortened)."""
     name = unicodedata.normalize("NFC", str(name))
     if "\x00" in name:
         raise LibraryError("文件名含有 NUL 字符，已拒绝")
     base = re.split(r"[/\\]", name)[-1]
-    base = _UNSAFE.sub("_", base).strip().lstrip(".")
+    base = _UNSAFE.sub("_", _BIDI.sub("", base)).strip().lstrip(".")
     if not base or base in (".", ".."):
         raise LibraryError(f"文件名无效：{name!r}")
-    if len(base.encode("utf-8")) > 200:
-        stem, dot, ext = base.rpartition(".")
-        base = (stem or base)[:60] + (dot + ext[:16] if dot else "")
     return base
+
+
+def safe_name(name: str) -> str:
+    """A file name that cannot leave the library's folder: no path, no control or bidi characters,
+    no dot-start, at most MAX_NAME_BYTES bytes of UTF-8.
+
+    A longer name keeps its start and extension and gains `~` and 8 hex digits of its hash, so two
+    long names that share their start stay two documents. Raises LibraryError for names that are
+    nothing but such parts (`..`, `/`, an empty name).
+    """
+    base = _clean_name(name)
+    if len(base.encode("utf-8")) <= MAX_NAME_BYTES:
+        return base
+    stem, dot, ext = base.rpartition(".")
+    if not dot or not stem or len(ext.encode("utf-8")) > 16:
+        stem, ext = base, ""
+    tail = "~" + hashlib.sha256(base.encode("utf-8")).hexdigest()[:8] + ("." + ext if ext else "")
+    room = MAX_NAME_BYTES - len(tail.encode("utf-8"))
+    return stem.encode("utf-8")[:room].decode("utf-8", "ignore").rstrip() + tail
+
+
+def name_altered(name: str) -> bool:
+    """True when cleaning changed the name (a path dropped, characters replaced or removed, another
+    Unicode form): two different names may then have become one, so the library never lets such a
+    name replace a different document."""
+    try:
+        return _clean_name(name) != str(name)
+    except LibraryError:
+        return True
+
+
+def check_limits(doc: Document, settings: Settings) -> None:
+    """Unreadable when a document's text is longer than a newspaper file ever is (RAG_MAX_CHARS)."""
+    chars = len(doc.text)
+    if chars > settings.max_chars:
+        raise Unreadable(f"文字过多（{chars:,} 个字符，上限 {settings.max_chars:,}，可用 RAG_MAX_CHARS 调整）")
 
 
 def meta_for(settings: Settings, encoder: Encoder | None, dense_note: str, timings: dict,
@@ -188,8 +222,16 @@ class Library:
             if doc is None:
                 out.append(Prepared(info))
                 continue
-            articles = split_articles(doc)
-            chunks = [c for i, a in enumerate(articles) for c in chunk_article(a, i, s.chunk_min, s.chunk_max, s.chunk_hard_max)]
+            try:
+                articles = split_articles(doc)
+                if len(articles) > s.max_articles:
+                    raise Unreadable(f"文章过多（{len(articles):,} 篇，上限 {s.max_articles:,}，可用 RAG_MAX_ARTICLES 调整）")
+                chunks = [c for i, a in enumerate(articles)
+                          for c in chunk_article(a, i, s.chunk_min, s.chunk_max, s.chunk_hard_max)]
+            except Exception as exc:  # one bad document is skipped with its reason, never the whole change
+                reason = str(exc) if isinstance(exc, Unreadable) else _failed(info.source, exc)
+                out.append(Prepared(DocumentInfo(**{**asdict(info), "status": "skipped", "reason": reason})))
+                continue
             info = DocumentInfo(**{**asdict(info), "articles": len(articles), "chunks": len(chunks)})
             out.append(Prepared(info, articles, chunks))
         self.stats["read_s"] += round(time.perf_counter() - started, 3)
@@ -267,10 +309,12 @@ class Library:
     def _folder_item(self, path: Path, rel: str, size: int, mtime_ns: int) -> tuple[Document | None, DocumentInfo]:
         try:
             doc = read_file(path, rel)
-        except Unreadable as exc:
-            log.warning("跳过 %s：%s", rel, exc)
+            check_limits(doc, self.settings)
+        except Exception as exc:  # Unreadable, or any other reader failure: skipped, never the whole sync
+            reason = str(exc) if isinstance(exc, Unreadable) else _failed(rel, exc)
+            log.warning("跳过 %s：%s", rel, reason)
             digest = _sha256(path)
-            return None, DocumentInfo(rel, digest, "unknown", added_at=now(), status="skipped", reason=str(exc),
+            return None, DocumentInfo(rel, digest, "unknown", added_at=now(), status="skipped", reason=reason,
                                       origin="folder", size=size, mtime_ns=mtime_ns)
         return doc, DocumentInfo(rel, doc.sha256, doc.kind, doc.pages, added_at=now(), origin="folder",
                                  size=size, mtime_ns=mtime_ns)
@@ -315,8 +359,9 @@ class Library:
                 continue
             try:
                 doc = read_file(path, source)
-            except Unreadable as exc:
-                log.warning("跳过已存储的 %s：%s", source, exc)
+                check_limits(doc, self.settings)
+            except Exception as exc:
+                log.warning("跳过已存储的 %s：%s", source, str(exc) if isinstance(exc, Unreadable) else _failed(source, exc))
                 continue
             names.add(source)
             items.append((doc, DocumentInfo(source, doc.sha256, doc.kind, doc.pages, added_at=_mtime(path),
@@ -339,43 +384,95 @@ class Library:
     # --- uploads and `rag add` ---------------------------------------------------------------------
 
     def add(self, writer: Writer, files: list[tuple[str, bytes]]) -> list[Change]:
-        """Add (name, content) pairs. An identical re-upload is a no-op; the same name with new content replaces."""
-        known = {d.source: d for d in writer.documents()}
-        items, kinds, changes, stored_names = [], [], [], []
+        """Add (name, content) pairs inside one writer (`Index.add` prepares outside the lock instead)."""
+        return self.commit_uploads(writer, self.prepare_uploads(files, {d.source: d for d in writer.documents()}))
+
+    def prepare_uploads(self, files: list[tuple[str, bytes]], known: dict[str, DocumentInfo]) -> list["Upload"]:
+        """Read, check, split, chunk and embed uploaded files: the slow part, done without the writer lock.
+
+        `known` is the library as last committed; `commit_uploads` checks again under the lock.
+        Each file's outcome is its own: a bad name or a bad file never stops the others.
+        """
+        uploads: list[Upload] = []
+        items, waiting = [], []
+        seen: dict[str, str] = {}  # source -> sha256 within this request
         for name, data in files:
+            up = Upload(str(name), data=data)
+            uploads.append(up)
             try:
-                source = safe_name(name)
+                up.source = safe_name(name)
             except LibraryError as exc:
-                changes.append(Change(str(name)[:80], "refused", str(exc)))
+                up.change = Change(str(name)[:80], "refused", str(exc))
                 continue
-            old = known.get(source)
+            old = known.get(up.source)
             if old is not None and old.origin == "folder":
-                changes.append(Change(source, "refused", "与文档目录中的文件同名；请改名后再上传，或直接修改文档目录中的文件"))
+                up.change = Change(up.source, "refused", FOLDER_CLASH)
                 continue
             try:
-                doc = read_bytes(data, source)
-            except Unreadable as exc:
-                changes.append(Change(source, "refused", f"无法读取：{exc}"))
+                doc = read_bytes(data, up.source)
+                check_limits(doc, self.settings)
+            except Exception as exc:  # Unreadable, or any other reader failure: this file only
+                reason = str(exc) if isinstance(exc, Unreadable) else _failed(up.source, exc)
+                up.change = Change(up.source, "refused", f"无法读取：{reason}")
                 continue
-            if old is not None and old.sha256 == doc.sha256 and old.status == "ok":
-                changes.append(Change(source, "unchanged", "内容与已有文档相同，未做改动", old.articles, old.chunks))
+            up.sha256 = doc.sha256
+            if up.source in seen:
+                up.change = (Change(up.source, "unchanged", "与同一次上传中的另一文件相同") if seen[up.source] == doc.sha256
+                             else Change(up.source, "refused", _clash(name, up.source, "同一次上传中的另一个文件")))
                 continue
-            stored = self._store(source, doc.sha256, data)
-            stored_names.append(stored)
-            items.append((doc, DocumentInfo(source, doc.sha256, doc.kind, doc.pages, added_at=now(), origin="stored",
-                                            stored=stored, size=len(data))))
+            seen[up.source] = doc.sha256
+            up.change = self._decided(up, old)
+            if up.change is not None:
+                continue
+            items.append((doc, DocumentInfo(up.source, doc.sha256, doc.kind, doc.pages, added_at=now(), origin="stored",
+                                            stored=_stored_name(up.source, doc.sha256), size=len(data))))
+            waiting.append(up)
+        for up, p in zip(waiting, self.prepare(items) if items else []):
+            if p.info.status != "ok":
+                up.change = Change(up.source, "refused", p.info.reason)
+            else:
+                up.prepared = p
+        return uploads
+
+    def commit_uploads(self, writer: Writer, uploads: list["Upload"]) -> list[Change]:
+        """Store prepared uploads in `writer` (short: the originals are written, nothing is parsed)."""
+        known = {d.source: d for d in writer.documents()}
+        changes: list[Change | None] = [up.change for up in uploads]
+        todo, kinds, rows = [], [], []
+        for row, up in enumerate(uploads):
+            if up.change is not None or up.prepared is None:
+                continue
+            old = known.get(up.source)
+            decided = Change(up.source, "refused", FOLDER_CLASH) if old is not None and old.origin == "folder" else self._decided(up, old)
+            if decided is not None:  # the library changed while this file was being read
+                changes[row] = decided
+                continue
+            self._store(up.source, up.sha256, up.data)
+            todo.append(up.prepared)
             kinds.append("replaced" if old is not None else "added")
-            known[source] = items[-1][1]
-        if items:
-            prepared = self.prepare(items)
-            writer.add(prepared)
-            changes += [_change(p.info, kind) for p, kind in zip(prepared, kinds)]
-        return changes
+            rows.append(row)
+            known[up.source] = up.prepared.info
+        if todo:
+            writer.add(todo)
+            for row, p, kind in zip(rows, todo, kinds):
+                changes[row] = _change(p.info, kind)
+        return [c for c in changes if c is not None]
+
+    @staticmethod
+    def _decided(up: "Upload", old: DocumentInfo | None) -> Change | None:
+        """The outcome known without storing anything: identical content, or a name that would replace another file."""
+        if old is None:
+            return None
+        if old.sha256 == up.sha256 and old.status == "ok":
+            return Change(up.source, "unchanged", "内容与已有文档相同，未做改动", old.articles, old.chunks)
+        if name_altered(up.name):
+            return Change(up.source, "refused", _clash(up.name, up.source, "资料库中已有的另一篇文档"))
+        return None
 
     def _store(self, source: str, sha256: str, data: bytes) -> str:
         """Keep the original inside the index folder (durably: a committed document must be rebuildable)."""
         self.files.mkdir(parents=True, exist_ok=True)
-        name = f"{sha256[:16]}-{source}"
+        name = _stored_name(source, sha256)
         path = self.files / name
         if not path.exists():
             tmp = self.files / f".{name}.{os.getpid()}.tmp"
@@ -455,3 +552,31 @@ def _change(info: DocumentInfo, kind: str) -> Change:
     return Change(info.source, kind, f"{words}：{info.articles} 篇文章、{info.chunks} 个文本块", info.articles, info.chunks)
 
 
+FOLDER_CLASH = "与文档目录中的文件同名；请改名后再上传，或直接修改文档目录中的文件"
+
+
+@dataclass
+class Upload:
+    """One uploaded file on its way in: prepared without the writer lock, committed under it."""
+
+    name: str  # as the client gave it
+    source: str = ""  # its name in the library (safe_name)
+    data: bytes = b""
+    sha256: str = ""
+    prepared: Prepared | None = None
+    change: Change | None = None  # the outcome, once decided before the commit (refused, unchanged)
+
+
+def _stored_name(source: str, sha256: str) -> str:
+    return f"{sha256[:16]}-{source}"
+
+
+def _clash(given: str, source: str, other: str) -> str:
+    return (f"文件名 {str(given)[:120]!r} 整理后为 {source!r}，与{other}重名；内容不同，未替换。请改名后再上传"
+            f"（the name collides with a different file after cleaning; rename it）")
+
+
+def _failed(source: str, exc: Exception) -> str:
+    """The reason shown for an unexpected reader failure (logged with its stack)."""
+    log.error("读取 %s 时出错", source, exc_info=exc)
+    return f"读取时出错（{type(exc).__name__}），已跳过"

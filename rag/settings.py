@@ -53,6 +53,10 @@ class Settings:
     read_only: bool = field(default_factory=lambda: _env("RAG_READ_ONLY", "0").lower() in ("1", "true", "yes"))
     max_upload_mb: int = field(default_factory=lambda: int(_env("RAG_MAX_UPLOAD_MB", "50")))
     max_uploads: int = field(default_factory=lambda: int(_env("RAG_MAX_UPLOADS", "20")))  # files per upload
+    # Per file, far above any newspaper file (README: Limits): larger ones are refused with the reason,
+    # so that one file cannot hold the writer for minutes. Pages to OCR: RAG_MAX_OCR_PAGES (rag/ingest/ocr.py).
+    max_chars: int = field(default_factory=lambda: int(_env("RAG_MAX_CHARS", "1000000")))
+    max_articles: int = field(default_factory=lambda: int(_env("RAG_MAX_ARTICLES", "2000")))
     # How often the running app looks for changed files in the docs folder (0: only at start).
     watch_seconds: float = field(default_factory=lambda: float(_env("RAG_WATCH_SECONDS", "30")))
 

@@ -8,8 +8,11 @@ All archive text is untrusted and escaped before rendering (see rag/chat_view.py
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from .chat_view import (  # noqa: E402,F401  (escape/highlight are part of this 
     MAX_TURNS, Trace, answer_markdown, article_html, build_turn, empty_article_html, escape, highlight,
     how_found_markdown, how_found_title,
 )
+from .guard import UploadLedger  # noqa: E402
 from .index import MAX_QUERY_CHARS, BackendUnavailable, Index, IndexCorrupt, IndexLocked, LexicalUnavailable  # noqa: E402
 from .lang import detect_language, texts  # noqa: E402
 from .library import LibraryError  # noqa: E402
@@ -31,6 +35,7 @@ from .library_view import (  # noqa: E402
 )
 from .results import IndexInfo  # noqa: E402
 from .settings import Settings  # noqa: E402
+from .uploads import UploadLog  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +56,8 @@ EXAMPLES = [
 # Shown only when the dense leg is on: without it an English question cannot match Chinese text.
 ENGLISH_EXAMPLE = "How many enterprises signed up in the Smart Island core area?"
 READ_ONLY_TEXT = "🔒 只读模式：可以浏览和预览资料库，不能上传或删除文档。"
+NOT_RECEIVED = "不是通过本页上传的文件，已拒绝（only files uploaded through this page are accepted）"
+UPLOADS_AT_ONCE = 2
 HISTORY_KEEP = 6  # questions a follow-up may lean on (answer() reads the last few)
 
 CSS = """
@@ -236,10 +243,13 @@ class ChatHandlers:
 class LibraryHandlers:
     """The 资料库 tab's handlers. Read-only mode is enforced here, not only by hiding the controls."""
 
-    def __init__(self, index: Index, settings: Settings, on_change=None):
+    def __init__(self, index: Index, settings: Settings, on_change=None, ledger: UploadLedger | None = None,
+                 uploads: UploadLog | None = None):
         self.index = index
+        self.uploads = uploads or UploadLog()
         self.settings = settings
         self.on_change = on_change or (lambda: None)
+        self.ledger = ledger  # the gate's record of who uploaded which file; None: no upload is taken
 
     def refused(self) -> str:
         return "只读模式：不能上传或删除文档（RAG_READ_ONLY / --read-only）。"
@@ -255,48 +265,89 @@ class LibraryHandlers:
             gr.Dropdown(choices=stored),
         )
 
-    def upload(self, paths):
-        """Add files one by one, so the results table fills in as each is done."""
-        paths = [p for p in (paths or []) if p]
+    def upload(self, paths, request: gr.Request):
+        """Add files one by one, so the results table fills in as each is done.
+
+        Only files this user uploaded through the page count (`received`): a path named by the client
+        (a raw queue call with {"path": "/etc/passwd"}) is refused, and is never read or deleted.
+        """
+        user = getattr(request, "username", None) or ""
+        given = [p for p in (paths or []) if p]
         if self.settings.read_only:
-            for path in paths:
-                _discard(path)
             yield [status_row("—", "refused", self.refused())], *self.tables(), None
             return
-        if not paths:
+        if not given:
             yield [status_row("—", "refused", "请先选择要上传的文件。")], *self.tables(), None
             return
+        files = [self.received(p, user) for p in given]
         limit_n = self.settings.max_uploads
-        rows = [status_row(_upload_name(p), "waiting") for p in paths[:limit_n]]
-        rows += [status_row(_upload_name(p), "refused", f"一次最多上传 {limit_n} 个文件") for p in paths[limit_n:]]
-        for path in paths[limit_n:]:
-            _discard(path)
+        rows = []
+        for i, (path, real) in enumerate(zip(given, files)):
+            if real is None:
+                rows.append(status_row(_upload_name(path), "refused", NOT_RECEIVED))
+            elif i >= limit_n:
+                rows.append(status_row(_upload_name(path), "refused", f"一次最多上传 {limit_n} 个文件"))
+            else:
+                rows.append(status_row(_upload_name(path), "waiting"))
+        todo = [(i, real) for i, real in enumerate(files) if real is not None and i < limit_n]
+        for i, real in enumerate(files):
+            if real is not None and i >= limit_n:
+                self._discard(real)
         unchanged = (gr.skip(),) * 5
         changed = False
-        for i, path in enumerate(paths[:limit_n]):
+        for i, real in todo:
             rows[i] = status_row(rows[i][0], "pending")
             yield [list(r) for r in rows], *unchanged
-            status, rows[i] = self._add_one(path)
+            status, rows[i] = self._add_one(real, rows[i][0])
             changed = changed or status in ("added", "replaced", "skipped")
             yield [list(r) for r in rows], *unchanged
         if changed:
             self.on_change()
         yield [list(r) for r in rows], *self.tables(), None
 
-    def _add_one(self, path) -> tuple[str, list]:
-        name = _upload_name(path)
+    def received(self, path, user: str) -> Path | None:
+        """The file Gradio's upload route stored for this user, or None for any other path.
+
+        It must be recorded by the gate as uploaded by this user, be a regular file (not a link)
+        and lie inside the upload folder.
+        """
+        text = str(path)
+        if self.ledger is None or not self.ledger.owned(text, user):
+            return None
+        candidate = Path(text)
+        try:
+            if candidate.is_symlink() or not candidate.is_file():
+                return None
+            real = candidate.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return None
+        return real if real.is_relative_to(upload_folder()) else None
+
+    def _discard(self, real: Path) -> None:
+        """The library keeps its own copy; drop Gradio's (only ever a file `received` accepted)."""
+        if self.ledger is not None:
+            self.ledger.forget(str(real))
+        try:
+            if real.is_relative_to(upload_folder()):
+                real.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+    def _add_one(self, real: Path, name: str) -> tuple[str, list]:
         limit_mb = self.settings.max_upload_mb
         try:
-            size = Path(path).stat().st_size
+            size = real.stat().st_size
             if size > limit_mb * 2**20:
                 return "refused", status_row(name, "refused", f"文件过大（{size / 2**20:.1f} MB，上限 {limit_mb} MB）")
-            data = Path(path).read_bytes()
+            data = real.read_bytes()
         except OSError as exc:
             return "refused", status_row(name, "refused", f"无法读取上传的文件：{exc.strerror or exc}")
         finally:
-            _discard(path)
+            self._discard(real)
         try:
-            changes = self.index.add([(name, data)])
+            with self.uploads.working([name]):
+                changes = self.index.add([(name, data)])
+            self.uploads.finished(changes)
         except IndexLocked as exc:
             return "refused", status_row(name, "refused", f"资料库正由其他进程更新，请稍后再试（{exc}）")
         except (LibraryError, IndexCorrupt) as exc:
@@ -341,19 +392,33 @@ def _upload_name(path) -> str:
     return Path(str(path)).name
 
 
-def _discard(path) -> None:
-    """Gradio keeps uploads in its cache folder; the library keeps its own copy, so drop this one."""
-    try:
-        Path(str(path)).unlink(missing_ok=True)
-    except OSError:
-        pass
+def upload_folder() -> Path:
+    """Where Gradio keeps the UI's uploads: GRADIO_TEMP_DIR, else a folder of this process's own.
+
+    Set before the UI is mounted (Gradio reads it then); the upload handler reads and deletes only
+    files inside it.
+    """
+    global _OWN_UPLOADS
+    if not os.environ.get("GRADIO_TEMP_DIR"):
+        _OWN_UPLOADS = tempfile.mkdtemp(prefix="rag-uploads-")
+        os.environ["GRADIO_TEMP_DIR"] = _OWN_UPLOADS
+        atexit.register(shutil.rmtree, _OWN_UPLOADS, True)
+    return Path(os.environ["GRADIO_TEMP_DIR"]).resolve()
 
 
-def build_demo(index: Index, settings: Settings | None = None, on_change=None) -> gr.Blocks:
-    """The page; `on_change` runs after an upload or a delete changed the library (housekeeping)."""
+_OWN_UPLOADS: str | None = None
+
+
+def build_demo(index: Index, settings: Settings | None = None, on_change=None,
+               ledger: UploadLedger | None = None, uploads: UploadLog | None = None) -> gr.Blocks:
+    """The page; `on_change` runs after an upload or a delete changed the library (housekeeping).
+
+    `ledger` holds the uploads the gate saw (rag/guard.py); without it the upload event takes no file.
+    """
     settings = settings or index.settings
+    upload_folder()
     chat = ChatHandlers(index)
-    library = LibraryHandlers(index, settings, on_change)
+    library = LibraryHandlers(index, settings, on_change, ledger, uploads)
 
     with gr.Blocks(title="周口新闻问答助手", fill_height=True, delete_cache=(3600, 3600)) as demo:
         session = gr.State(_new_session())
@@ -430,7 +495,8 @@ def build_demo(index: Index, settings: Settings | None = None, on_change=None) -
         lib["docs"].select(_pick_document, [lib["docs"]], [lib["preview_doc"], lib["delete_doc"]], api_visibility="private")
         lib["upload"].click(
             library.upload, [lib["files"]], [lib["results"], *table_outputs, lib["files"]],
-            api_name="upload", api_visibility="undocumented", concurrency_limit=1, concurrency_id="library-write",
+            # Files are read and embedded outside the index's writer lock: a large one does not hold up the others.
+            api_name="upload", api_visibility="undocumented", concurrency_limit=UPLOADS_AT_ONCE, concurrency_id="library-upload",
         ).then(lambda: (status_markdown(index), gr.Dropdown(choices=index.sources())), None, [status, sources],
                api_visibility="private")
         lib["delete"].click(library.confirm, [lib["delete_doc"]], [lib["confirm_row"], lib["delete_message"]],

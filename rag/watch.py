@@ -18,6 +18,7 @@ class Upkeep:
     def __init__(self, index: Index, watch_seconds: float, sync: bool = True):
         self.index = index
         self.watch_seconds = watch_seconds if sync and watch_seconds and watch_seconds > 0 else None
+        self.sync = sync
         self._stop = threading.Event()
         self._dirty = threading.Event()
         self._wake = threading.Event()
@@ -41,6 +42,8 @@ class Upkeep:
         self._wake.set()
 
     def _run(self) -> None:
+        if self.sync:  # originals left by an upload killed before its commit (of this or an earlier run)
+            self._step("清理未提交的上传原件", self.index.collect_files)
         while not self._stop.is_set():
             woken = self._wake.wait(self.watch_seconds)
             self._wake.clear()

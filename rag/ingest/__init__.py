@@ -56,7 +56,13 @@ def read_bytes(data: bytes, source: str) -> Document:
         raise Unreadable(f"不支持的文件类型（支持 {'、'.join(SUFFIXES)}）")
     if claimed is not None and claimed.binary and not reader.binary:
         raise Unreadable(f"扩展名是 {suffix}，内容却是文本或网页（可能是下载出错时保存的页面），已跳过")
-    text, pages = reader.read(data, source)
+    try:
+        text, pages = reader.read(data, source)
+    except Unreadable:
+        raise
+    except Exception as exc:  # any other failure of a reader (a missing module, a parser bug) is this file's only
+        log.error("读取 %s 时出错", source, exc_info=exc)
+        raise Unreadable(f"读取时出错（{type(exc).__name__}），已跳过") from exc
     if not text.replace(PAGE_BREAK, "").strip():
         raise Unreadable("文件中没有可提取的文字")
     return Document(source, text, hashlib.sha256(data).hexdigest(), reader.kind, pages)

@@ -46,6 +46,7 @@ class ImageReader(Reader):
                 frames = getattr(image, "n_frames", 1)
                 if frames > MAX_FRAMES:
                     raise Unreadable(f"图片页数过多（{frames} 页，上限 {MAX_FRAMES} 页）")
+                ocr.check_pages(frames)
                 pages = []
                 for frame in range(frames):
                     image.seek(frame)

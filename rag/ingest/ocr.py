@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 INSTALL_HINT = '请安装 OCR 扩展：pip install -e ".[ocr]"'
 # A piece of a line ends where the gap to the next character is wider than this (in ems): a gutter.
 GAP_EM = 0.8
+# Pages one file may send to OCR (seconds each): a thick special issue has 32-48 pages.
+MAX_PAGES = int(os.environ.get("RAG_MAX_OCR_PAGES", "48"))
 _lock = threading.Lock()
 _run_lock = threading.Lock()
 _engine = None
@@ -32,6 +34,14 @@ def available() -> bool:
     if os.environ.get("RAG_OCR", "").strip().lower() in {"0", "off", "no", "false", "none"}:
         return False
     return importlib.util.find_spec("rapidocr") is not None and importlib.util.find_spec("onnxruntime") is not None
+
+
+def check_pages(count: int) -> None:
+    """Unreadable before any OCR when a file has more pages to OCR than RAG_MAX_OCR_PAGES."""
+    if count > MAX_PAGES:
+        from .base import Unreadable
+
+        raise Unreadable(f"需要 OCR 的页数过多（{count} 页，上限 {MAX_PAGES} 页，可用 RAG_MAX_OCR_PAGES 调整）")
 
 
 def engine():

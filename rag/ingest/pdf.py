@@ -162,6 +162,7 @@ class PdfReader(Reader):
                 log.warning("%s：第 %s 页是扫描页，未安装 OCR，已跳过（%s）", name,
                             "、".join(str(i + 1) for i in scans), ocr.INSTALL_HINT)
                 scans = []
+            ocr.check_pages(len(scans))
             for number in scans:
                 with PDFIUM_LOCK:  # rendering needs the lock, OCR (seconds per page) does not
                     page = doc[number]
