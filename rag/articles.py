@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import xxhash
 
 from .ingest import PAGE_BREAK, Document
+from .ingest.layout import CAPTION_MARK, HEADLINE_MARK
 from .repair import (
     clean_inline,
     ends_sentence,
@@ -32,6 +33,8 @@ _CREDIT = re.compile(r"^(?:本报)?(?:记者|通讯员|摄影)[\s\S]{0,30}\s摄$
 _LONE_NAME = re.compile(rf"^{_NAME}$")
 _FIGURE = re.compile(r"^图[一二三四五六七八九十0-9]+$")
 KICKER_MAX = 10
+# Kinds whose text comes from a page layout (rag/ingest/layout.py): headlines and captions are marked.
+LAID_OUT = ("pdf", "image")
 
 
 @dataclass
@@ -43,7 +46,7 @@ class Article:
     kicker: str = ""
     captions: list[str] = field(default_factory=list)
     position: int = 0  # order in the document
-    page: int | None = None  # 1-based page where it starts; None for a document without pages
+    page: int | None = None  # the page it starts on (printed number, else 1-based position); None without pages
 
 
 def article_key(body: str) -> int:
@@ -90,7 +93,9 @@ def is_headline_like(line: str, markdown: bool = False) -> bool:
     )
 
 
-def _find_starts(lines: list[str], markdown: bool) -> list[_Start]:
+def _find_starts(lines: list[str], markdown: bool, heads: frozenset[int] = frozenset()) -> list[_Start]:
+    """Where articles start. `heads` are lines the page layout marked as headlines (by type size):
+    each starts an article, bylines or not."""
     nonblank = [i for i, line in enumerate(lines) if line.strip()]
     prev_of = {i: (nonblank[k - 1] if k else None) for k, i in enumerate(nonblank)}
     next_of = {i: (nonblank[k + 1] if k + 1 < len(nonblank) else None) for k, i in enumerate(nonblank)}
@@ -116,13 +121,30 @@ def _find_starts(lines: list[str], markdown: bool) -> list[_Start]:
                 title, kicker = [k], [j]  # a section tag printed under the headline
         return title, kicker
 
+    def marked_start(i: int) -> _Start:
+        title, kicker = [i], []
+        nxt = next_of[i]
+        if nxt is not None and nxt in heads:  # kicker + headline, or headline + subtitle
+            if visible_len(lines[i]) <= KICKER_MAX:
+                title, kicker = [nxt], [i]
+            else:
+                title = [i, nxt]
+        after = next_of[title[-1]]
+        if after is not None and _REPORTER_LINE.match(clean_inline(lines[after])) and not lines[after].strip().endswith("摄"):
+            return _Start(i, after + 1, title, kicker, byline=clean_inline(lines[after]))
+        return _Start(i, title[-1] + 1, title, kicker)
+
     for i in nonblank:
         if i <= taken:
             continue
         line = clean_inline(lines[i])
         prev = prev_of[i]
         start = None
-        if _BENBAO.match(line):
+        if i in heads:
+            start = marked_start(i)
+        elif heads and prev is not None and starts and prev in starts[-1].title:
+            pass  # the byline under a marked headline: that article's (本报讯 stays in its body)
+        elif _BENBAO.match(line):
             title, kicker = headline_above(i)
             start = _Start((kicker or title or [i])[0], i, title, kicker)
         elif _REPORTER_LINE.match(line) and not line.endswith("摄"):
@@ -166,12 +188,17 @@ def _extract_benbao(body_lines: list[str]) -> tuple[str, list[str]]:
     return f"本报讯（{inner}）", raw[m.end() :].split("\n")
 
 
-def _build(source: str, lines: list[str], start: _Start, end: int, markdown: bool, position: int, page: int | None) -> Article | None:
-    body_lines = [ln for ln in lines[start.body : end] if not (_CREDIT.match(ln.strip()) or _FIGURE.match(ln.strip()))]
+def _build(source: str, lines: list[str], start: _Start, end: int, markdown: bool, position: int, page: int | None,
+           marked: frozenset[int] = frozenset()) -> Article | None:
+    """One article from its lines; `marked` are caption lines the page layout found (kept, each a sentence)."""
+    marked_captions = [clean_inline(lines[i]) for i in range(start.body, end) if i in marked]
+    body_lines = [ln for i, ln in enumerate(lines[start.body : end], start.body)
+                  if i not in marked and not (_CREDIT.match(ln.strip()) or _FIGURE.match(ln.strip()))]
     byline = start.byline
     if not byline:
         byline, body_lines = _extract_benbao(body_lines)
     paragraphs, captions = unwrap(body_lines)
+    captions = captions + [c for c in marked_captions if c]
     if not paragraphs and not captions:
         return None
     title = " ".join(_text(lines[i], markdown) for i in start.title)
@@ -197,12 +224,32 @@ def _page_lines(text: str) -> tuple[list[str], list[int]]:
     return lines, pages
 
 
+def _marks(lines: list[str]) -> tuple[frozenset[int], frozenset[int]]:
+    """Strip the layout's headline and caption marks off `lines` (in place); their line numbers."""
+    heads, captions = set(), set()
+    for i, line in enumerate(lines):
+        for mark, found in ((HEADLINE_MARK, heads), (CAPTION_MARK, captions)):
+            if line.startswith(mark):
+                lines[i] = line[len(mark):]
+                found.add(i)
+    return frozenset(heads), frozenset(captions)
+
+
+def page_label(doc: Document, page: int) -> int | None:
+    """The page a citation shows for the `page`-th page (1-based) of `doc`: the number printed on it
+    (第3版), else its position in the file; None for a document without pages."""
+    if not (doc.pages > 1 or doc.kind in LAID_OUT):
+        return None
+    printed = doc.printed[page - 1] if page - 1 < len(doc.printed) else None
+    return printed if printed is not None else page
+
+
 def split_articles(doc: Document) -> list[Article]:
     raw, pages = _page_lines(normalize_width(doc.text))
     lines = [undouble(line) for line in raw]
-    paged = doc.pages > 1
     markdown = doc.is_markdown
-    starts = _find_starts(lines, markdown)
+    heads, marked = _marks(lines) if doc.kind in LAID_OUT else (frozenset(), frozenset())
+    starts = _find_starts(lines, markdown, heads)
     first_line = next((i for i, line in enumerate(lines) if line.strip()), 0)
     if not starts or starts[0].first > first_line:
         # Text before the first byline (or a page without any): one article, titled by its first line if it looks like one.
@@ -212,7 +259,7 @@ def split_articles(doc: Document) -> list[Article]:
     articles = []
     for n, start in enumerate(starts):
         end = starts[n + 1].first if n + 1 < len(starts) else len(lines)
-        article = _build(doc.source, lines, start, end, markdown, len(articles), pages[start.first] if paged else None)
+        article = _build(doc.source, lines, start, end, markdown, len(articles), page_label(doc, pages[start.first]), marked)
         if article is not None:
             articles.append(article)
     return articles

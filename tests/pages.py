@@ -349,3 +349,107 @@ def typeset_pdf(title: str, byline: str, paragraphs: list[str]) -> bytes:
         text(MARGIN + col * (width + GUTTER) + indent, PAGE_H - 120 - row * LEADING, BODY_SIZE, line)
     c.save()
     return buf.getvalue()
+
+
+@dataclass
+class Story:
+    """An article for `column_page`: headline, paragraphs, and an optional photo with caption lines."""
+
+    title: str
+    paragraphs: list[str]
+    caption: list[str] = field(default_factory=list)  # printed under the photo, one line each
+    byline: str = ""
+
+
+def column_page(stories: list[tuple[Story, int, int]], folio: str = "第3版", columns: int = 3,
+                title_size: float = 16.0, latin_font: str | None = None) -> tuple[bytes, list[Printed]]:
+    """One newspaper page of `columns` columns. `stories` are (story, first column, columns spanned),
+    placed left to right, then below the lowest article when the row is full. Headlines are centred
+    over their columns and wrap onto as many lines as they need; a story with a caption gets a photo
+    (a grey box) in its last column after six lines of text, the caption lines centred under it.
+    The page number `folio` is printed in the running head. `latin_font` sets Latin words in that font."""
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+    from reportlab.pdfgen import canvas
+
+    _register_font()
+    buf = io.BytesIO()
+    c = canvas.Canvas(buf, pagesize=(PAGE_W, PAGE_H))
+    col_w = (PAGE_W - 2 * MARGIN - (columns - 1) * GUTTER) / columns
+
+    def x_of(col: int) -> float:
+        return MARGIN + col * (col_w + GUTTER)
+
+    def draw(x: float, y: float, text: str, size: float) -> None:
+        """Draw `text`, Latin words in `latin_font` when given (their widths then differ from the CJK font's)."""
+        if not latin_font:
+            c.setFont(FONT, size)
+            c.drawString(x, y, text)
+            return
+        import re as _re
+
+        for part in _re.split(r"([A-Za-z]+)", text):
+            if not part:
+                continue
+            font = latin_font if part.isascii() and part.isalpha() else FONT
+            c.setFont(font, size)
+            c.drawString(x, y, part)
+            x += stringWidth(part, font, size)
+
+    c.setFont(FONT, 8)
+    c.drawString(MARGIN, PAGE_H - MARGIN - 8, f"周口日报 2023年3月1日 星期三")
+    c.drawRightString(PAGE_W - MARGIN, PAGE_H - MARGIN - 8, f"{folio} 综合新闻")
+    c.setLineWidth(1.0)
+    c.line(MARGIN, PAGE_H - MARGIN - 14, PAGE_W - MARGIN, PAGE_H - MARGIN - 14)
+    row_top = PAGE_H - MARGIN - 28
+    row_bottom = row_top
+    printed: list[Printed] = []
+    for story, col, span in stories:
+        if col == 0 and printed:
+            row_top = row_bottom - 6
+            c.setLineWidth(0.5)
+            c.line(MARGIN, row_top + 8, PAGE_W - MARGIN, row_top + 8)
+        width = span * col_w + (span - 1) * GUTTER
+        y = row_top
+        heads = [line for line, _ in wrap(story.title, width - 4, title_size)]
+        for part in heads:
+            y -= title_size
+            c.setFont(FONT, title_size)
+            c.drawCentredString(x_of(col) + width / 2, y, part)
+            y -= title_size * 0.25
+        y -= BODY_SIZE * 1.2
+        lines: list[tuple[str, float]] = []
+        if story.byline:
+            lines.append((story.byline, 0.0))
+        for para in story.paragraphs:
+            lines += wrap(para, col_w, BODY_SIZE, indent=2 * BODY_SIZE)
+        photo = (8 + len(story.caption)) if story.caption else 0  # photo rows, caption rows, a blank row
+        per_col = math.ceil((len(lines) + photo) / span)
+        k = 0
+        order: list[str] = []
+        bottom = y
+        for i in range(span):
+            slot = 0
+            while slot < per_col and k < len(lines):
+                yy = y - (slot + 1) * LEADING
+                if story.caption and i == span - 1 and slot == 6:
+                    h = 6 * LEADING
+                    c.setFillGray(0.8)
+                    c.rect(x_of(col + i), yy + LEADING - h, col_w, h - 2, stroke=0, fill=1)
+                    c.setFillGray(0)
+                    for n, cap in enumerate(story.caption):
+                        c.setFont(FONT, CAPTION_SIZE)
+                        c.drawCentredString(x_of(col + i) + col_w / 2, yy + LEADING - h - (n + 1) * (CAPTION_SIZE + 3), cap)
+                    slot += photo
+                    continue
+                text, indent = lines[k]
+                draw(x_of(col + i) + indent, yy, text, BODY_SIZE)
+                order.append(text)
+                k += 1
+                slot += 1
+            bottom = min(bottom, y - slot * LEADING)
+        assert k == len(lines), "story does not fit its columns"
+        row_bottom = min(row_bottom, bottom - BODY_SIZE)
+        printed.append(Printed(story.title, story.byline, story.paragraphs, 1, " ".join(story.caption), [*heads, *order]))
+    assert row_bottom > MARGIN, "stories do not fit the page"
+    c.save()
+    return buf.getvalue(), printed

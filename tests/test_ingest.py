@@ -378,3 +378,121 @@ def test_index_built_from_pdf_docx_and_html(tmp_path, newspaper):
     assert (hit.source, hit.page) == ("zkrb-2023-03-01.pdf", 2)
     assert index.retrieve("宣传手册680余份", k=1)[0].page is None, "a document without pages has no page number"
     assert index.retrieve("宣传手册680余份", k=1)[0].source == "page.html"
+
+
+# --- Exact text of a laid-out page: double letters, headlines, captions, page numbers -------------
+
+
+def test_double_letters_survive_the_fake_bold_filter():
+    """`ll`, `ff`: the second glyph starts a whole advance later; fake bold overprints a fraction of a point."""
+    from reportlab.pdfgen import canvas
+
+    pages._register_font()
+    buf = io.BytesIO()
+    c = canvas.Canvas(buf)
+    words = "McClelland studied Intelligence over coffee, all afternoon, Mississippi bookkeeper."
+    for y, font in ((700, "Helvetica"), (680, "Times-Roman"), (660, pages.FONT)):
+        c.setFont(font, 10)
+        c.drawString(72, y, words)
+    for dx in (0.0, 0.3):  # a headline in fake bold: the line printed twice
+        c.setFont("Helvetica-Bold", 18)
+        c.drawString(72 + dx, 620, "Hello Ballet")
+    x = 72.0  # and glyph by glyph: each letter printed twice before the next one
+    for ch in "Williams":
+        for dx in (0.0, 0.25):
+            c.setFont("Helvetica-Bold", 14)
+            c.drawString(x + dx, 590, ch)
+        x += c.stringWidth(ch, "Helvetica-Bold", 14)
+    c.save()
+    lines = read_bytes(buf.getvalue(), "letters.pdf").text.splitlines()
+    assert lines.count(words) == 3
+    assert "# Hello Ballet Williams" in lines  # printed once each; the larger type is marked as a headline
+
+
+def _column_stories():
+    t, _, p = pages.seed_article("000_511f53cd465d0282.txt", "全力以赴确保项目早日投产达效")
+    return [
+        (pages.Story("底特律第二浸信会教堂：一段介绍", [
+            "底特律第二浸信会教堂位于美国密歇根州底特律市，建于1857年，是当地历史最悠久的非裔美国人教堂之一。"
+            "教会曾是地下铁路的重要一站，帮助数千名逃亡者前往加拿大。",
+            "1989年，教堂被列入国家史迹名录。研究者McClelland在其著作中称，该教堂在废奴运动中的作用可与"
+            "Intelligence一词所代表的情报网络相比。每逢周日礼拜之后，教友们会在地下室喝coffee聊天。"]), 0, 1),
+        (pages.Story(t, p[:3], caption=["图为领尚科技现代化厂房建设现场。", "记者 周晓明 摄"]), 1, 2),
+        (pages.Story("荷兰博物学家马克格拉夫的巴西之行", [
+            "Georg Marcgraf生于1610年，是德国博物学家和天文学家。1638年他随荷兰西印度公司前往巴西，"
+            "在那里绘制地图、观测天象并记录动植物。",
+            "他的著作《巴西自然史》出版于1648年，被认为是欧洲人研究南美洲自然的开山之作。"]), 0, 3),
+    ]
+
+
+@pytest.fixture(scope="module")
+def column_page():
+    pdf, printed = pages.column_page(_column_stories(), folio="第3版", latin_font="Helvetica")
+    return pdf, printed, read_bytes(pdf, "zkrb-p3.pdf")
+
+
+def _check_column_page(articles, printed, scanned: bool = False):
+    by_title = _by_title(articles)
+    assert [_squash(p.title) in by_title for p in printed] == [True] * 3
+    church = by_title[_squash(printed[0].title)]
+    assert church.title == "底特律第二浸信会教堂：一段介绍"
+    assert printed[0].lines[:2] == ["底特律第二浸信会教堂", "：一段介绍"]  # set on two lines
+    for sentence in ("1989年，教堂被列入国家史迹名录。", "每逢周日礼拜之后，教友们会在地下室喝coffee聊天。",
+                     "研究者McClelland在其著作中称，该教堂在废奴运动中的作用可与Intelligence一词所代表的情报网络相比。"):
+        assert sentence in church.body
+    assert "Georg Marcgraf生于1610年" in by_title[_squash(printed[2].title)].body
+    # The caption: in the article whose column holds the photo, each sentence a line of its own.
+    project = by_title[_squash(printed[1].title)]
+    assert [_squash(c) for c in project.captions] == ["图为领尚科技现代化厂房建设现场。", "记者周晓明摄"]
+    lines = [_squash(line) for line in project.body.split("\n")]
+    assert "图为领尚科技现代化厂房建设现场。" in lines and "记者周晓明摄" in lines
+    assert "相关部门要各负其责、主动作为" in project.body  # the sentence around the photo is whole
+    assert all("图为" not in a.body for a in articles if a is not project)
+    assert {a.page for a in articles} == {3}  # the page number printed on the page (第3版)
+
+
+def test_column_page_headlines_captions_latin_words_and_printed_page(column_page):
+    _, printed, doc = column_page
+    assert doc.printed == (3,)
+    _check_column_page(split_articles(doc), printed)
+
+
+@pytest.mark.parametrize("folio, page", [("3版", 3), ("A7", 7), ("", 1)])
+def test_printed_page_forms_and_the_file_page_as_fallback(folio, page):
+    pdf, _ = pages.column_page(_column_stories()[:1], folio=folio)
+    assert {a.page for a in split_articles(read_bytes(pdf, "p.pdf"))} == {page}
+
+
+def test_ocr_pieces_rejoin_numbers_and_keep_latin_word_spaces():
+    """The recogniser's own spaces: kept between Latin words, dropped inside a number (`198 9年`)."""
+    from rag.ingest.ocr import line_runs
+
+    def box(x0, x1):
+        return [[x0, 0], [x1, 0], [x1, 20], [x0, 20]]
+
+    pieces, x = [], 0.0
+    for ch, w in zip("Georg", (12, 10, 10, 7, 10)):
+        pieces.append((ch, box(x, x + w)))
+        x += w + 1
+    x += 3  # a word space: narrower than the gaps uneven character boxes make inside a word
+    for ch in "Marcgraf":
+        pieces.append((ch, box(x, x + 9)))
+        x += 10
+    for ch in "生于198":
+        pieces.append((ch, box(x, x + (19 if ord(ch) > 255 else 9))))
+        x += 21 if ord(ch) > 255 else 11
+    x += 4  # the recogniser's space inside the number
+    for ch in "9年":
+        pieces.append((ch, box(x, x + (19 if ord(ch) > 255 else 9))))
+        x += 21 if ord(ch) > 255 else 11
+    [run] = line_runs(pieces, box(0, x), "Georg Marcgraf生于198 9年")
+    assert run.text == "Georg Marcgraf生于1989年"
+
+
+@needs_ocr
+@pytest.mark.slow
+def test_scan_of_column_page_reads_the_same_articles(column_page):
+    pdf, printed, _ = column_page
+    scan = read_bytes(pages.scanned_pdf([pages.render_png(pdf, 0, dpi=200)]), "scan-p3.pdf")
+    assert scan.printed == (3,)
+    _check_column_page(split_articles(scan), printed, scanned=True)

@@ -11,7 +11,7 @@ import logging
 import os
 from pathlib import Path
 
-from .base import PAGE_BREAK, Document, Reader, Unreadable
+from .base import PAGE_BREAK, Document, Pages, Reader, Unreadable
 from .docx import DocxReader
 from .html import HtmlReader
 from .image import ImageReader
@@ -20,7 +20,7 @@ from .text import MarkdownReader, TextReader, decode
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PAGE_BREAK", "Document", "Reader", "Unreadable", "READERS", "SUFFIXES", "detect", "read_bytes",
+__all__ = ["PAGE_BREAK", "Document", "Pages", "Reader", "Unreadable", "READERS", "SUFFIXES", "detect", "read_bytes",
            "read_file", "scan_folder", "read_documents", "decode"]
 
 # Binary formats by their signatures first; HTML before plain text, which would accept it too.
@@ -57,7 +57,7 @@ def read_bytes(data: bytes, source: str) -> Document:
     if claimed is not None and claimed.binary and not reader.binary:
         raise Unreadable(f"扩展名是 {suffix}，内容却是文本或网页（可能是下载出错时保存的页面），已跳过")
     try:
-        text, pages = reader.read(data, source)
+        text, pages, *printed = reader.read(data, source)
     except Unreadable:
         raise
     except Exception as exc:  # any other failure of a reader (a missing module, a parser bug) is this file's only
@@ -65,7 +65,7 @@ def read_bytes(data: bytes, source: str) -> Document:
         raise Unreadable(f"读取时出错（{type(exc).__name__}），已跳过") from exc
     if not text.replace(PAGE_BREAK, "").strip():
         raise Unreadable("文件中没有可提取的文字")
-    return Document(source, text, hashlib.sha256(data).hexdigest(), reader.kind, pages)
+    return Document(source, text, hashlib.sha256(data).hexdigest(), reader.kind, pages, tuple(*printed))
 
 
 def read_file(path: Path, source: str | None = None) -> Document:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 PAGE_BREAK = "\f"
 
@@ -25,10 +25,19 @@ class Document:
     sha256: str  # of the file's bytes
     kind: str = "text"  # the reader's kind: text, markdown, pdf, scan, image, docx, html
     pages: int = 1
+    printed: tuple[int | None, ...] = ()  # the page number printed on each page (第3版), None where none was found
 
     @property
     def is_markdown(self) -> bool:
         return self.kind == "markdown" or any(line.startswith("## ") for line in self.text.splitlines()[:50])
+
+
+class Pages(NamedTuple):
+    """What a reader of a paged format returns: its text, the page count and the printed page numbers."""
+
+    text: str
+    count: int
+    printed: tuple[int | None, ...] = ()
 
 
 class Reader(abc.ABC):
@@ -45,4 +54,5 @@ class Reader(abc.ABC):
 
     @abc.abstractmethod
     def read(self, data: bytes, name: str) -> tuple[str, int]:
-        """(text with pages separated by PAGE_BREAK, number of pages); raises Unreadable with the reason."""
+        """(text with pages separated by PAGE_BREAK, number of pages), or `Pages` when the reader also
+        finds the numbers printed on the pages; raises Unreadable with the reason."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import os
 
-from .base import PAGE_BREAK, Reader, Unreadable
+from .base import PAGE_BREAK, Pages, Reader, Unreadable
 
 # Pixels accepted: an A3 page scanned at 600 dpi is about 70 million.
 MAX_PIXELS = int(os.environ.get("RAG_MAX_IMAGE_PIXELS", str(120_000_000)))
@@ -28,7 +28,7 @@ class ImageReader(Reader):
     def sniff(self, head: bytes, suffix: str) -> bool:
         return head.startswith(_SIGNATURES)
 
-    def read(self, data: bytes, name: str) -> tuple[str, int]:
+    def read(self, data: bytes, name: str) -> Pages:
         from PIL import Image
 
         from . import ocr
@@ -47,18 +47,20 @@ class ImageReader(Reader):
                 if frames > MAX_FRAMES:
                     raise Unreadable(f"图片页数过多（{frames} 页，上限 {MAX_FRAMES} 页）")
                 ocr.check_pages(frames)
-                pages = []
+                pages, printed = [], []
                 for frame in range(frames):
                     image.seek(frame)
                     page = image.convert("L")
                     if page.width * page.height > OCR_PIXELS:
                         scale = (OCR_PIXELS / (page.width * page.height)) ** 0.5
                         page = page.resize((int(page.width * scale), int(page.height * scale)))
-                    pages.append(ocr.image_text(page))
+                    text, folio = ocr.image_page(page)
+                    pages.append(text)
+                    printed.append(folio)
         except Unreadable:
             raise
         except Image.DecompressionBombError as exc:
             raise Unreadable("图片过大，可能是解压炸弹，已跳过") from exc
         except (OSError, SyntaxError, ValueError) as exc:
             raise Unreadable(f"图片已损坏或不完整，无法解码（{exc}）") from exc
-        return PAGE_BREAK.join(pages), len(pages)
+        return Pages(PAGE_BREAK.join(pages), len(pages), tuple(printed))

@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 
-from .layout import Run, page_text
+from .layout import Run, page_text, printed_page
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,8 @@ INSTALL_HINT = '请安装 OCR 扩展：pip install -e ".[ocr]"'
 GAP_EM = 0.8
 # Pages one file may send to OCR (seconds each): a thick special issue has 32-48 pages.
 MAX_PAGES = int(os.environ.get("RAG_MAX_OCR_PAGES", "48"))
+# Between two digits, white space narrower than this (in ems) is the recogniser's, not the page's.
+NUMBER_GAP_EM = 0.45
 _lock = threading.Lock()
 _run_lock = threading.Lock()
 _engine = None
@@ -62,11 +64,31 @@ def _em_width(text: str) -> float:
     return sum(1.0 if ord(ch) >= 0x2E80 else 0.5 for ch in text) or 1.0
 
 
-def line_runs(words: list[tuple[str, list]], line_box: list) -> list[Run]:
+def _spaces_before(texts: list[str], line_text: str) -> list[bool] | None:
+    """Whether the recogniser put a space before each piece of its line text; None when they do not align."""
+    out, at = [], 0
+    for text in texts:
+        spaced = False
+        while at < len(line_text) and line_text[at].isspace():
+            spaced, at = True, at + 1
+        if not line_text.startswith(text, at):
+            return None
+        out.append(spaced)
+        at += len(text)
+    return out
+
+
+def _latin(ch: str) -> bool:
+    return ch.isascii() and ch.isalpha()
+
+
+def line_runs(words: list[tuple[str, list]], line_box: list, line_text: str = "") -> list[Run]:
     """One detected line (its recognised pieces with their boxes) -> pieces split at gutters.
 
     The type size is estimated from the character pitch, not the box height: detection boxes
-    are padded unevenly, while CJK characters are each one em wide.
+    are padded unevenly, while CJK characters are each one em wide. Word spaces come from the
+    recogniser's `line_text` (its character boxes have none) and are kept only between Latin words;
+    between two digits only a gap of NUMBER_GAP_EM is a space, so `198 9年` is read as `1989年`.
     """
     pieces = []
     for text, box in words:
@@ -75,26 +97,44 @@ def line_runs(words: list[tuple[str, list]], line_box: list) -> list[Run]:
         pieces.append((text, min(xs), min(ys), max(xs), max(ys)))
     if not pieces:
         return []
-    pieces.sort(key=lambda p: p[1])
+    spaces = _spaces_before([p[0] for p in pieces], line_text) if line_text else None
+    order = sorted(range(len(pieces)), key=lambda i: pieces[i][1])
+    if spaces is not None and order != sorted(order):
+        spaces = None  # the pieces are not in reading order: the text cannot be aligned with them
+    pieces = [pieces[i] for i in order]
     y0 = min(float(p[1]) for p in line_box)
     y1 = max(float(p[1]) for p in line_box)
-    groups: list[list[tuple]] = [[pieces[0]]]
-    for piece in pieces[1:]:
-        prev = groups[-1][-1]
-        em = (prev[3] - prev[1]) / _em_width(prev[0])
+    line_em = (pieces[-1][1] - pieces[0][1]) / _em_width("".join(p[0] for p in pieces[:-1])) if len(pieces) > 1 else 0.0
+    groups: list[list[int]] = [[0]]
+    for i in range(1, len(pieces)):
+        prev, piece = pieces[groups[-1][-1]], pieces[i]
+        em = max((prev[3] - prev[1]) / _em_width(prev[0]), line_em)
         if piece[1] - prev[3] > GAP_EM * max(em, 1.0):
-            groups.append([piece])
+            groups.append([i])
         else:
-            groups[-1].append(piece)
+            groups[-1].append(i)
     runs = []
     for group in groups:
-        text = group[0][0]
-        for a, b in zip(group, group[1:]):  # Latin words keep their spaces
-            latin = a[0][-1:].isascii() and a[0][-1:].isalnum() and b[0][:1].isascii() and b[0][:1].isalnum()
-            text += (" " if latin and b[1] - a[3] > 0.2 * (a[4] - a[2]) else "") + b[0]
-        x0, x1 = group[0][1], max(p[3] for p in group)
-        size = (x1 - x0) / _em_width(text) if len(text) > 1 else (y1 - y0)
-        runs.append(Run(x0, y0, x1, y1, text, size))
+        first, last = pieces[group[0]], pieces[group[-1]]
+        head = "".join(pieces[i][0] for i in group[:-1])
+        # The pitch from the first character's start to the last one's: the ink of a trailing 。 or ,
+        # fills a fraction of its em, so the right edge would make the type look smaller than it is.
+        if len(group) > 1 and last[1] > first[1]:
+            size = (last[1] - first[1]) / _em_width(head)
+        else:
+            size = (last[3] - first[1]) / _em_width(first[0]) if len(first[0]) > 1 else (y1 - y0)
+        text = first[0]
+        for i, j in zip(group, group[1:]):
+            a, b = pieces[i], pieces[j]
+            gap = b[1] - a[3]
+            if a[0][-1:].isdigit() and b[0][:1].isdigit():
+                space = gap > NUMBER_GAP_EM * size
+            elif _latin(a[0][-1:]) and (_latin(b[0][:1]) or b[0][:1].isdigit()) or a[0][-1:].isdigit() and _latin(b[0][:1]):
+                space = spaces[j] if spaces is not None else gap > 0.2 * (a[4] - a[2])
+            else:
+                space = False
+            text += (" " if space else "") + b[0]
+        runs.append(Run(first[1], y0, last[3], y1, text, size))
     return runs
 
 
@@ -114,10 +154,16 @@ def image_runs(image) -> list[Run]:
         parts = [(w[0], w[2]) for w in pieces if w and w[0]]
         if not parts:  # no character boxes: the whole line as one piece
             parts = [(text, box)]
-        runs += line_runs(parts, box)
+        runs += line_runs(parts, box, text)
     return runs
 
 
+def image_page(image) -> tuple[str, int | None]:
+    """A page image's text in reading order, one line per printed line (see layout.py), and the page
+    number printed on it."""
+    runs = image_runs(image)
+    return page_text(runs, image.height), printed_page(runs, image.height)
+
+
 def image_text(image) -> str:
-    """A page image's text in reading order, one line per printed line (see layout.py)."""
-    return page_text(image_runs(image), image.height)
+    return image_page(image)[0]

@@ -15,8 +15,8 @@ import os
 import re
 import threading
 
-from .base import PAGE_BREAK, Reader, Unreadable
-from .layout import Run, page_text
+from .base import PAGE_BREAK, Pages, Reader, Unreadable
+from .layout import Run, page_text, printed_page
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,10 @@ MAX_PAGES = int(os.environ.get("RAG_MAX_PDF_PAGES", "1000"))
 MIN_TEXT_CHARS = 20
 # Inside a line, white space wider than this (in ems) between two glyphs is a space between words.
 WORD_GAP_EM = 0.15
+# Fake bold prints a glyph twice, offset by a fraction of a point: a second copy of the same glyph
+# closer than this (in ems, and as a share of the glyph's width) is the same glyph, not a double letter.
+OVERPRINT_EM = 0.15
+OVERPRINT_WIDTH = 0.3
 # Rendering for OCR: the resolution OCR reads best at, and a cap on the bitmap for huge pages.
 OCR_DPI = 200
 MAX_RENDER_PIXELS = 40_000_000
@@ -47,7 +51,7 @@ def page_runs(textpage, page_height: float) -> tuple[list[Run], int]:
     garbled = 0
     rect = raw.FS_RECTF()
     cur: Run | None = None
-    last_x0 = last_mid = 0.0
+    last_x0 = last_mid = last_width = 0.0
     for i in range(raw.FPDFText_CountChars(textpage)):
         ch = chr(raw.FPDFText_GetUnicode(textpage, i))
         if ch in "\r\n":  # PDFium's line breaks
@@ -74,8 +78,16 @@ def page_runs(textpage, page_height: float) -> tuple[list[Run], int]:
                 cur.text += " "
             continue
         mid = (y0 + y1) / 2
-        if cur is not None and ch == cur.text[-1] and abs(x0 - last_x0) < 0.3 * size and abs(mid - last_mid) < 0.3 * size:
-            continue  # fake bold: the same glyph printed twice, slightly offset
+        width = x1 - x0
+        if (
+            cur is not None
+            and ch == cur.text[-1]
+            and abs(x0 - last_x0) < min(OVERPRINT_EM * size, OVERPRINT_WIDTH * max(width, last_width))
+            and abs(mid - last_mid) < OVERPRINT_EM * size
+        ):
+            # Fake bold: the same glyph printed again a fraction of its own width away. The next letter
+            # of a double ("ll" in McClelland, "ff" in coffee) starts a whole advance further: kept.
+            continue
         if (
             cur is not None
             and cur.y0 <= mid <= cur.y1
@@ -91,7 +103,7 @@ def page_runs(textpage, page_height: float) -> tuple[list[Run], int]:
             if cur is not None:
                 runs.append(cur)
             cur = Run(x0, y0, x1, y1, ch, size)
-        last_x0, last_mid = x0, mid
+        last_x0, last_mid, last_width = x0, mid, width
     if cur is not None:
         runs.append(cur)
     seen: dict[str, list[Run]] = {}
@@ -134,7 +146,7 @@ class PdfReader(Reader):
     def sniff(self, head: bytes, suffix: str) -> bool:
         return b"%PDF-" in head[:1024]
 
-    def read(self, data: bytes, name: str) -> tuple[str, int]:
+    def read(self, data: bytes, name: str) -> Pages:
         try:
             import pypdfium2 as pdfium
         except ImportError as exc:  # pragma: no cover - a core dependency
@@ -154,8 +166,9 @@ class PdfReader(Reader):
                 if n > MAX_PAGES:
                     raise Unreadable(f"PDF 页数过多（{n} 页，上限 {MAX_PAGES} 页，可用 RAG_MAX_PDF_PAGES 调整）")
                 read = [self._page(doc, number) for number in range(n)]
-            pages = [text for text, _ in read]
-            scans = [number for number, (_, scanned) in enumerate(read) if scanned]
+            pages = [text for text, _, _ in read]
+            printed = [folio for _, _, folio in read]
+            scans = [number for number, (_, scanned, _) in enumerate(read) if scanned]
             if scans and not ocr.available():
                 if len(scans) == n:
                     raise Unreadable(f"扫描版 PDF（没有文字层），需要 OCR 才能读取：{ocr.INSTALL_HINT}")
@@ -168,15 +181,15 @@ class PdfReader(Reader):
                     page = doc[number]
                     image = _render(page)
                     page.close()
-                pages[number] = ocr.image_text(image)
+                pages[number], printed[number] = ocr.image_page(image)
         finally:
             with PDFIUM_LOCK:
                 doc.close()
-        return PAGE_BREAK.join(pages), n
+        return Pages(PAGE_BREAK.join(pages), n, tuple(printed))
 
     @staticmethod
-    def _page(doc, number: int) -> tuple[str, bool]:
-        """(text of the page, whether it needs OCR instead)."""
+    def _page(doc, number: int) -> tuple[str, bool, int | None]:
+        """(text of the page, whether it needs OCR instead, the page number printed on it)."""
         import pypdfium2.raw as pdfium_raw
 
         page = doc[number]
@@ -189,10 +202,10 @@ class PdfReader(Reader):
                 textpage.close()
             chars = sum(r.chars for r in runs)
             if chars and garbled > 0.3 * chars:
-                return "", True  # glyphs without a Unicode map: only their pictures can be read
+                return "", True, None  # glyphs without a Unicode map: only their pictures can be read
             if chars < MIN_TEXT_CHARS:
                 # A scan when the page shows an image; a blank page is just blank.
-                return "", next(page.get_objects(filter=[pdfium_raw.FPDF_PAGEOBJ_IMAGE]), None) is not None
-            return page_text(runs, height), False
+                return "", next(page.get_objects(filter=[pdfium_raw.FPDF_PAGEOBJ_IMAGE]), None) is not None, None
+            return page_text(runs, height), False, printed_page(runs, height)
         finally:
             page.close()
