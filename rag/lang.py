@@ -1,7 +1,9 @@
-"""Which language the UI speaks around an answer: the question's own (the quoted evidence stays Chinese).
+"""Which language the app speaks: around an answer, the question's own (the quoted evidence stays Chinese);
+on the page's furniture, the browser's.
 
 `detect_language` is deliberately simple: any CJK character means Chinese; otherwise a question
 made mostly of Latin letters is English. `TEXTS` holds every phrase the answer view needs in both.
+`page_language` reads a browser's Accept-Language: Chinese first or no preference -> Chinese, else English.
 """
 
 from __future__ import annotations
@@ -21,6 +23,24 @@ def detect_language(text: str) -> str:
     letters = len(_LETTER.findall(text))
     latin = len(_LATIN.findall(text))
     return "en" if latin and latin >= 0.6 * letters else "zh"
+
+
+def page_language(accept_language: str | None) -> str:
+    """"zh" or "en" for a browser's Accept-Language header: its most wanted language decides; none -> Chinese."""
+    best, best_q = "", -1.0
+    for part in (accept_language or "").split(","):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if tag and tag != "*" and q > best_q:
+            best, best_q = tag.lower(), q
+    return "zh" if not best or best.startswith("zh") else "en"
 
 
 def plural(n: int, word: str) -> str:
@@ -59,6 +79,7 @@ TEXTS = {
         "error": "抱歉，检索时出现了问题，请稍后再试。（错误已记录）",
         "empty": "请输入您的问题，例如：智慧岛核心区签约入驻了多少家企业？",
         "busy": "资料库正在更新，请稍后再试。",
+        "untitled": "（无标题）",
     },
     "en": {
         "found_in": lambda n: f"Found in {plural(n, 'article')}",
@@ -93,9 +114,48 @@ TEXTS = {
         "error": "Sorry, something went wrong while searching; please try again. (The error was logged.)",
         "empty": "Please type a question, e.g. How many enterprises signed up in the Smart Island core area?",
         "busy": "The library is being updated; please try again in a moment.",
+        "untitled": "(untitled)",
     },
 }
 
 
 def texts(lang: str) -> dict:
     return TEXTS.get(lang, TEXTS["zh"])
+
+
+# --- what the core writes in Chinese, rendered in the reader's language ---------------------------------
+
+_SHORTENED = re.compile(r"问题过长，只使用了前 (\d+) 个字。")
+_DENSE_OFF = re.compile(r"语义检索未开启（.*?），本次仅使用关键词检索。")
+# Engine labels (rag/encoders): the Chinese parts of a label and their English
+_ENGINE_WORDS = (("（内置 4-bit 版本）", " (bundled 4-bit copy)"), ("语义检索：", "semantic search: "))
+
+
+def localize_notice(notice: str, lang: str) -> str:
+    """An answer's notice in the question's language (the core writes it in Chinese)."""
+    if lang == "zh" or not notice:
+        return notice
+    t = texts(lang)
+    notice = _SHORTENED.sub(lambda m: t["shortened"](int(m.group(1))) + " ", notice)
+    notice = _DENSE_OFF.sub(lambda m: t["dense_off_short"] + " ", notice)
+    return notice.strip()
+
+
+def dense_off_notices(notice: str) -> tuple[str, str]:
+    """(the notice without its "semantic search is off" part, that part)."""
+    dense = " ".join(m.group(0) for m in _DENSE_OFF.finditer(notice or ""))
+    return _DENSE_OFF.sub("", notice or "").strip(), dense
+
+
+def engine_label(label: str, lang: str) -> str:
+    """A dense engine's label (e.g. multilingual-e5-small（内置 4-bit 版本）) in `lang`."""
+    if lang == "zh" or not label:
+        return label
+    for zh, en in _ENGINE_WORDS:
+        label = label.replace(zh, en)
+    return label
+
+
+def not_found(lang: str) -> str:
+    """What an answer says when the archive does not answer the question (rag.answer.NOT_FOUND in Chinese)."""
+    return texts(lang)["not_found"]
