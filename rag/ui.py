@@ -74,7 +74,9 @@ def step_text(step: progress.Step | None, started: float, lang: str) -> str:
     w = page_texts(lang)
     if step is None:
         return w["stages"]["read"]
-    parts = [w["stages"][step.stage.value].format(done=step.done, total=step.total)]
+    # OCR names the page being read (2/3 while the second is); the other counts say how many are done
+    done = min(step.done + 1, step.total) if step.stage is progress.Stage.OCR else step.done
+    parts = [w["stages"][step.stage.value].format(done=done, total=step.total)]
     parts.append(w["elapsed"].format(time.monotonic() - started))
     if step.eta_s is not None and step.eta_s >= 1:
         parts.append(w["eta"].format(step.eta_s))
