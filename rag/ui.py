@@ -487,11 +487,9 @@ class LibraryHandlers:
         return preview_html(name, self.index.articles(name), request_language(request))
 
 
-def _frame(rows: list[list], headers: list[str]):
-    """A table's value with its headers (in the page's language): a DataFrame carries both."""
-    import pandas as pd
-
-    return pd.DataFrame([[str(c) for c in r] for r in rows], columns=headers)
+def _frame(rows: list[list], headers: list[str]) -> dict:
+    """A table's value with its headers (in the page's language): Gradio's {"headers", "data"} form."""
+    return {"headers": list(headers), "data": [[str(c) for c in r] for r in rows]}
 
 
 def _upload_name(path) -> str:
