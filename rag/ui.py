@@ -201,12 +201,14 @@ class ChatHandlers:
     def __init__(self, index: Index):
         self.index = index
 
-    def ask(self, message, k, mode_label, sources, session):
-        """Show the question at once, then the answer bubble and its folded "how this was found" view."""
+    def ask(self, message, k, mode_label, sources, session, request: gr.Request = None):
+        """Show the question at once, then the answer bubble and its folded "how this was found" view.
+
+        The answer speaks the question's language; an empty question is answered in the page's."""
         session = {**_new_session(), **(session or {})}
         messages = list(session["messages"])
         text = _question_text(message).strip()
-        lang = detect_language(text)
+        lang = detect_language(text) if text else request_language(request)
         t = texts(lang)
         if not text:
             messages.append({"role": "assistant", "content": t["empty"]})

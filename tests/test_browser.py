@@ -30,9 +30,16 @@ ENGLISH = "How many enterprises signed up in the Smart Island core area?"
 
 
 @pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
-        context = p.chromium.launch_persistent_context(
+def playwright():
+    """One Playwright per module: a second one cannot start while the first runs (it owns the event loop)."""
+    with sync_api.sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    with tempfile.TemporaryDirectory() as profile:
+        context = playwright.chromium.launch_persistent_context(
             profile, executable_path=CHROMIUM, args=ARGS, headless=True, viewport={"width": 1280, "height": 900},
             locale="zh-CN",  # a Chinese reader's browser: Gradio's own labels (the upload area) follow it
         )
@@ -42,10 +49,10 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def english_browser():
+def english_browser(playwright):
     """An English reader's browser (navigator.language and Accept-Language en-US)."""
-    with sync_api.sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
-        context = p.chromium.launch_persistent_context(
+    with tempfile.TemporaryDirectory() as profile:
+        context = playwright.chromium.launch_persistent_context(
             profile, executable_path=CHROMIUM, args=ARGS, headless=True, viewport={"width": 1280, "height": 900},
             locale="en-US",
         )
