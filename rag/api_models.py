@@ -131,7 +131,7 @@ class HealthOut(BaseModel):
 
 class DocumentOut(BaseModel):
     name: str
-    type: str = Field(description="text、markdown、pdf… 无法读取时为 unknown")
+    type: str = Field(description="text、markdown、pdf、scan（经 OCR 识别的 PDF）、image（经 OCR 识别）、docx、html；无法读取时为 unknown")
     pages: int
     articles: int
     chunks: int

@@ -43,7 +43,6 @@ from .uploads import UploadLog  # noqa: E402
 log = logging.getLogger(__name__)
 
 MODES = {"混合": "hybrid", "关键词": "lexical", "语义": "dense"}  # labels -> values (older clients send labels)
-DENSE_OFF_LABEL = "语义（不可用）"
 PROGRESS_EVERY_S = 0.5  # how often an upload's row shows the stage it is in
 
 
@@ -81,8 +80,6 @@ def step_text(step: progress.Step | None, started: float, lang: str) -> str:
     if step.eta_s is not None and step.eta_s >= 1:
         parts.append(w["eta"].format(step.eta_s))
     return " · ".join(parts)
-EMPTY_PROMPT = texts("zh")["empty"]
-APOLOGY = texts("zh")["error"]
 EXAMPLES = [
     "智慧岛核心区签约入驻了多少家企业？",
     "许寨社区有多少名党员？",
@@ -91,8 +88,6 @@ EXAMPLES = [
 ]
 # Shown only when the dense leg is on: without it an English question cannot match Chinese text.
 ENGLISH_EXAMPLE = "How many enterprises signed up in the Smart Island core area?"
-READ_ONLY_TEXT = "🔒 只读模式：可以浏览和预览资料库，不能上传或删除文档。"
-NOT_RECEIVED = "不是通过本页上传的文件，已拒绝（only files uploaded through this page are accepted）"
 UPLOADS_AT_ONCE = 2
 HISTORY_KEEP = 6  # questions a follow-up may lean on (answer() reads the last few)
 KEEP = object()  # a dropdown's choice left as the page has it
