@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 APP_NAME = "周口新闻问答助手"
 # Shown above the login form (and so before any page config, which holds the title, can be read).
-LOGIN_MESSAGE = (f"<h2 style='margin:0 0 .4em'>{APP_NAME}</h2>"
+LOGIN_MESSAGE = (f"<p><strong>{APP_NAME}</strong></p>"
                  "<p>请登录后提问、浏览资料库。<br><span lang='en'>Zhoukou local-news QA: please sign in.</span></p>")
 
 
