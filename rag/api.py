@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path as FilePath
 from typing import Annotated, Callable
 
+import fastapi_offline
 from fastapi import APIRouter, Depends, FastAPI, File, Path, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
@@ -25,6 +27,7 @@ from .api_models import (
     DocumentStatusOut, ErrorOut, HealthOut, InfoOut, Mode, PassageOut, RetrieveOut, UploadStateOut,
 )
 from .auth import Accounts, Unauthorized
+from .lang import detect_language, engine_label, localize_notice, not_found
 from .index import BackendUnavailable, DenseUnavailable, Index, IndexCorrupt, IndexLocked, LexicalUnavailable
 from .library import Change, LibraryError
 from .settings import Settings
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1"
 UPLOAD_CHUNK = 1 << 20
+DOCS_ASSETS = "/api/docs/static"
 
 
 class ApiError(Exception):
@@ -88,19 +92,44 @@ _FIELD_MESSAGES = {
 }
 
 
+# pydantic's error types -> (Chinese, English) for a parameter `{p}`
+_KIND_MESSAGES = {
+    "missing": ("缺少参数 {p}", "missing {p}"),
+    "string_type": ("参数 {p} 必须是字符串", "{p} must be a string"),
+    "int_type": ("参数 {p} 必须是整数", "{p} must be an integer"),
+    "int_parsing": ("参数 {p} 必须是整数", "{p} must be an integer"),
+    "list_type": ("参数 {p} 必须是列表", "{p} must be a list"),
+    "literal_error": ("参数 {p} 的取值无效", "{p} has an invalid value"),
+    "extra_forbidden": ("不认识的参数 {p}", "unknown parameter {p}"),
+}
+NOT_JSON_OBJECT = ('请求体必须是 JSON 对象，Content-Type 为 application/json，例如 {"question": "…"}'
+                   "（the body must be a JSON object sent as application/json）")
+
+
 def _validation(exc: RequestValidationError) -> JSONResponse:
+    """One clear message per failure; pydantic's own English wording never reaches the Chinese text."""
     first = exc.errors()[0] if exc.errors() else {}
-    loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
-    field = loc[0] if loc else None
+    place = [part for part in first.get("loc", ()) if part not in ("body", "query", "path")]
     kind = first.get("type", "")
-    if kind == "json_invalid":
-        message = "请求体不是有效的 JSON（request body is not valid JSON）"
-    elif kind == "missing":
-        message = f"缺少参数 {'.'.join(loc) or '请求体'}（missing {'.'.join(loc) or 'body'}）"
-    elif field in _FIELD_MESSAGES:
+    if kind == "json_invalid":  # its location is a character offset into the body, not a field
+        at = place[0] if place and isinstance(place[0], int) else None
+        where = f"（第 {at + 1} 个字符附近）" if at is not None else ""
+        where_en = f", near character {at + 1}" if at is not None else ""
+        return error_response(422, "invalid_parameter", f"请求体不是有效的 JSON{where}（request body is not valid JSON{where_en}）",
+                              "body")
+    loc = [str(part) for part in place]
+    field = loc[0] if loc else None
+    name = ".".join(loc)
+    if not loc and kind in ("model_attributes_type", "dict_type", "model_type", "missing"):
+        message = NOT_JSON_OBJECT  # a form-encoded, empty or non-object body
+        field = "body"
+    elif field in _FIELD_MESSAGES and kind != "missing":
         message = _FIELD_MESSAGES[field]
+    elif kind in _KIND_MESSAGES:
+        zh, en = _KIND_MESSAGES[kind]
+        message = f"{zh.format(p=name)}（{en.format(p=name)}）"
     else:
-        message = f"参数 {'.'.join(loc) or '请求体'} 无效：{first.get('msg', '')}（invalid parameter）"
+        message = f"参数 {name or '请求体'} 无效（invalid {name or 'body'}: {first.get('msg', '')}）"
     return error_response(422, "invalid_parameter", message, field)
 
 
@@ -119,7 +148,7 @@ class GuardedRoute(APIRoute):
         return guarded
 
 
-ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 422, 503)}
+ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 405, 409, 422, 503)}
 
 
 def _sources(index: Index) -> dict:
@@ -170,9 +199,12 @@ def build_api(index: Index, settings: Settings, accounts: Accounts, uploads: Upl
                                  passage=next(i for i, p in enumerate(result.passages) if p is c.passage),
                                  answer_span=list(c.answer_span) if c.answer_span else None)
                      for c in result.citations]
-        return AskOut(question=result.question, answer=result.text, found=result.found, citations=citations,
-                      passages=[PassageOut.of(p) for p in result.passages], notice=result.notice, query=result.query,
-                      mode=result.mode, engine=result.engine, elapsed_ms=elapsed)
+        # The answer speaks the question's language; quoted sentences stay as the archive has them.
+        lang = detect_language(body.question)
+        return AskOut(question=result.question, answer=result.text if result.found else not_found(lang),
+                      found=result.found, citations=citations, passages=[PassageOut.of(p) for p in result.passages],
+                      notice=localize_notice(result.notice, lang), query=result.query, mode=result.mode,
+                      engine=engine_label(result.engine, lang), language=lang, elapsed_ms=elapsed)
 
     @api.get("/documents", response_model=DocumentsOut, tags=["library"], dependencies=signed_in,
              summary="资料库中的文档")
@@ -247,10 +279,29 @@ def build_api(index: Index, settings: Settings, accounts: Accounts, uploads: Upl
         return ChangesOut(changes=[ChangeOut.of(c) for c in index.remove(name)])
 
     @api.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
-    def unknown(rest: str):
+    def unknown(rest: str, request: Request):
+        allowed = _methods_for(api, request.scope)
+        if allowed:
+            raise ApiError(405, "method_not_allowed",
+                           f"{PREFIX}/{rest} 不接受 {request.method}，请用 {'、'.join(allowed)}"
+                           f"（method not allowed; use {', '.join(allowed)}）",
+                           headers={"Allow": ", ".join(allowed)})
         raise ApiError(404, "not_found", f"没有这个接口：{PREFIX}/{rest}（no such endpoint）")
 
     return api
+
+
+def _methods_for(router: APIRouter, scope: dict) -> list[str]:
+    """The methods the other routes accept at this path (a GET to POST /ask is a 405, not a 404)."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in router.routes:
+        if isinstance(route, APIRoute) and route.name != "unknown":
+            match, _ = route.matches({**scope, "method": next(iter(route.methods))})
+            if match is Match.FULL:
+                methods |= route.methods
+    return sorted(methods - {"HEAD"})
 
 
 def _read_limited(upload: UploadFile, limit: int) -> bytes | None:
@@ -262,6 +313,13 @@ def _read_limited(upload: UploadFile, limit: int) -> bytes | None:
             return None
         parts.append(block)
     return b"".join(parts)
+
+
+def swagger_assets() -> dict[str, FilePath]:
+    """Swagger UI's files as shipped by the `fastapi-offline` package (swagger-ui-dist 5), by file name."""
+    folder = FilePath(fastapi_offline.__file__).parent / "static"
+    return {name: folder / name for name in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png")
+            if (folder / name).is_file()}
 
 
 def add_api(app: FastAPI, index: Index, settings: Settings, accounts: Accounts, uploads: UploadLog | None = None) -> None:
@@ -285,9 +343,24 @@ def add_api(app: FastAPI, index: Index, settings: Settings, accounts: Accounts, 
     def docs(request: Request):
         if accounts.user(request) is None:
             return _translate(Unauthorized())
-        return get_swagger_ui_html(openapi_url="/api/openapi.json", title="周口新闻问答助手 API")
+        # Swagger UI from the app itself: users on closed intranets cannot reach a CDN. No validator badge
+        # (it would send the schema's address to validator.swagger.io).
+        return get_swagger_ui_html(
+            openapi_url="/api/openapi.json", title="周口新闻问答助手 API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js", swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png", swagger_ui_parameters={"validatorUrl": None},
+        )
+
+    def docs_asset(name: str, request: Request):
+        if accounts.user(request) is None:
+            return _translate(Unauthorized())
+        path = swagger_assets().get(name)
+        if path is None:
+            return error_response(404, "not_found", f"没有这个文件：{name}（no such file）")
+        return FileResponse(path, headers={"Cache-Control": "public, max-age=86400"})
 
     app.add_api_route("/api/openapi.json", openapi_json, methods=["GET"], include_in_schema=False)
     app.add_api_route("/api/docs", docs, methods=["GET"], include_in_schema=False)
+    app.add_api_route(DOCS_ASSETS + "/{name}", docs_asset, methods=["GET"], include_in_schema=False)
     app.add_api_route("/api", lambda: error_response(404, "not_found", f"接口位于 {PREFIX}/…，文档见 /api/docs"),
                       methods=["GET"], include_in_schema=False)

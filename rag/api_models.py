@@ -83,14 +83,15 @@ class CitationOut(BaseModel):
 
 class AskOut(BaseModel):
     question: str
-    answer: str = Field(description="纯文本回答：摘自原文的句子，每句后带 [n]；没找到时为说明文字")
+    answer: str = Field(description="纯文本回答：摘自原文的句子，每句后带 [n]；没找到时为说明文字（英文问题为英文）")
     found: bool
     citations: list[CitationOut]
     passages: list[PassageOut]
     notice: str
     query: str = Field(description="实际检索的文本（追问时带上前文的主题词）")
     mode: Mode
-    engine: str
+    engine: str = Field(description="本次使用的语义引擎（按问题的语言）；未使用语义检索时为空字符串")
+    language: Literal["zh", "en"] = Field("zh", description="问题的语言：answer、notice 用这种语言；引用的原文句子保持原样")
     elapsed_ms: float
 
 
@@ -130,7 +131,7 @@ class HealthOut(BaseModel):
 
 class DocumentOut(BaseModel):
     name: str
-    type: str = Field(description="text、markdown、pdf… 无法读取时为 unknown")
+    type: str = Field(description="text、markdown、pdf、scan（经 OCR 识别的 PDF）、image（经 OCR 识别）、docx、html；无法读取时为 unknown")
     pages: int
     articles: int
     chunks: int

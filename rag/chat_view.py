@@ -12,7 +12,7 @@ import html
 import re
 from dataclasses import dataclass, field
 
-from .lang import texts
+from .lang import dense_off_notices, engine_label, localize_notice, texts
 from .results import Answer, Passage
 
 # One pass, so entities are never re-escaped: HTML specials, the characters markdown acts on, and ":" and
@@ -54,25 +54,11 @@ def quoted(citation, terms: list[str]) -> str:
 
 # --- notices ---------------------------------------------------------------------------------------
 
-_SHORTENED = re.compile(r"问题过长，只使用了前 (\d+) 个字。")
-_DENSE_OFF = re.compile(r"语义检索未开启（.*?），本次仅使用关键词检索。")
-
-
-def localize_notice(notice: str, lang: str) -> str:
-    """The answer's notice in the question's language (the core writes it in Chinese)."""
-    if lang == "zh" or not notice:
-        return notice
-    t = texts(lang)
-    notice = _SHORTENED.sub(lambda m: t["shortened"](int(m.group(1))) + " ", notice)
-    notice = _DENSE_OFF.sub(lambda m: t["dense_off_short"] + " ", notice)
-    return notice.strip()
-
 
 def split_notice(notice: str, lang: str) -> tuple[str, str]:
     """(what the answer bubble says, the "dense leg is off" part): the page's banner already says the
     latter, so it goes to the folded "how this was found" view instead of repeating in every answer."""
-    dense = " ".join(m.group(0) for m in _DENSE_OFF.finditer(notice or ""))
-    rest = _DENSE_OFF.sub("", notice or "").strip()
+    rest, dense = dense_off_notices(notice)
     return localize_notice(rest, lang), localize_notice(dense, lang)
 
 
@@ -278,7 +264,7 @@ def how_found_markdown(result: Answer, trace: Trace, turn: int, lang: str) -> st
     colon = "：" if lang == "zh" else ": "
     lines = [
         f"**{t['mode_label']}**{colon}{t['mode'][trace.mode]} · **{t['engine']}**{colon}"
-        f"{escape(trace.engine) or t['engine_off']} · **{t['elapsed']}**{colon}{t['ms'](trace.elapsed_ms)}",
+        f"{escape(engine_label(trace.engine, lang)) or t['engine_off']} · **{t['elapsed']}**{colon}{t['ms'](trace.elapsed_ms)}",
     ]
     _, dense_off = split_notice(result.notice, lang)
     if dense_off:
@@ -343,7 +329,7 @@ def article_html(card: dict | None, label: str, lang: str) -> str:
         meta.append(html.escape(t["page"](card["page"])))
     parts = [f'<div class="article-card" data-lang="{lang}">',
              f'<div class="article-ref">{" · ".join(meta)}</div>',
-             f'<h3 class="article-headline">{html.escape(card["title"] or "（无标题）")}</h3>']
+             f'<h3 class="article-headline">{html.escape(card["title"] or t["untitled"])}</h3>']
     if card.get("byline"):
         parts.append(f'<div class="article-byline">{html.escape(card["byline"])}</div>')
     if card["body"] is not None:

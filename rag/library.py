@@ -24,7 +24,7 @@ from pathlib import Path
 from . import __version__
 import numpy as np
 
-from . import fusion
+from . import fusion, progress
 from .articles import Article, article_key, split_articles
 from .near_duplicates import NearDuplicates, signature
 from .backends.base import Prepared, Writer
@@ -41,6 +41,7 @@ FORMAT = 3  # of what the index meta promises; a change forces a full rebuild (3
 # The dense self-test: sentences sampled from the corpus, and the fewest that make a verdict.
 SELF_TEST_QUERIES = 64
 SELF_TEST_MIN_POOL = 8
+PROGRESS_SLICE = 16  # texts embedded between two progress reports (only while someone watches)
 FILES = "files"
 OCR_KINDS = ("scan", "image")  # documents whose text was read by OCR
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
@@ -292,7 +293,9 @@ class Library:
         s = self.settings
         started = time.perf_counter()
         out = []
+        progress.begin(progress.Stage.SPLIT, len(items))
         for doc, info in items:
+            progress.advance(progress.Stage.SPLIT)
             if doc is None:
                 out.append(Prepared(info))
                 continue
@@ -327,6 +330,14 @@ class Library:
 
     def _embed(self, texts: list[str], kind: str, desc: str, unit: str) -> np.ndarray:
         """Vectors of `texts` through the cache; counted in stats under `kind` ("" chunks, "sentences_")."""
+        if progress.watched() and len(texts) > PROGRESS_SLICE:  # a watcher wants counts: embed slice by slice
+            stage = progress.Stage.SENTENCES if kind else progress.Stage.EMBED
+            progress.begin(stage, len(texts))
+            parts = []
+            for start in range(0, len(texts), PROGRESS_SLICE):
+                parts.append(self._embed(texts[start : start + PROGRESS_SLICE], kind, desc, unit))
+                progress.advance(stage, len(parts[-1]))
+            return np.concatenate(parts)
         if self.encoder.cacheable:
             vectors, embedded = self.cache.encode(self.encoder, texts, self.settings.batch_size, self.progress, desc, unit)
         else:
@@ -384,7 +395,8 @@ class Library:
         try:
             if path.suffix.lower() in (".html", ".htm") and 0 < size <= MAX_FILE_BYTES:
                 check_size(path.read_bytes(), rel, self.settings)
-            doc = read_file(path, rel)
+            with progress.counting(progress.Stage.OCR) as ocr_pages:
+                doc = read_file(path, rel)
             check_limits(doc, self.settings)
         except Exception as exc:  # Unreadable, or any other reader failure: skipped, never the whole sync
             reason = str(exc) if isinstance(exc, Unreadable) else _failed(rel, exc)
@@ -392,7 +404,7 @@ class Library:
             digest = _sha256(path)
             return None, DocumentInfo(rel, digest, "unknown", added_at=now(), status="skipped", reason=reason,
                                       origin="folder", size=size, mtime_ns=mtime_ns)
-        return doc, DocumentInfo(rel, doc.sha256, doc.kind, doc.pages, added_at=now(), origin="folder",
+        return doc, DocumentInfo(rel, doc.sha256, _kind(doc, ocr_pages[0]), doc.pages, added_at=now(), origin="folder",
                                  size=size, mtime_ns=mtime_ns)
 
     def sync_folder(self, writer: Writer) -> list[Change]:
@@ -435,13 +447,14 @@ class Library:
             if stored is not None and path.name not in stored:
                 continue
             try:
-                doc = read_file(path, source)
+                with progress.counting(progress.Stage.OCR) as ocr_pages:
+                    doc = read_file(path, source)
                 check_limits(doc, self.settings)
             except Exception as exc:
                 log.warning("跳过已存储的 %s：%s", source, str(exc) if isinstance(exc, Unreadable) else _failed(source, exc))
                 continue
             names.add(source)
-            items.append((doc, DocumentInfo(source, doc.sha256, doc.kind, doc.pages, added_at=_mtime(path),
+            items.append((doc, DocumentInfo(source, doc.sha256, _kind(doc, ocr_pages[0]), doc.pages, added_at=_mtime(path),
                                             origin="stored", stored=path.name, size=path.stat().st_size)))
         return items
 
@@ -492,7 +505,9 @@ class Library:
                 continue
             try:
                 check_size(data, up.source, self.settings)
-                doc = read_bytes(data, up.source)
+                progress.begin(progress.Stage.READ)
+                with progress.counting(progress.Stage.OCR) as ocr_pages:
+                    doc = read_bytes(data, up.source)
                 check_limits(doc, self.settings)
             except Exception as exc:  # Unreadable, or any other reader failure: this file only
                 reason = str(exc) if isinstance(exc, Unreadable) else _failed(up.source, exc)
@@ -507,7 +522,7 @@ class Library:
             up.change = self._decided(up, old)
             if up.change is not None:
                 continue
-            items.append((doc, DocumentInfo(up.source, doc.sha256, doc.kind, doc.pages, added_at=now(), origin="stored",
+            items.append((doc, DocumentInfo(up.source, doc.sha256, _kind(doc, ocr_pages[0]), doc.pages, added_at=now(), origin="stored",
                                             stored=_stored_name(up.source, doc.sha256), size=len(data))))
             waiting.append(up)
         for up, p in zip(waiting, self.prepare(items) if items else []):
@@ -519,6 +534,7 @@ class Library:
 
     def commit_uploads(self, writer: Writer, uploads: list["Upload"]) -> list[Change]:
         """Store prepared uploads in `writer` (short: the originals are written, nothing is parsed)."""
+        progress.begin(progress.Stage.SAVE)
         known = {d.source: d for d in writer.documents()}
         changes: list[Change | None] = [up.change for up in uploads]
         todo, kinds, rows = [], [], []
@@ -606,6 +622,12 @@ def folder_changes(settings: Settings, known: dict[str, DocumentInfo]) -> tuple[
             stale.append((old, path, rel, st))
     gone = [s for s, d in known.items() if d.origin == "folder" and s not in seen]
     return stale, gone
+
+
+def _kind(doc: Document, ocr_pages: int) -> str:
+    """The library's kind of a document: a PDF read (in part) by OCR is a "scan", so that the library can say so
+    (the document itself keeps its reader's kind, which decides how it is split)."""
+    return "scan" if ocr_pages and doc.kind == "pdf" else doc.kind
 
 
 def _stored_source(name: str) -> str | None:

@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -28,10 +29,12 @@ from .chat_view import (  # noqa: E402,F401  (escape/highlight are part of this 
 )
 from .guard import UploadLedger  # noqa: E402
 from .index import MAX_QUERY_CHARS, BackendUnavailable, Index, IndexCorrupt, IndexLocked, LexicalUnavailable  # noqa: E402
-from .lang import detect_language, texts  # noqa: E402
+from . import progress  # noqa: E402
+from .lang import PAGE, detect_language, engine_label, page_language, page_texts, texts  # noqa: E402
 from .library import LibraryError  # noqa: E402
 from .library_view import (  # noqa: E402
-    CHANGE_HEADERS, DOC_HEADERS, ORIGINS, change_row, document_rows, preview_html, status_row, summary_markdown,
+    CHANGE_HEADERS, CHANGE_HEADERS_BY, DOC_HEADERS, HEADERS, ORIGIN_COLUMN, UPLOADED, change_row, document_rows,
+    preview_html, shared_articles, status_row, summary_markdown,
 )
 from .results import IndexInfo  # noqa: E402
 from .settings import Settings  # noqa: E402
@@ -40,13 +43,43 @@ from .uploads import UploadLog  # noqa: E402
 log = logging.getLogger(__name__)
 
 MODES = {"混合": "hybrid", "关键词": "lexical", "语义": "dense"}  # labels -> values (older clients send labels)
-DENSE_OFF_LABEL = "语义（不可用）"
+PROGRESS_EVERY_S = 0.5  # how often an upload's row shows the stage it is in
 
 
-def mode_choices(dense_on: bool) -> list[tuple[str, str]]:
-    return [("混合", "hybrid"), ("关键词", "lexical"), ("语义" if dense_on else DENSE_OFF_LABEL, "dense")]
-EMPTY_PROMPT = texts("zh")["empty"]
-APOLOGY = texts("zh")["error"]
+def mode_choices(dense_on: bool, lang: str = "zh") -> list[tuple[str, str]]:
+    w = page_texts(lang)
+    names = w["modes"]
+    return [(names["hybrid"], "hybrid"), (names["lexical"], "lexical"),
+            (names["dense"] if dense_on else w["dense_off_choice"], "dense")]
+
+
+def request_language(request: gr.Request | None) -> str:
+    """The page's language: the browser's (Accept-Language), as gr.I18n picks it for the furniture."""
+    headers = getattr(request, "headers", None) or {}
+    return page_language(headers.get("accept-language"))
+
+
+def page_i18n(settings: Settings) -> gr.I18n:
+    """The furniture's words in both languages; the browser's locale picks one (other locales get English)."""
+    from .ingest import SUFFIXES
+
+    sizes = {"suffixes": "、".join(SUFFIXES), "files": settings.max_uploads, "mb": settings.max_upload_mb}
+    words = {lang: {k: v.format(**sizes) if k == "lib_intro" else v for k, v in page.items()} for lang, page in PAGE.items()}
+    return gr.I18n(**words)
+
+
+def step_text(step: progress.Step | None, started: float, lang: str) -> str:
+    """An upload's progress in words: the stage and its count, time spent and the stage's estimate."""
+    w = page_texts(lang)
+    if step is None:
+        return w["stages"]["read"]
+    # OCR names the page being read (2/3 while the second is); the other counts say how many are done
+    done = min(step.done + 1, step.total) if step.stage is progress.Stage.OCR else step.done
+    parts = [w["stages"][step.stage.value].format(done=done, total=step.total)]
+    parts.append(w["elapsed"].format(time.monotonic() - started))
+    if step.eta_s is not None and step.eta_s >= 1:
+        parts.append(w["eta"].format(step.eta_s))
+    return " · ".join(parts)
 EXAMPLES = [
     "智慧岛核心区签约入驻了多少家企业？",
     "许寨社区有多少名党员？",
@@ -55,10 +88,9 @@ EXAMPLES = [
 ]
 # Shown only when the dense leg is on: without it an English question cannot match Chinese text.
 ENGLISH_EXAMPLE = "How many enterprises signed up in the Smart Island core area?"
-READ_ONLY_TEXT = "🔒 只读模式：可以浏览和预览资料库，不能上传或删除文档。"
-NOT_RECEIVED = "不是通过本页上传的文件，已拒绝（only files uploaded through this page are accepted）"
 UPLOADS_AT_ONCE = 2
 HISTORY_KEEP = 6  # questions a follow-up may lean on (answer() reads the last few)
+KEEP = object()  # a dropdown's choice left as the page has it
 
 CSS = """
 #mode-radio.dense-off label:has(input[value="dense"]) { opacity: .45; pointer-events: none; }
@@ -132,18 +164,18 @@ watch('value', () => {
 """
 
 
-def status_markdown(index: Index, info: IndexInfo | None = None) -> str:
+def status_markdown(index: Index, info: IndexInfo | None = None, lang: str = "zh") -> str:
     info = info or index.info()
-    dense = (f"开启（{escape(info.dense_label or info.model)}，{info.dim} 维）" if info.dense
-             else "关闭，仅使用关键词检索")
-    lexical = f"关闭（{escape(info.lexical_reason)}）" if info.lexical_reason else "开启"
-    return (f"资料库：文档 {info.documents} 篇 · 文章 {info.articles} 篇 · 文本块 {info.chunks} 个 · "
-            f"关键词检索：{lexical} · 语义检索：{dense}")
+    w = page_texts(lang)
+    dense = (w["dense_on"].format(label=escape(engine_label(info.dense_label or info.model, lang)), dim=info.dim)
+             if info.dense else w["dense_off"])
+    lexical = w["off_reason"].format(escape(info.lexical_reason)) if info.lexical_reason else w["on"]
+    return w["status"].format(docs=info.documents, articles=info.articles, chunks=info.chunks, lexical=lexical, dense=dense)
 
 
-def dense_warning(index: Index, info: IndexInfo | None = None) -> str:
+def dense_warning(index: Index, info: IndexInfo | None = None, lang: str = "zh") -> str:
     info = info or index.info()
-    return "" if info.dense else f"⚠ **语义检索未开启**：{escape(info.dense_reason)}。当前仅使用关键词检索。"
+    return "" if info.dense else page_texts(lang)["dense_warning"].format(escape(info.dense_reason))
 
 
 def _question_text(message) -> str:
@@ -164,12 +196,14 @@ class ChatHandlers:
     def __init__(self, index: Index):
         self.index = index
 
-    def ask(self, message, k, mode_label, sources, session):
-        """Show the question at once, then the answer bubble and its folded "how this was found" view."""
+    def ask(self, message, k, mode_label, sources, session, request: gr.Request = None):
+        """Show the question at once, then the answer bubble and its folded "how this was found" view.
+
+        The answer speaks the question's language; an empty question is answered in the page's."""
         session = {**_new_session(), **(session or {})}
         messages = list(session["messages"])
         text = _question_text(message).strip()
-        lang = detect_language(text)
+        lang = detect_language(text) if text else request_language(request)
         t = texts(lang)
         if not text:
             messages.append({"role": "assistant", "content": t["empty"]})
@@ -241,7 +275,10 @@ class ChatHandlers:
 
 
 class LibraryHandlers:
-    """The 资料库 tab's handlers. Read-only mode is enforced here, not only by hiding the controls."""
+    """The 资料库 tab's handlers. Read-only mode is enforced here, not only by hiding the controls.
+
+    Every handler speaks the page's language (the request's Accept-Language); the core's own reasons stay Chinese.
+    """
 
     def __init__(self, index: Index, settings: Settings, on_change=None, ledger: UploadLedger | None = None,
                  uploads: UploadLog | None = None):
@@ -251,61 +288,99 @@ class LibraryHandlers:
         self.on_change = on_change or (lambda: None)
         self.ledger = ledger  # the gate's record of who uploaded which file; None: no upload is taken
 
-    def refused(self) -> str:
-        return "只读模式：不能上传或删除文档（RAG_READ_ONLY / --read-only）。"
+    def refused(self, lang: str = "zh") -> str:
+        return page_texts(lang)["read_only"]
 
-    def tables(self):
+    def tables(self, lang: str = "zh", preview: str | None = KEEP, remove: str | None = None):
+        """The documents table, the library's counts, both dropdowns and the page's status line.
+
+        The counts and the status line come from one info(), so they always agree; a dropdown keeps its
+        choice only while that document is still there (KEEP: the preview's choice is left as it is).
+        """
+        info = self.index.info()
         docs = self.index.documents()
         names = sorted(d.source for d in docs)
         stored = sorted(d.source for d in docs if d.origin == "stored")
+        # Shared articles counted now (a duplicate's original may have been deleted since it was added).
+        shared = {d.source: shared_articles(d.source, self.index.articles(d.source)) for d in docs if d.duplicates}
         return (
-            document_rows(docs),
-            summary_markdown(docs),
-            gr.Dropdown(choices=names),
-            gr.Dropdown(choices=stored),
+            _frame(document_rows(docs, lang, shared), HEADERS[lang]),
+            summary_markdown(info, lang),
+            gr.Dropdown(choices=names) if preview is KEEP else gr.Dropdown(choices=names, value=preview if preview in names else None),
+            gr.Dropdown(choices=stored, value=remove if remove in stored else None),
+            status_markdown(self.index, info, lang),
         )
 
+    def refresh(self, preview, remove, request: gr.Request):
+        return self.tables(request_language(request), preview, remove)
+
     def upload(self, paths, request: gr.Request):
-        """Add files one by one, so the results table fills in as each is done.
+        """Add files one by one, so the results table fills in as each is done, with the stage it is in.
 
         Only files this user uploaded through the page count (`received`): a path named by the client
         (a raw queue call with {"path": "/etc/passwd"}) is refused, and is never read or deleted.
         """
+        lang = request_language(request)
+        w = page_texts(lang)
         user = getattr(request, "username", None) or ""
         given = [p for p in (paths or []) if p]
+        headers = CHANGE_HEADERS_BY[lang]
+
+        def table(rows):
+            return _frame(rows, headers)
+
         if self.settings.read_only:
-            yield [status_row("—", "refused", self.refused())], *self.tables(), None
+            yield table([status_row("—", "refused", self.refused(lang), lang)]), *self.tables(lang), None
             return
         if not given:
-            yield [status_row("—", "refused", "请先选择要上传的文件。")], *self.tables(), None
+            yield table([status_row("—", "refused", w["pick_files"], lang)]), *self.tables(lang), None
             return
         files = [self.received(p, user) for p in given]
         limit_n = self.settings.max_uploads
         rows = []
         for i, (path, real) in enumerate(zip(given, files)):
             if real is None:
-                rows.append(status_row(_upload_name(path), "refused", NOT_RECEIVED))
+                rows.append(status_row(_upload_name(path), "refused", w["not_received"], lang))
             elif i >= limit_n:
-                rows.append(status_row(_upload_name(path), "refused", f"一次最多上传 {limit_n} 个文件"))
+                rows.append(status_row(_upload_name(path), "refused", w["too_many"].format(limit_n), lang))
             else:
-                rows.append(status_row(_upload_name(path), "waiting"))
+                rows.append(status_row(_upload_name(path), "waiting", "", lang))
         todo = [(i, real) for i, real in enumerate(files) if real is not None and i < limit_n]
         for i, real in enumerate(files):
             if self.ledger is not None and real is not None:
                 self.ledger.forget(str(given[i]))  # taken once: a replay of the same path finds nothing
             if real is not None and i >= limit_n:
                 self._discard(real)
-        unchanged = (gr.skip(),) * 5
+        unchanged = (gr.skip(),) * 6
         changed = False
         for i, real in todo:
-            rows[i] = status_row(rows[i][0], "pending")
-            yield [list(r) for r in rows], *unchanged
-            status, rows[i] = self._add_one(real, rows[i][0])
+            name = rows[i][0]
+            started = time.monotonic()
+            rows[i] = status_row(name, "pending", step_text(None, started, lang), lang)
+            yield table(rows), *unchanged
+            latest: list[progress.Step | None] = [None]
+            outcome: list = []
+
+            def work(real=real, name=name, latest=latest, outcome=outcome):
+                with progress.watching(lambda step: latest.__setitem__(0, step)):
+                    outcome.append(self._add_one(real, name, lang))
+
+            worker = threading.Thread(target=work, name=f"upload-{name[:20]}", daemon=True)
+            worker.start()
+            shown = rows[i][2]
+            while worker.is_alive():
+                worker.join(PROGRESS_EVERY_S)
+                text = step_text(latest[0], started, lang)
+                if worker.is_alive() and text != shown:
+                    shown = text
+                    rows[i] = status_row(name, "pending", text, lang)
+                    yield table(rows), *unchanged
+            status, rows[i] = outcome[0] if outcome else ("refused", status_row(name, "refused", w["failed"], lang))
             changed = changed or status in ("added", "replaced", "skipped")
-            yield [list(r) for r in rows], *unchanged
+            yield table(rows), *unchanged
         if changed:
             self.on_change()
-        yield [list(r) for r in rows], *self.tables(), None
+        yield table(rows), *self.tables(lang), None
 
     def received(self, path, user: str) -> Path | None:
         """The file Gradio's upload route stored for this user, or None for any other path.
@@ -333,15 +408,16 @@ class LibraryHandlers:
         except OSError:
             pass
 
-    def _add_one(self, real: Path, name: str) -> tuple[str, list]:
+    def _add_one(self, real: Path, name: str, lang: str = "zh") -> tuple[str, list]:
+        w = page_texts(lang)
         limit_mb = self.settings.max_upload_mb
         try:
             size = real.stat().st_size
             if size > limit_mb * 2**20:
-                return "refused", status_row(name, "refused", f"文件过大（{size / 2**20:.1f} MB，上限 {limit_mb} MB）")
+                return "refused", status_row(name, "refused", w["too_large"].format(size=size / 2**20, limit=limit_mb), lang)
             data = real.read_bytes()
         except OSError as exc:
-            return "refused", status_row(name, "refused", f"无法读取上传的文件：{exc.strerror or exc}")
+            return "refused", status_row(name, "refused", w["unreadable"].format(exc.strerror or exc), lang)
         finally:
             self._discard(real)
         try:
@@ -349,43 +425,68 @@ class LibraryHandlers:
                 changes = self.index.add([(name, data)])
             self.uploads.finished(changes)
         except IndexLocked as exc:
-            return "refused", status_row(name, "refused", f"资料库正由其他进程更新，请稍后再试（{exc}）")
+            return "refused", status_row(name, "refused", w["busy"].format(exc), lang)
         except (LibraryError, IndexCorrupt) as exc:
-            return "refused", status_row(name, "refused", str(exc))
+            return "refused", status_row(name, "refused", str(exc), lang)
         except Exception:
             log.exception("上传失败：%s", name)
-            return "refused", status_row(name, "refused", "处理时出错（已记录）")
+            return "refused", status_row(name, "refused", w["failed"], lang)
         if not changes:
-            return "unchanged", status_row(name, "unchanged")
-        return changes[0].status, change_row(changes[0])
+            return "unchanged", status_row(name, "unchanged", "", lang)
+        return changes[0].status, change_row(changes[0], lang)
 
-    def confirm(self, name):
+    def _deletable(self, name: str, lang: str) -> str | None:
+        """Why `name` cannot be deleted from the page now (gone, or a docs-folder file); None when it can."""
+        w = page_texts(lang)
+        doc = next((d for d in self.index.documents() if d.source == name), None)
+        if doc is None:
+            return w["gone"].format(escape(name))
+        if doc.origin != "stored":
+            return w["not_uploaded"].format(escape(name))
+        return None
+
+    def confirm(self, name, request: gr.Request = None):
+        lang = request_language(request)
+        w = page_texts(lang)
         if self.settings.read_only:
-            return gr.Row(visible=False), self.refused()
+            return gr.Row(visible=False), self.refused(lang)
         if not name:
-            return gr.Row(visible=False), "请先选择要删除的文档。"
-        return gr.Row(visible=True), f"确定从资料库删除 **{escape(name)}** 吗？删除后它的文章不再出现在回答中。"
+            return gr.Row(visible=False), w["pick_delete"]
+        why = self._deletable(name, lang)
+        if why:
+            return gr.Row(visible=False), why
+        return gr.Row(visible=True), w["confirm"].format(escape(name))
 
-    def delete(self, name):
+    def delete(self, name, request: gr.Request = None):
         """Delete one uploaded document (documents of the docs folder are removed by deleting the file)."""
+        lang = request_language(request)
+        w = page_texts(lang)
         if self.settings.read_only:
-            return gr.Row(visible=False), self.refused(), *self.tables()
+            return gr.Row(visible=False), self.refused(lang), *self.tables(lang)
         if not name:
-            return gr.Row(visible=False), "请先选择要删除的文档。", *self.tables()
+            return gr.Row(visible=False), w["pick_delete"], *self.tables(lang)
+        why = self._deletable(name, lang)
+        if why:
+            return gr.Row(visible=False), why, *self.tables(lang)
         try:
             changes = self.index.remove(name)
-            message = "；".join(f"{escape(c.source)}：{escape(c.message)}" for c in changes) or "没有改动"
+            message = "；".join(f"{escape(c.source)}：{escape(c.message)}" for c in changes) or w["no_change"]
             self.on_change()
         except IndexLocked as exc:
-            message = f"资料库正由其他进程更新，请稍后再试（{escape(str(exc))}）"
+            message = w["busy"].format(escape(str(exc)))
         except LibraryError as exc:
-            message = f"无法删除：{escape(str(exc))}"
-        return gr.Row(visible=False), message, *self.tables()
+            message = w["cannot_delete"].format(escape(str(exc)))
+        return gr.Row(visible=False), message, *self.tables(lang)
 
-    def preview(self, name):
+    def preview(self, name, request: gr.Request = None):
         if not name:
             return ""
-        return preview_html(name, self.index.articles(name))
+        return preview_html(name, self.index.articles(name), request_language(request))
+
+
+def _frame(rows: list[list], headers: list[str]) -> dict:
+    """A table's value with its headers (in the page's language): Gradio's {"headers", "data"} form."""
+    return {"headers": list(headers), "data": [[str(c) for c in r] for r in rows]}
 
 
 def _upload_name(path) -> str:
@@ -414,48 +515,50 @@ def build_demo(index: Index, settings: Settings | None = None, on_change=None,
     """The page; `on_change` runs after an upload or a delete changed the library (housekeeping).
 
     `ledger` holds the uploads the gate saw (rag/guard.py); without it the upload event takes no file.
+    The furniture is in the browser's language (gr.I18n, `demo.i18n_instance`: pass it to launch/mount);
+    what handlers write follows the request's Accept-Language, and every answer its question's language.
     """
     settings = settings or index.settings
     upload_folder()
     chat = ChatHandlers(index)
     library = LibraryHandlers(index, settings, on_change, ledger, uploads)
+    i18n = page_i18n(settings)
 
     with gr.Blocks(title="周口新闻问答助手", fill_height=True, delete_cache=(3600, 3600)) as demo:
         session = gr.State(_new_session())
-        gr.Markdown("# 周口新闻问答助手\n用自然语言提问（中文或英文都可以），回答摘自本地报纸原文，每句都标明出处；"
-                    "点击 **[1]** 这样的引用，右侧显示整篇原文。", elem_id="intro")
+        gr.Markdown(i18n("intro"), elem_id="intro")
         status = gr.Markdown("", elem_id="index-status")
         warning = gr.Markdown("", elem_id="dense-warning")
         with gr.Tabs():
-            with gr.Tab("问答", id="chat") as chat_tab:
+            with gr.Tab(i18n("tab_chat"), id="chat", elem_id="tab-chat") as chat_tab:
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3, min_width=420):
                         chatbot = gr.Chatbot(
                             label="对话", show_label=False, elem_id="qa-chat", height=560, buttons=[], feedback_options=None,
-                            placeholder="**向报纸提问吧**\n\n点击下方的示例问题，或直接输入。",
+                            placeholder=i18n("chat_placeholder"),
                         )
-                        box = gr.Textbox(show_label=False, placeholder="输入问题，按回车提交", elem_id="qa-input",
-                                         submit_btn="提问", autofocus=True, lines=1, max_lines=4)
+                        box = gr.Textbox(show_label=False, placeholder=i18n("placeholder"), elem_id="qa-input",
+                                         submit_btn=i18n("ask"), autofocus=True, lines=1, max_lines=4)
                         with gr.Row(elem_id="examples"):
-                            gr.Markdown("示例：", elem_id="examples-label")
+                            gr.Markdown(i18n("examples"), elem_id="examples-label")
                             chips = [gr.Button(q, size="sm", elem_classes=["chip"]) for q in EXAMPLES]
                             english_chip = gr.Button(ENGLISH_EXAMPLE, size="sm", elem_classes=["chip"], visible=False,
                                                      elem_id="english-chip")
                         with gr.Row():
-                            new_chat = gr.Button("新对话", size="sm", elem_id="new-chat", scale=0, min_width=90)
-                        with gr.Accordion("设置", open=False, elem_id="settings"):
-                            k = gr.Slider(1, 10, value=5, step=1, label="段落数", elem_id="k-slider")
-                            mode = gr.Radio(mode_choices(True), value="hybrid", label="检索模式", elem_id="mode-radio")
-                            sources = gr.Dropdown([], value=[], multiselect=True, label="按来源文件筛选（留空为全部）",
+                            new_chat = gr.Button(i18n("new_chat"), size="sm", elem_id="new-chat", scale=0, min_width=90)
+                        with gr.Accordion(i18n("settings"), open=False, elem_id="settings"):
+                            k = gr.Slider(1, 10, value=5, step=1, label=i18n("k"), elem_id="k-slider")
+                            mode = gr.Radio(mode_choices(True), value="hybrid", label=i18n("mode"), elem_id="mode-radio")
+                            sources = gr.Dropdown([], value=[], multiselect=True, label=i18n("sources"),
                                                   elem_id="source-filter", allow_custom_value=True)
                     with gr.Column(scale=2, min_width=320):
-                        gr.Markdown("#### 原文", elem_id="article-title")
+                        gr.Markdown(i18n("article"), elem_id="article-title")
                         article = gr.HTML(empty_article_html(), elem_id="article-view", js_on_load=ARTICLE_JS, max_height=640,
                                           padding=True)
                 bridge = gr.HTML("", visible="hidden", elem_id="cite-bridge", js_on_load=BRIDGE_JS)
 
-            with gr.Tab("资料库", id="library") as library_tab:
-                lib = _library_tab(settings)
+            with gr.Tab(i18n("tab_library"), id="library", elem_id="tab-library") as library_tab:
+                lib = _library_tab(settings, i18n)
 
         # --- events: chat ---------------------------------------------------------------------------
         outputs = [chatbot, session, box]
@@ -466,29 +569,42 @@ def build_demo(index: Index, settings: Settings | None = None, on_change=None,
             chip.click(_asker(chat, chip.value), [k, mode, sources, session], outputs, api_visibility="private",
                        concurrency_limit="default", concurrency_id="answer")
         bridge.click(chat.open_article, [bridge, session], [article], api_visibility="private", queue=False)
-        new_chat.click(chat.reset, None, [chatbot, session, article], api_visibility="private", queue=False)
-        chatbot.clear(chat.reset, None, [chatbot, session, article], api_visibility="private", queue=False)
+
+        def reset(request: gr.Request):
+            return [], _new_session(), empty_article_html(request_language(request))
+
+        new_chat.click(reset, None, [chatbot, session, article], api_visibility="private", queue=False)
+        chatbot.clear(reset, None, [chatbot, session, article], api_visibility="private", queue=False)
 
         # --- events: per-request archive data ---------------------------------------------------------
-        def on_load():
+        table_outputs = [lib["docs"], lib["summary"], lib["preview_doc"], lib["delete_doc"], status]
+
+        def on_load(request: gr.Request):
+            lang = request_language(request)
+            w = page_texts(lang)
+            docs, summary, preview_doc, delete_doc, status_line = library.tables(lang)  # one info() for both counts
             info = index.info()
             return (
-                status_markdown(index, info), dense_warning(index, info),
-                gr.Radio(choices=mode_choices(info.dense), elem_classes=[] if info.dense else ["dense-off"],
-                         info=None if info.dense else f"语义不可用：{info.dense_reason}"),
+                status_line, dense_warning(index, info, lang),
+                gr.Radio(choices=mode_choices(info.dense, lang), elem_classes=[] if info.dense else ["dense-off"],
+                         info=None if info.dense else w["dense_off_info"].format(info.dense_reason)),
                 gr.Dropdown(choices=index.sources()),
                 gr.Button(visible=info.dense),
-                *library.tables(),
+                empty_article_html(lang),
+                _frame([], CHANGE_HEADERS_BY[lang]),
+                docs, summary, preview_doc, delete_doc,
             )
 
-        load_outputs = [status, warning, mode, sources, english_chip, lib["docs"], lib["summary"], lib["preview_doc"],
-                        lib["delete_doc"]]
+        load_outputs = [status, warning, mode, sources, english_chip, article, lib["results"], lib["docs"], lib["summary"],
+                        lib["preview_doc"], lib["delete_doc"]]
         demo.load(on_load, None, load_outputs, api_visibility="private")
-        chat_tab.select(lambda: (status_markdown(index), gr.Dropdown(choices=index.sources())), None, [status, sources],
-                        api_visibility="private")
-        table_outputs = [lib["docs"], lib["summary"], lib["preview_doc"], lib["delete_doc"]]
-        library_tab.select(library.tables, None, table_outputs, api_visibility="private")
-        lib["refresh"].click(library.tables, None, table_outputs, api_visibility="private")
+
+        def chat_status(request: gr.Request):
+            return status_markdown(index, None, request_language(request)), gr.Dropdown(choices=index.sources())
+
+        chat_tab.select(chat_status, None, [status, sources], api_visibility="private")
+        library_tab.select(library.refresh, [lib["preview_doc"], lib["delete_doc"]], table_outputs, api_visibility="private")
+        lib["refresh"].click(library.refresh, [lib["preview_doc"], lib["delete_doc"]], table_outputs, api_visibility="private")
 
         # --- events: library -------------------------------------------------------------------------
         lib["preview_doc"].change(library.preview, [lib["preview_doc"]], [lib["preview"]], api_visibility="private")
@@ -497,8 +613,7 @@ def build_demo(index: Index, settings: Settings | None = None, on_change=None,
             library.upload, [lib["files"]], [lib["results"], *table_outputs, lib["files"]],
             # Files are read and embedded outside the index's writer lock: a large one does not hold up the others.
             api_name="upload", api_visibility="undocumented", concurrency_limit=UPLOADS_AT_ONCE, concurrency_id="library-upload",
-        ).then(lambda: (status_markdown(index), gr.Dropdown(choices=index.sources())), None, [status, sources],
-               api_visibility="private")
+        ).then(lambda: gr.Dropdown(choices=index.sources()), None, [sources], api_visibility="private")
         lib["delete"].click(library.confirm, [lib["delete_doc"]], [lib["confirm_row"], lib["delete_message"]],
                             api_visibility="private")
         lib["cancel"].click(lambda: (gr.Row(visible=False), ""), None, [lib["confirm_row"], lib["delete_message"]],
@@ -506,10 +621,12 @@ def build_demo(index: Index, settings: Settings | None = None, on_change=None,
         lib["confirm"].click(
             library.delete, [lib["delete_doc"]], [lib["confirm_row"], lib["delete_message"], *table_outputs],
             api_name="delete_document", api_visibility="undocumented", concurrency_limit=1, concurrency_id="library-write",
-        ).then(lambda: (status_markdown(index), gr.Dropdown(choices=index.sources()), ""), None,
-               [status, sources, lib["preview"]], api_visibility="private")
+        ).then(
+            library.refresh, [lib["preview_doc"], lib["delete_doc"]], table_outputs, api_visibility="private",
+        ).then(lambda: gr.Dropdown(choices=index.sources()), None, [sources], api_visibility="private")
     demo.chat_handlers = chat
     demo.library_handlers = library
+    demo.i18n_instance = i18n
     return demo
 
 
@@ -527,43 +644,37 @@ def _pick_document(table, evt: gr.SelectData):
         cells = list(table.iloc[row]) if hasattr(table, "iloc") else list(table[row])
     except Exception:
         return gr.skip(), gr.skip()
-    name, origin = cells[0], cells[DOC_HEADERS.index("来源")]
-    return gr.Dropdown(value=name), (gr.Dropdown(value=name) if origin == ORIGINS["stored"] else gr.skip())
+    name, origin = cells[0], cells[ORIGIN_COLUMN]
+    return gr.Dropdown(value=name), (gr.Dropdown(value=name) if origin in UPLOADED else gr.skip())
 
 
-def _library_tab(settings: Settings) -> dict:
+def _library_tab(settings: Settings, i18n: gr.I18n) -> dict:
     """The 资料库 tab's components; upload and delete controls only exist when the library may change."""
-    from .ingest import SUFFIXES
-
     read_only = settings.read_only
     c: dict = {}
-    gr.Markdown(
-        f"报纸版面文件（{'、'.join(SUFFIXES)}）组成资料库；上传后立刻可以提问，无需重启。"
-        f"每次最多 {settings.max_uploads} 个文件，每个不超过 {settings.max_upload_mb} MB；文件类型按内容检查。",
-        elem_id="lib-intro",
-    )
+    gr.Markdown(i18n("lib_intro"), elem_id="lib-intro")
     if read_only:
-        gr.Markdown(READ_ONLY_TEXT, elem_id="lib-readonly")
+        gr.Markdown(i18n("read_only"), elem_id="lib-readonly")
     with gr.Group(visible=not read_only, elem_id="lib-upload-group"):
-        c["files"] = gr.File(label="选择文件（可多选）", file_count="multiple", elem_id="lib-files", height=120)
-        c["upload"] = gr.Button("上传并加入资料库", variant="primary", elem_id="lib-upload-btn")
-    c["results"] = gr.Dataframe(headers=CHANGE_HEADERS, value=[], label="上传结果", interactive=False, wrap=True,
+        c["files"] = gr.File(label=i18n("files"), file_count="multiple", elem_id="lib-files", height=120)
+        c["upload"] = gr.Button(i18n("upload"), variant="primary", elem_id="lib-upload-btn")
+    c["results"] = gr.Dataframe(headers=CHANGE_HEADERS, value=[], label=i18n("results"), interactive=False, wrap=True,
                                 elem_id="lib-results", visible=not read_only, datatype=["str", "str", "str"])
     with gr.Row():
         c["summary"] = gr.Markdown("", elem_id="lib-summary")
-        c["refresh"] = gr.Button("刷新", size="sm", scale=0, elem_id="lib-refresh")
-    c["docs"] = gr.Dataframe(headers=DOC_HEADERS, value=[], label="文档（点击一行预览）", interactive=False, wrap=True,
+        c["refresh"] = gr.Button(i18n("refresh"), size="sm", scale=0, elem_id="lib-refresh")
+    c["docs"] = gr.Dataframe(headers=DOC_HEADERS, value=[], label=i18n("docs"), interactive=False, wrap=True,
                              elem_id="lib-docs", datatype=["str"] * len(DOC_HEADERS), max_height=420)
     with gr.Row(equal_height=True):
-        c["preview_doc"] = gr.Dropdown([], value=None, label="预览文档的文章", elem_id="lib-preview-doc", scale=2,
+        c["preview_doc"] = gr.Dropdown([], value=None, label=i18n("preview_doc"), elem_id="lib-preview-doc", scale=2,
                                         allow_custom_value=True)
         with gr.Column(scale=2, visible=not read_only, elem_id="lib-delete-group"):
-            c["delete_doc"] = gr.Dropdown([], value=None, label="删除上传的文档", elem_id="lib-delete-doc",
+            c["delete_doc"] = gr.Dropdown([], value=None, label=i18n("delete_doc"), elem_id="lib-delete-doc",
                                           allow_custom_value=True)
-            c["delete"] = gr.Button("删除…", variant="stop", size="sm", elem_id="lib-delete-btn")
+            c["delete"] = gr.Button(i18n("delete"), variant="stop", size="sm", elem_id="lib-delete-btn")
     with gr.Row(visible=False, elem_id="lib-confirm-row") as c["confirm_row"]:
-        c["confirm"] = gr.Button("确认删除", variant="stop", elem_id="lib-delete-confirm", scale=0)
-        c["cancel"] = gr.Button("取消", elem_id="lib-delete-cancel", scale=0)
+        c["confirm"] = gr.Button(i18n("confirm"), variant="stop", elem_id="lib-delete-confirm", scale=0)
+        c["cancel"] = gr.Button(i18n("cancel"), elem_id="lib-delete-cancel", scale=0)
     c["delete_message"] = gr.Markdown("", elem_id="lib-delete-message")
     c["preview"] = gr.HTML("", elem_id="lib-preview")
     return c

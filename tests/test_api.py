@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 
@@ -90,6 +91,34 @@ def test_ask_follow_up_uses_the_history(client):
 def test_ask_not_found(client):
     body = client.post("/ask", json={"question": "火星有几颗卫星？"}).json()
     assert body["found"] is False and body["citations"] == [] and body["answer"] == "资料中没有找到相关内容。"
+
+
+def test_an_english_question_gets_an_english_answer_and_a_chinese_one_a_chinese_answer(client):
+    english = client.post("/ask", json={"question": "What is the capital of France?"}).json()
+    assert english["found"] is False and english["language"] == "en"
+    assert english["answer"] == "Nothing in the archive answers this question."
+    assert english["notice"] and not any("\u4e00" <= ch <= "\u9fff" for ch in english["notice"]), english["notice"]
+    chinese = client.post("/ask", json={"question": "火星有几颗卫星？"}).json()
+    assert chinese["language"] == "zh" and chinese["answer"] == "资料中没有找到相关内容。"
+    found = client.post("/ask", json={"question": QUESTION}).json()
+    assert found["found"] and "359家" in found["answer"]  # the quoted evidence stays as the archive has it
+
+
+def test_error_details_name_the_field_the_method_and_say_it_in_chinese_first(client):
+    error = _error(client.post("/ask", content=b'{"question": ', headers={"content-type": "application/json"}), 422,
+                   "invalid_parameter")
+    assert error["field"] == "body" and error["message"].startswith("请求体不是有效的 JSON")  # not a byte offset
+    response = client.get("/ask")
+    error = _error(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "POST" and "POST" in error["message"]
+    _error(client.post("/retrieve", params={"q": "智慧岛"}), 405, "method_not_allowed")
+    _error(client.get("/no-such-route"), 404, "not_found")
+    error = _error(client.post("/ask", data={"question": QUESTION}), 422, "invalid_parameter")  # a form, not JSON
+    assert error["field"] == "body" and error["message"].startswith("请求体必须是 JSON 对象")
+    assert "Input should" not in error["message"]  # no raw pydantic English inside the Chinese message
+    error = _error(client.post("/ask", json={"question": 42}), 422, "invalid_parameter")
+    assert error["field"] == "question" and error["message"].startswith("参数 question 必须是字符串")
+    assert "Input should" not in error["message"]
 
 
 def test_empty_question_is_a_400(client):
@@ -273,6 +302,14 @@ def test_auth_is_required_with_the_same_account_as_the_ui(lexical_index):
 def test_openapi_docs(server):
     docs = httpx.get(server.url + "api/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    # Every asset the page references is served by the app itself: it works on an intranet without a CDN.
+    assets = re.findall(r'(?:href|src)=["\']([^"\']+)["\']', docs.text) + re.findall(r"url: ?'([^']+)'", docs.text)
+    assert len(assets) >= 4, assets  # the CSS, the favicon, the JS and the schema
+    for asset in assets:
+        assert asset.startswith("/") and not asset.startswith("//"), asset
+        response = httpx.get(server.url + asset.lstrip("/"))
+        assert response.status_code == 200 and len(response.content) > 100, asset
+    assert "validator.swagger.io" not in docs.text and "cdn.jsdelivr" not in docs.text
     schema = httpx.get(server.url + "api/openapi.json").json()
     paths = set(schema["paths"])
     assert {"/api/v1/ask", "/api/v1/retrieve", "/api/v1/info", "/api/v1/health", "/api/v1/documents",

@@ -254,3 +254,74 @@ def test_nothing_about_the_archive_is_visible_before_login(lexical_index):
             assert not [x for x in secrets if x in response.text], path
         with _client(s, auth=(USER, PASSWORD)) as signed_in:
             assert "359" in _ask(s, QUESTION, client=signed_in)
+
+
+def test_library_table_counts_shared_articles_now_and_speaks_the_browsers_language(tmp_path):
+    """A copy's "also in other documents" note goes when the other one is deleted; an English browser gets English."""
+    index = fresh_index(tmp_path)
+    first, copy = tmp_path / "公园.txt", tmp_path / "公园-副本.txt"
+    first.write_text(NEW_DOC, encoding="utf-8")
+    copy.write_text(NEW_DOC, encoding="utf-8")
+    with serve(index) as s, _client(s) as client:
+        client.predict([handle_file(str(first))], api_name="/upload")
+        _, table, summary, *_ = client.predict([handle_file(str(copy))], api_name="/upload")
+        rows = {row[0]: row for row in table["data"]}
+        assert rows["公园-副本.txt"][-1] == "正常（1 篇也见于其他文档，只存一份）"
+        info = index.info()
+        assert f"{info.articles} 篇文章" in summary and f"{info.chunks} 个文本块" in summary  # the header's numbers
+        message, table, *_ = client.predict("公园.txt", api_name="/delete_document")
+        assert "已删除" in message
+        rows = {row[0]: row for row in table["data"]}
+        assert "公园.txt" not in rows and rows["公园-副本.txt"][-1] == "正常"  # nothing shares its article any more
+        message, *_ = client.predict("公园.txt", api_name="/delete_document")  # again: it is gone, said plainly
+        assert "已经没有" in message and "python -m rag" not in message
+    with serve(index) as s, _client(s, headers={"Accept-Language": "en-US,en;q=0.9"}) as client:
+        results, table, summary, *_ = client.predict([handle_file(str(first))], api_name="/upload")
+        assert results["headers"] == ["File", "Result", "Details"] and results["data"][0][1] == "✓ added"
+        assert table["headers"][:3] == ["Name", "Type", "Pages"] and "documents" in summary
+        rows = {row[0]: row for row in table["data"]}
+        assert rows["公园.txt"][6] == "uploaded" and rows["002_d930b353b5af356e.txt"][6] == "docs folder"
+        message, *_ = client.predict("002_d930b353b5af356e.txt", api_name="/delete_document")
+        assert "docs folder" in message
+
+
+@pytest.mark.parametrize("header, lang", [
+    ("zh-CN,zh;q=0.9,en;q=0.8", "zh"), ("en-US,en;q=0.9", "en"), ("en;q=0.5,zh-TW;q=0.9", "zh"),
+    ("fr-FR,fr;q=0.9", "en"), ("", "zh"), (None, "zh"), ("*", "zh"),
+])
+def test_page_language_follows_the_browser(header, lang):
+    from rag.lang import page_language
+
+    assert page_language(header) == lang
+
+
+def test_upload_progress_names_the_stage_count_and_estimate():
+    from rag import progress
+    from rag.ui import step_text
+
+    steps = []
+    with progress.watching(steps.append):
+        progress.begin(progress.Stage.OCR, 3)
+        progress.advance(progress.Stage.OCR)
+        progress.begin(progress.Stage.EMBED, 120)
+        progress.advance(progress.Stage.EMBED, 45)
+    progress.advance(progress.Stage.EMBED)  # nobody watches any more: nothing is reported
+    assert [(s.stage.value, s.done, s.total) for s in steps] == [("ocr", 0, 3), ("ocr", 1, 3), ("embed", 0, 120),
+                                                                 ("embed", 45, 120)]
+    assert steps[0].eta_s is None and steps[1].eta_s is not None and steps[1].eta_s >= 0
+    started = steps[0].stage_s  # any start: only the words matter here
+    assert step_text(steps[1], 0.0, "zh").startswith("OCR 第 2/3 页 · 已用")  # the page being read
+    assert step_text(steps[3], 0.0, "zh").startswith("向量化 45/120 · 已用")
+    assert step_text(steps[3], 0.0, "en").startswith("embedding 45/120 · ")
+    assert step_text(None, started, "zh") == "读取"
+
+
+def test_start_up_warms_the_part_of_jieba_a_follow_up_needs(lexical_index, monkeypatch):
+    from rag.server import create_app
+    from rag.tokenizer import Tokenizer
+
+    fresh = Tokenizer()  # the shared one may have been warmed by any earlier test
+    monkeypatch.setattr(lexical_index, "tokenizer", fresh)
+    assert fresh._pos is None
+    create_app(lexical_index, lexical_index.settings.with_(watch_seconds=0))
+    assert fresh._pos is not None  # loaded at start, not by the first follow-up (about 0.6 s of it)

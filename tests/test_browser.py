@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
+import time
 from urllib.parse import urlparse
 
 import pytest
@@ -28,15 +30,38 @@ ENGLISH = "How many enterprises signed up in the Smart Island core area?"
 
 
 @pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
-        context = p.chromium.launch_persistent_context(
+def playwright():
+    """One Playwright per module: a second one cannot start while the first runs (it owns the event loop)."""
+    with sync_api.sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    with tempfile.TemporaryDirectory() as profile:
+        context = playwright.chromium.launch_persistent_context(
             profile, executable_path=CHROMIUM, args=ARGS, headless=True, viewport={"width": 1280, "height": 900},
             locale="zh-CN",  # a Chinese reader's browser: Gradio's own labels (the upload area) follow it
         )
         context.grant_permissions(["clipboard-read", "clipboard-write"])
         yield context
         context.close()
+
+
+@pytest.fixture(scope="module")
+def english_browser(playwright):
+    """An English reader's browser (navigator.language and Accept-Language en-US)."""
+    with tempfile.TemporaryDirectory() as profile:
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, args=ARGS, headless=True, viewport={"width": 1280, "height": 900},
+            locale="en-US",
+        )
+        yield context
+        context.close()
+
+
+def _foreign(urls: list[str]) -> list[str]:
+    return [u for u in urls if not u.startswith("data:") and urlparse(u).hostname not in ("127.0.0.1", None)]
 
 
 @pytest.fixture(scope="module")
@@ -202,6 +227,61 @@ def test_english_question_cites_the_smart_island_sentence(page, dense_server):
     expect(chat.get_by_text("359家企业签约入驻", exact=False).first).to_be_visible(timeout=5_000)
 
 
+@pytest.mark.slow
+def test_english_browser_gets_english_furniture_and_the_chinese_evidence_quoted(english_browser, dense_server):
+    page = english_browser.new_page()
+    try:
+        page.goto(dense_server.url, wait_until="domcontentloaded")
+        page.locator("#qa-input textarea").wait_for(state="visible", timeout=60_000)
+        expect(page.locator("#index-status")).to_contain_text("Library:", timeout=30_000)
+        expect(page.locator("#index-status")).to_contain_text("bundled 4-bit copy")
+        expect(page.locator("#intro")).to_contain_text("Zhoukou local-news QA")
+        expect(page.get_by_role("tab", name="Ask")).to_be_visible()
+        expect(page.get_by_role("tab", name="Library")).to_be_visible()
+        expect(page.locator("#qa-input textarea")).to_have_attribute("placeholder", "Type a question and press Enter")
+        expect(page.locator("#qa-input button", has_text="Ask")).to_be_visible()
+        expect(page.locator("#examples-label")).to_have_text("Examples:")
+        expect(page.locator("#new-chat")).to_have_text("New chat")
+        expect(page.locator("#settings")).to_contain_text("Settings")
+        before = _bot(page).count()
+        page.locator("#english-chip").click()
+        _wait_answer(page, before)
+        chat = page.locator("#qa-chat")
+        expect(chat.get_by_text("Found in 1 article", exact=False).first).to_be_visible()
+        expect(chat.get_by_text("359家企业签约入驻", exact=False).first).to_be_visible()  # the evidence, as printed
+        page.locator(".thought-group .title", has_text="How this was found").first.click()
+        expect(chat.get_by_text("multilingual-e5-small (bundled 4-bit copy)", exact=False).first).to_be_visible()
+        _shot(page, "english-browser.png")
+        furniture = page.locator("body").inner_text()
+        for chinese in ("提问", "示例", "新对话", "设置", "资料库", "输入问题", "文本块", "检索过程", "语义引擎"):
+            assert chinese not in furniture, chinese
+        page.get_by_role("tab", name="Library").click()
+        docs = page.locator("#lib-docs")
+        expect(docs).to_contain_text("002_d930b353b5af356e.txt")
+        for header in ("Name", "Type", "Articles", "Origin", "Status"):
+            expect(docs.locator("th", has_text=header).first).to_be_visible()
+        expect(docs).to_contain_text("docs folder")
+        expect(page.locator("#lib-upload-btn")).to_have_text("Upload to the library")
+        expect(page.locator("#lib-summary")).to_contain_text("5 documents")
+        assert "名称" not in docs.inner_text() and "文档目录" not in docs.inner_text()
+    finally:
+        page.close()
+
+
+@pytest.mark.slow
+def test_api_docs_render_with_no_outside_request(page, chat_server):
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(chat_server.url + "api/docs", wait_until="domcontentloaded")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("周口新闻问答助手 API", timeout=30_000)
+    expect(page.locator(".swagger-ui .opblock-summary-path", has_text="/api/v1/ask").first).to_be_visible()
+    page.locator(".swagger-ui .opblock-summary-path", has_text="/api/v1/ask").first.click()  # an operation opens
+    expect(page.locator(".swagger-ui .opblock-body").first).to_be_visible()
+    _shot(page, "api-docs.png")
+    assert any(u.endswith("/api/docs/static/swagger-ui-bundle.js") for u in requests), requests
+    assert _foreign(requests) == [], _foreign(requests)
+
+
 # --- the library tab ------------------------------------------------------------------------------------
 
 NEW_DOC = """口袋公园扮靓川汇区
@@ -270,11 +350,58 @@ def test_upload_ask_delete(page, library_server, tmp_path, kind):
     page.locator("#lib-delete-confirm").click()
     expect(page.locator("#lib-delete-message")).to_contain_text("已删除", timeout=60_000)
     expect(docs).not_to_contain_text(path.name, timeout=30_000)
+    # The dropdowns forget the deleted document: a second 删除… asks for a choice, not to confirm a ghost.
+    expect(page.locator("#lib-delete-doc input")).to_have_value("", timeout=15_000)
+    page.locator("#lib-delete-btn").click()
+    expect(page.locator("#lib-delete-message")).to_contain_text("请先选择要删除的文档")
+    expect(page.locator("#lib-confirm-row")).to_be_hidden()
+    assert "python -m rag" not in page.locator("#lib-delete-message").inner_text()
+    # the header line and the library line count the same snapshot
+    status, summary = page.locator("#index-status").inner_text(), page.locator("#lib-summary").inner_text()
+    assert re.search(r"文章 (\d+) 篇", status).group(1) == re.search(r"(\d+) 篇文章", summary).group(1)
+    assert re.search(r"文本块 (\d+) 个", status).group(1) == re.search(r"(\d+) 个文本块", summary).group(1)
 
     page.get_by_role("tab", name="问答").click()
     _ask(page, NEW_QUESTION)
     last = _bot(page).nth(_bot(page).count() - 2)  # the answer bubble before its folded panel
     assert evidence not in last.inner_text() and path.name not in last.inner_text()
+
+
+@pytest.mark.slow
+def test_a_scan_upload_shows_its_stages_and_is_marked_as_read_by_ocr(page, library_server, tmp_path):
+    first = pages.typeset_pdf("口袋公园扮靓川汇区", "本报讯（记者 张三）",
+                              ["川汇区今年新建了12座口袋公园，总面积达到3.6万平方米。口袋公园里种植了银杏和月季。"])
+    second = pages.typeset_pdf("淮阳区修缮古城墙", "本报讯（记者 李四）",
+                               ["淮阳区今年修缮古城墙800米，新建步道2公里。市民可以沿城墙散步。"])
+    scan = tmp_path / "扫描版.pdf"
+    scan.write_bytes(pages.scanned_pdf([pages.render_png(first), pages.render_png(second)]))
+    _open(page, library_server.url)
+    page.get_by_role("tab", name="资料库").click()
+    page.locator("#lib-files input[type=file]").set_input_files([str(scan)])
+    expect(page.locator("#lib-files")).to_contain_text(scan.name, timeout=30_000)
+    page.locator("#lib-upload-btn").click()
+    results = page.locator("#lib-results")
+    seen: list[str] = []
+    shot = False
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        text = results.inner_text()
+        if not seen or seen[-1] != text:
+            seen.append(text)
+        if not shot and "OCR 第 2/2 页" in text and "还需约" in text:
+            _shot(page, "upload-progress.png")
+            shot = True
+        if "已添加" in text or "已拒绝" in text:
+            break
+        page.wait_for_timeout(200)
+    shown = "\n".join(seen)
+    assert "已添加" in seen[-1], seen[-1]
+    assert "OCR 第 1/2 页" in shown and "OCR 第 2/2 页" in shown, shown  # page by page
+    assert "已用" in shown, shown  # with the time spent
+    docs = page.locator("#lib-docs")
+    expect(docs).to_contain_text(scan.name, timeout=30_000)
+    expect(docs).to_contain_text("PDF（OCR 识别）")  # the only scan of the library says it was read by OCR
+    _shot(page, "upload-scan-done.png")
 
 
 def test_login_then_the_archive_appears(page, lexical_index):
@@ -285,6 +412,9 @@ def test_login_then_the_archive_appears(page, lexical_index):
         login = page.locator("input[type=password]")
         login.wait_for(timeout=60_000)
         assert "002_d930b353b5af356e.txt" not in page.content()
+        assert page.title() == "周口新闻问答助手"  # the login page names the app, in its title and above the form
+        expect(page.get_by_text("请登录后提问", exact=False)).to_be_visible()
+        _shot(page, "login.png")
         page.locator("input[type=text]").first.fill(USER)
         login.fill(PASSWORD)
         login.press("Enter")

@@ -16,6 +16,7 @@ import os
 import re
 import threading
 
+from .. import progress
 from .layout import Run, page_text, printed_page
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ def check_pages(count: int) -> None:
         from .base import Unreadable
 
         raise Unreadable(f"需要 OCR 的页数过多（{count} 页，上限 {MAX_PAGES} 页，可用 RAG_MAX_OCR_PAGES 调整）")
+    progress.begin(progress.Stage.OCR, count)  # every reader checks its page count right before OCR
 
 
 def engine():
@@ -182,6 +184,7 @@ def image_page(image) -> tuple[str, int | None]:
     """A page image's text in reading order, one line per printed line (see layout.py), and the page
     number printed on it."""
     runs = image_runs(image)
+    progress.advance(progress.Stage.OCR)
     return page_text(runs, image.height), printed_page(runs, image.height)
 
 
