@@ -598,12 +598,21 @@ class Index:
 
     def sync(self) -> list[Change]:
         """Pick up changed, new and deleted files of the docs folder (only those are read again)."""
-        if self.writable:  # the app's watch runs this every few seconds: no writer lock unless a file changed
-            with self.backend.snapshot() as snap:
-                stale, gone = folder_changes(self.settings, {d.source: d for d in snap.documents()})
-            if not stale and not gone:
-                return []
-        changes = [c for c in self._write(Library.sync_folder) if c.status != "touched"]
+        if not self.writable:
+            return self._write(Library.sync_folder)  # refused with the reason
+        # The app's watch runs this every few seconds: no writer lock unless a file changed, and changed
+        # files are read and embedded before the lock is taken (a long scan does not hold up uploads).
+        with self.backend.snapshot() as snap:
+            stale, gone = folder_changes(self.settings, {d.source: d for d in snap.documents()})
+        if not stale and not gone:
+            return []
+        library = Library(self.settings, self.encoder, progress=False)
+        try:
+            ahead = library.prepare_folder(stale)
+        except BaseException:
+            library.close()
+            raise
+        changes = [c for c in self._write(Library.sync_folder, ahead, library=library) if c.status != "touched"]
         for c in changes:
             _progress("文档目录变化：%s %s", c.source, c.message)
         return changes

@@ -407,8 +407,21 @@ class Library:
         return doc, DocumentInfo(rel, doc.sha256, _kind(doc, ocr_pages[0]), doc.pages, added_at=now(), origin="folder",
                                  size=size, mtime_ns=mtime_ns)
 
-    def sync_folder(self, writer: Writer) -> list[Change]:
-        """Bring the folder's documents up to date in `writer`: only new, changed and deleted files cost anything."""
+    def prepare_folder(self, stale: list[tuple]) -> dict[tuple[str, int, int], Prepared]:
+        """Read and prepare the changed files of the docs folder (`folder_changes`' stale list) before the
+        writer lock is taken: reading a scan or embedding a long file takes minutes. Keyed by
+        (name, size, mtime_ns), so that `sync_folder` uses only what still matches the file."""
+        fresh = [(path, rel, st) for old, path, rel, st in stale
+                 if not (old is not None and old.origin == "folder" and old.sha256 == _sha256(path))]
+        items = [self._folder_item(path, rel, st.st_size, st.st_mtime_ns) for path, rel, st in fresh]
+        prepared = self.prepare(items) if items else []
+        return {(rel, st.st_size, st.st_mtime_ns): p for (_, rel, st), p in zip(fresh, prepared)}
+
+    def sync_folder(self, writer: Writer, ahead: dict[tuple[str, int, int], Prepared] | None = None) -> list[Change]:
+        """Bring the folder's documents up to date in `writer`: only new, changed and deleted files cost anything.
+
+        `ahead` holds files prepared before the lock (`prepare_folder`); a file changed since is read now.
+        """
         known = {d.source: d for d in writer.documents()}
         stale, gone = folder_changes(self.settings, known)
         todo, changes = [], []
@@ -426,9 +439,14 @@ class Library:
             writer.restamp({old.source: (st.st_size, st.st_mtime_ns) for old, st in restamp})
             changes += [Change(old.source, "touched", "文件时间变了，内容未变") for old, _ in restamp]
         fresh = [(old, path, rel, st) for old, path, rel, st, same in todo if not same]
-        items = [self._folder_item(path, rel, st.st_size, st.st_mtime_ns) for _, path, rel, st in fresh]
-        if items:
-            prepared = self.prepare(items)
+        ready = dict(ahead or {})
+        keys = [(rel, st.st_size, st.st_mtime_ns) for _, _, rel, st in fresh]
+        late = [(path, rel, st) for (_, path, rel, st), key in zip(fresh, keys) if key not in ready]
+        if late:  # new or changed again since it was prepared
+            items = [self._folder_item(path, rel, st.st_size, st.st_mtime_ns) for path, rel, st in late]
+            ready.update({(rel, st.st_size, st.st_mtime_ns): p for (_, rel, st), p in zip(late, self.prepare(items))})
+        prepared = [ready[key] for key in keys]
+        if prepared:
             writer.add(self.mark_duplicates(writer, prepared))
             for (old, *_), p in zip(fresh, prepared):
                 changes.append(_change(p.info, "replaced" if old is not None else "added"))

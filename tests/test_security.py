@@ -488,3 +488,33 @@ def test_originals_of_a_killed_upload_are_collected_when_the_app_starts(tmp_path
         assert not orphan.exists()
         assert [p.name for p in files.iterdir()] == [d.stored for d in index.documents() if d.origin == "stored"]
         assert s.index.sources()
+
+
+def test_a_slow_file_of_the_docs_folder_does_not_hold_up_uploads(tmp_path, monkeypatch):
+    """The folder watch reads a changed file outside the writer lock too; it commits once it is read."""
+    index = fresh_index(tmp_path)
+    release, reading = threading.Event(), threading.Event()
+    original = Library.prepare
+
+    def held_prepare(self, items):
+        if any(info.source == "slow.txt" for _, info in items):
+            reading.set()
+            assert release.wait(120)
+        return original(self, items)
+
+    monkeypatch.setattr(Library, "prepare", held_prepare)
+    (index.settings.docs_dir / "slow.txt").write_bytes(_doc(70))
+    with serve(index) as s:
+        synced: dict = {}
+        worker = threading.Thread(target=lambda: synced.setdefault("changes", index.sync()))
+        worker.start()
+        try:
+            assert reading.wait(60)
+            with httpx.Client(base_url=s.api, timeout=60) as c:
+                small = c.post("/documents", files=[("files", ("small.txt", _doc(71), "text/plain"))]).json()
+                assert small["changes"][0]["status"] == "added"  # committed while slow.txt is still being read
+        finally:
+            release.set()
+            worker.join(120)
+        assert [(ch.source, ch.status) for ch in synced["changes"]] == [("slow.txt", "added")]
+        assert {"slow.txt", "small.txt"} <= set(index.sources())
