@@ -608,7 +608,8 @@ def build_demo(index: Index, settings: Settings | None = None, on_change=None,
 
         # --- events: library -------------------------------------------------------------------------
         lib["preview_doc"].change(library.preview, [lib["preview_doc"]], [lib["preview"]], api_visibility="private")
-        lib["docs"].select(_pick_document, [lib["docs"]], [lib["preview_doc"], lib["delete_doc"]], api_visibility="private")
+        # The clicked row comes with the event: the table is not sent back (the request body stays small).
+        lib["docs"].select(_pick_document, None, [lib["preview_doc"], lib["delete_doc"]], api_visibility="private")
         lib["upload"].click(
             library.upload, [lib["files"]], [lib["results"], *table_outputs, lib["files"]],
             # Files are read and embedded outside the index's writer lock: a large one does not hold up the others.
@@ -637,12 +638,10 @@ def _asker(chat: ChatHandlers, question: str):
     return ask_example
 
 
-def _pick_document(table, evt: gr.SelectData):
+def _pick_document(evt: gr.SelectData):
     """A click on a row of the documents table selects that document for preview (and, if uploaded, deletion)."""
-    try:
-        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-        cells = list(table.iloc[row]) if hasattr(table, "iloc") else list(table[row])
-    except Exception:
+    cells = list(evt.row_value or [])
+    if len(cells) != len(DOC_HEADERS):
         return gr.skip(), gr.skip()
     name, origin = cells[0], cells[ORIGIN_COLUMN]
     return gr.Dropdown(value=name), (gr.Dropdown(value=name) if origin in UPLOADED else gr.skip())
