@@ -71,3 +71,24 @@ def backend(request, tmp_path) -> str:
     if request.param == "milvus-lite":
         pytest.importorskip("milvus_lite", reason="Milvus Lite 未安装：pip install 'rag[milvus]'")
     return backend_uri(request.param, tmp_path)
+
+
+# Fixtures that build a real index, start the app or a browser, OCR a page or start a server: a test
+# that uses one is slow (seconds to minutes). `pytest -m "not slow"` runs the pure rules alone.
+HEAVY_FIXTURES = {
+    "lexical_index", "bundled_index", "english_dense_index", "xss_index", "seeds_copy", "backend", "any_library", "library",
+    "server", "server_default", "client", "chat_server", "dense_server", "library_server", "milvus_server", "page",
+    "browser", "english_browser", "playwright", "ocr_scan", "scans", "newspaper", "column_page", "page_files", "minilm_path",
+}
+
+
+# Modules whose tests build indexes in temp folders, start the app or processes of their own.
+SLOW_MODULES = {"test_api", "test_app", "test_benchmark", "test_browser", "test_dense", "test_held_out_page", "test_index",
+                "test_library", "test_milvus", "test_reliability", "test_security"}
+
+
+def pytest_collection_modifyitems(config, items):
+    slow = pytest.mark.slow
+    for item in items:
+        if HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())) or item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES:
+            item.add_marker(slow)

@@ -113,6 +113,7 @@ def test_the_core_reads_the_imports_it_needs():
     assert {"pypdfium2", "trafilatura", "docx", "jieba", "faiss", "numpy", "gradio", "fastapi"} <= names
 
 
+@pytest.mark.slow  # imports torch, gradio, faiss... once each
 @pytest.mark.parametrize("part", ["rag", "app.py"])
 def test_every_imported_module_imports(part):
     """Import each dotted name for real: a declared package with a broken dependency fails here."""
