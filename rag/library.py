@@ -126,7 +126,7 @@ def stale_reason(meta: dict | None, settings: Settings, encoder: Encoder | None)
     if meta.get("chunking") != settings.chunking():
         return "分块参数有变化"
     if meta.get("tokenizer") != default_tokenizer().version:
-        return "分词词典有变化"
+        return "分词器或词典有变化"
     if meta.get("lexical_weights") != settings.lexical_weights():
         return "关键词检索字段有变化"
     dense = meta.get("dense") or {}
