@@ -129,6 +129,8 @@ def status_markdown(index: Index, info: IndexInfo | None = None) -> str:
     info = info or index.info()
     dense = (f"开启（{escape(info.dense_label or info.model)}，{info.dim} 维）" if info.dense
              else "关闭，仅使用关键词检索")
+    if info.dense_progress is not None:  # serve first, embed after (rag/dense_fill.py)
+        dense = f"{info.dense_progress.text()}，完成前{'只检索已向量化的部分' if info.dense else '仅使用关键词检索'}"
     lexical = f"关闭（{escape(info.lexical_reason)}）" if info.lexical_reason else "开启"
     return (f"资料库：文档 {info.documents} 篇 · 文章 {info.articles} 篇 · 文本块 {info.chunks} 个 · "
             f"关键词检索：{lexical} · 语义检索：{dense}")
@@ -419,6 +421,20 @@ def build_demo(index: Index, settings: Settings | None = None, on_change=None) -
         load_outputs = [status, warning, mode, sources, english_chip, lib["docs"], lib["summary"], lib["preview_doc"],
                         lib["delete_doc"]]
         demo.load(on_load, None, load_outputs, api_visibility="private")
+
+        # While the dense leg is being filled in, the status follows its progress; the timer then stops.
+        dense_timer = gr.Timer(5, active=False)
+
+        def on_dense_tick():
+            info = index.info()
+            return (status_markdown(index, info), dense_warning(index, info),
+                    gr.Radio(choices=mode_choices(info.dense), elem_classes=[] if info.dense else ["dense-off"],
+                             info=None if info.dense else f"语义不可用：{info.dense_reason}"),
+                    gr.Button(visible=info.dense), gr.Timer(active=info.dense_progress is not None))
+
+        dense_outputs = [status, warning, mode, english_chip, dense_timer]
+        demo.load(on_dense_tick, None, dense_outputs, api_visibility="private")
+        dense_timer.tick(on_dense_tick, None, dense_outputs, api_visibility="private")
         chat_tab.select(lambda: (status_markdown(index), gr.Dropdown(choices=index.sources())), None, [status, sources],
                         api_visibility="private")
         table_outputs = [lib["docs"], lib["summary"], lib["preview_doc"], lib["delete_doc"]]
