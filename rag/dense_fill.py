@@ -125,7 +125,7 @@ class DenseFill:
         library = Library(settings, enc)
         try:
             self._last = time.perf_counter()
-            vectors, _ = library.cache.encode(enc, texts, settings.batch_size, self.show_progress,
+            vectors, _ = library.cache.encode(enc, texts, settings.batch_size or enc.batch_size, self.show_progress,
                                               "补全语义索引", "块" if rows is None else "句", on_stored=self._on_stored)
         finally:
             library.close()

@@ -218,10 +218,11 @@ class Library:
 
     def _embed(self, texts: list[str], kind: str, desc: str, unit: str) -> np.ndarray:
         """Vectors of `texts` through the cache; counted in stats under `kind` ("" chunks, "sentences_")."""
+        batch = self.settings.batch_size or self.encoder.batch_size
         if self.encoder.cacheable:
-            vectors, embedded = self.cache.encode(self.encoder, texts, self.settings.batch_size, self.progress, desc, unit)
+            vectors, embedded = self.cache.encode(self.encoder, texts, batch, self.progress, desc, unit)
         else:
-            vectors, embedded = self.encoder.encode_passages(texts, self.settings.batch_size, self.progress), len(texts)
+            vectors, embedded = self.encoder.encode_passages(texts, batch, self.progress), len(texts)
         self.stats[f"{kind}embedded"] += embedded
         self.stats[f"{kind}cached"] += len(texts) - embedded
         return vectors
