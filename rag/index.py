@@ -662,6 +662,8 @@ class Index:
             pass  # another writer is busy; it or a later call will merge
         self.backend.refresh(wait=True)
         self.backend.collect()
+        if self.background_dense:
+            self._filler.wake()  # a merge with a segment still without vectors makes one without vectors
 
     def _schedule_repair(self, exc: Exception) -> None:
         """A damaged index found while serving: rebuild it in the background, once, if this process may write."""
