@@ -97,6 +97,12 @@ class Tokenizer:
             h.update(path.read_bytes())
         return h.hexdigest()[:16]
 
+    @property
+    def parallel(self) -> bool:
+        """Whether worker processes pay: for jieba, yes; rjieba cuts faster than the parent can take the
+        tokens back from workers (6,000 articles: 2.8 M chars/s in one process, 2.3 with two)."""
+        return self.engine == Engine.JIEBA
+
     def warm(self) -> None:
         _ = self._jieba
         if self.engine == Engine.RJIEBA:
@@ -177,7 +183,7 @@ def tokenize_articles(items, workers: int = 1):
     Workers are forked after the parent has loaded jieba, so each starts warm.
     """
     items = iter(items)
-    if workers <= 1:
+    if workers <= 1 or not default_tokenizer().parallel:
         tk = default_tokenizer()
         for title, sentences in items:
             yield tk(title), [tk(s) for s in sentences]

@@ -17,6 +17,7 @@ def engines():
 
 def test_default_engine_is_rjieba():
     assert default_tokenizer().engine == Engine.RJIEBA
+    assert not default_tokenizer().parallel and Tokenizer(engine=Engine.JIEBA).parallel  # no worker processes for rjieba
 
 
 def test_rjieba_tokens_equal_jieba_on_the_seeds(engines, seeds_dir):
