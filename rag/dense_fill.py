@@ -28,6 +28,9 @@ DEFAULT_SENTENCE_RATIO = 5.0
 # The self-test reads every article body; above this many chunks it is left out (it then counts as passed).
 SELF_TEST_MAX_CHUNKS = 200_000
 RETRY_SECONDS = 30.0
+# Texts per call into the engine (and per cache commit) on a CPU: the engine serves one call at a time,
+# so a question's embedding waits for at most this many background texts (a GPU batches more).
+CPU_STEP = 8
 
 
 class _Stopped(Exception):
@@ -126,7 +129,8 @@ class DenseFill:
         try:
             self._last = time.perf_counter()
             vectors, _ = library.cache.encode(enc, texts, settings.batch_size or enc.batch_size, self.show_progress,
-                                              "补全语义索引", "块" if rows is None else "句", on_stored=self._on_stored)
+                                              "补全语义索引", "块" if rows is None else "句", on_stored=self._on_stored,
+                                              commit_every=CPU_STEP if enc.device == "cpu" else max(CPU_STEP, enc.batch_size))
         finally:
             library.close()
         vectors = vectors.reshape(-1, enc.dim)

@@ -91,7 +91,7 @@ class EmbeddingCache:
             self._db.commit()
 
     def encode(self, encoder: Encoder, texts: list[str], batch_size: int = 32, progress: bool = False,
-               desc: str = "向量化", unit: str = "块", on_stored=None) -> tuple[np.ndarray, int]:
+               desc: str = "向量化", unit: str = "块", on_stored=None, commit_every: int = COMMIT_EVERY) -> tuple[np.ndarray, int]:
         """Vectors of `texts` (one row each) and how many had to be embedded (the rest came from the cache).
 
         `on_stored(cached, embedded)` is called once with the count found in the cache and then after each
@@ -109,8 +109,8 @@ class EmbeddingCache:
             from tqdm import tqdm
 
             with tqdm(total=len(missing), desc=desc, unit=unit, disable=not progress, mininterval=1.0) as bar:
-                for start in range(0, len(missing), COMMIT_EVERY):
-                    part = missing[start : start + COMMIT_EVERY]
+                for start in range(0, len(missing), commit_every):
+                    part = missing[start : start + commit_every]
                     vectors = encoder.encode_passages([first_text[h] for h in part], batch_size, progress=False)
                     self.put(space, list(zip(part, vectors)))
                     cached.update(zip(part, vectors))
