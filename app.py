@@ -46,7 +46,7 @@ def main(argv=None) -> int:
 
     settings = Settings().with_(docs_dir=args.docs, index_dir=args.index, model=args.model, read_only=args.read_only,
                                 watch_seconds=args.watch_seconds)
-    index = open_index(settings)
+    index = open_index(settings, background_dense=True)  # keywords at once; semantic search joins when embedded
     print(index.info().summary(), file=sys.stderr)
 
     import uvicorn

@@ -27,10 +27,12 @@ def _print_dense_status(index) -> None:
 def cmd_build(args) -> int:
     from .index import build_index
 
-    index = build_index(settings=_settings(args))
+    index = build_index(settings=_settings(args), wait_dense=args.wait_dense)
     print(index.info().summary())
     print(f"索引位置：{index.folder}")
     _print_dense_status(index)
+    if index.dense_progress is not None:
+        print("语义向量将由下一个打开索引的进程补全（python app.py 在后台进行）；要在这里等待，请加 --wait-dense", file=sys.stderr)
     return 0
 
 
@@ -273,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("build", help="构建索引")
     common(p)
+    p.add_argument("--wait-dense", action="store_true",
+                   help="等语义向量全部完成再退出（默认：关键词索引建好即退出，向量由下一个打开索引的进程补全）")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("info", help="显示索引状态")

@@ -102,6 +102,10 @@ class DenseOut(BaseModel):
     dim: int | None
     reason: str = Field(description="语义检索关闭的原因")
     note: str
+    progress: float | None = Field(None, description="语义向量补全的进度 0–1；null 表示已完成或未启用")
+    eta_s: float | None = Field(None, description="补全约还需多少秒（尚未测出速度时为 null）")
+    progress_text: str = Field("", description="如“语义索引 12%（约 3 分钟）”")
+    progress_text_en: str = Field("", description="e.g. “Semantic index 12% (about 3 min)”")
 
 
 class InfoOut(BaseModel):
@@ -121,7 +125,15 @@ class InfoOut(BaseModel):
         return cls(documents=info.documents, articles=info.articles, chunks=info.chunks, skipped=info.skipped,
                    model=info.model, generation=info.generation, built_at=info.built_at, read_only=read_only,
                    dense=DenseOut(enabled=info.dense, engine=info.engine, label=info.dense_label, dim=info.dim,
-                                  reason=info.dense_reason, note=info.dense_note))
+                                  reason=info.dense_reason, note=info.dense_note, **_progress(info)))
+
+
+def _progress(info: IndexInfo) -> dict:
+    p = info.dense_progress
+    if p is None:
+        return {}
+    return {"progress": round(p.fraction, 4), "eta_s": None if p.eta_s is None else round(p.eta_s, 1),
+            "progress_text": p.text("zh"), "progress_text_en": p.text("en")}
 
 
 class HealthOut(BaseModel):

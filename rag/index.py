@@ -141,14 +141,20 @@ def _commit(library: Library, writer, settings: Settings, encoder: Encoder | Non
             self_test: float | None = None) -> int:
     """Commit with the timings of this change: read+split+chunk, embed, write (tokenize, BM25, store, FAISS).
 
-    The dense self-test is measured by a full rebuild; other changes carry `self_test` over.
+    The dense self-test is measured by a full rebuild; other changes carry `self_test` over. A library
+    that defers its vectors commits text alone (no vector space) under a meta that names the encoder.
     """
-    key = encoder.key if encoder is not None else None
+    key = encoder.key if encoder is not None and not library.defer_vectors else None
     t0 = time.perf_counter()
     writer.flush(key)
     timings = {**library.stats, "write_s": round(time.perf_counter() - t0, 3), "total_s": round(time.perf_counter() - started, 3)}
     measured = library.self_test if library.self_test is not None else self_test
     return writer.commit(meta_for(settings, encoder, note, timings, measured), key)
+
+
+def _defers(backend: Backend, encoder: Encoder | None) -> bool:
+    """Whether vectors can come after the text: a backend that can attach them, a model whose vectors are cached."""
+    return bool(backend.defers_vectors and encoder is not None and encoder.cacheable)
 
 
 def build_index(
@@ -158,27 +164,31 @@ def build_index(
     settings: Settings | None = None,
     progress: bool = True,
     embedder: Encoder | None = None,
+    wait_dense: bool = True,
 ) -> "Index":
     """Read every document again and write a fresh index (one writer at a time); returns it open.
 
     `embedder` replaces loading `model` (benchmarks pass a labelled random-vector encoder).
+    `wait_dense=False` commits the keyword leg alone (seconds); the vectors are filled in later by
+    whoever opens the index to write (rag/dense_fill.py): the app in the background, others at once.
     """
     settings = (settings or Settings()).with_(docs_dir=docs_dir, index_dir=index_dir, model=model)
     backend = open_backend(settings, progress)
     if embedder is not None:
-        return _build(settings, backend, embedder, "", progress)
+        return _build(settings, backend, embedder, "", progress, defer=not wait_dense)
     try:
         old = _snapshot_meta(backend)
     except IndexCorrupt:
         old = None
     encoder, note = choose_encoder(settings, old)
-    return _build(settings, backend, encoder, note, progress)
+    return _build(settings, backend, encoder, note, progress, defer=not wait_dense)
 
 
-def _build(settings: Settings, backend: Backend, encoder: Encoder | None, note: str, progress: bool) -> "Index":
+def _build(settings: Settings, backend: Backend, encoder: Encoder | None, note: str, progress: bool,
+           defer: bool = False, background_dense: bool = False) -> "Index":
     if encoder is None:
         _warn(f"语义模型不可用，仅使用关键词检索（BM25）：{note}")
-    library = Library(settings, encoder, progress)
+    library = Library(settings, encoder, progress, defer_vectors=defer and _defers(backend, encoder))
     started = time.perf_counter()
     try:
         with backend.writer(settings.lock_timeout, _waiting) as writer:
@@ -190,7 +200,7 @@ def _build(settings: Settings, backend: Backend, encoder: Encoder | None, note: 
     finally:
         library.close()
     _progress("索引完成，用时 %.1f 秒", time.perf_counter() - started)
-    index = Index(backend, settings, encoder, note, writable=True)
+    index = Index(backend, settings, encoder, note, writable=True, background_dense=background_dense)
     backend.collect()  # the index this build replaced, once no reader holds it
     return index
 
@@ -211,10 +221,14 @@ def load_index(index_dir: str | Path | None = None, settings: Settings | None = 
     return Index(backend, settings, encoder, why if encoder is None else meta["dense"].get("note", ""), writable=False)
 
 
-def open_index(settings: Settings | None = None, progress: bool = True, embedder: Encoder | None = None) -> "Index":
+def open_index(settings: Settings | None = None, progress: bool = True, embedder: Encoder | None = None,
+               background_dense: bool = False) -> "Index":
     """The index over the docs folder, up to date: built, synced or rebuilt as needed.
 
     `embedder` replaces choosing the encoder from the settings (benchmarks use random vectors).
+    `background_dense` (the app): serve first, embed after. What is new is searchable by keywords as
+    soon as it is tokenized; its vectors are embedded in a background thread (`info().dense_progress`).
+    Otherwise every missing vector is embedded before this returns.
     """
     settings = settings or Settings()
     backend = open_backend(settings, progress)
@@ -227,9 +241,11 @@ def open_index(settings: Settings | None = None, progress: bool = True, embedder
     reason = stale_reason(meta, settings, encoder)
     if reason:
         _progress("构建索引（%s）", reason)
-        return _build(settings, backend, encoder, note, progress)
-    index = Index(backend, settings, encoder, note, writable=True)
-    index.sync()
+        index = _build(settings, backend, encoder, note, progress, defer=background_dense, background_dense=background_dense)
+    else:
+        index = Index(backend, settings, encoder, note, writable=True, background_dense=background_dense)
+        index.sync()
+    index.fill_dense(progress)
     return index
 
 
@@ -238,12 +254,18 @@ def _waiting(holder: str) -> None:
 
 
 class Index:
-    def __init__(self, backend: Backend, settings: Settings, encoder: Encoder | None, dense_note: str = "", writable: bool = False):
+    def __init__(self, backend: Backend, settings: Settings, encoder: Encoder | None, dense_note: str = "", writable: bool = False,
+                 background_dense: bool = False):
+        from .dense_fill import DenseFill
+
         self.backend = backend
         self.settings = settings
         self.encoder = encoder
         self.dense_note = dense_note  # why dense is off, or how it is served (a fallback)
         self.writable = writable
+        # Serve first, embed after: changes commit text alone and this fills in their vectors.
+        self.background_dense = bool(writable and background_dense and _defers(backend, encoder))
+        self._filler = DenseFill(self)
         if settings.fusion not in FUSIONS:
             raise ValueError(f"未知的融合方式 RAG_FUSION={settings.fusion!r}，可选：{', '.join(FUSIONS)}")
         self.tokenizer: Tokenizer = default_tokenizer()
@@ -294,9 +316,37 @@ class Index:
         value = (snap.meta.get("dense") or {}).get("self_test")
         return float(value) if value is not None else None
 
+    def _dense_progress(self, snap: Snapshot):
+        from .dense_fill import fillable
+
+        return self._filler.progress(snap) if fillable(self, snap) else None
+
+    @property
+    def dense_progress(self):
+        """How far the dense leg has been filled in (`DenseProgress`), or None when it is complete or off."""
+        with self.backend.snapshot() as snap:
+            return self._dense_progress(snap)
+
+    def fill_dense(self, progress: bool = False) -> None:
+        """Embed what was committed without vectors: in a background thread for a serve-first index, else now."""
+        if not self.writable:
+            return
+        if self.background_dense:
+            self._filler.start()
+            self._filler.wake()
+            return
+        with self.backend.snapshot() as snap:
+            if self._dense_progress(snap) is None:
+                return
+        self._filler.show_progress = progress
+        self._filler.run_until_done()
+
     def _dense_reason(self, snap: Snapshot) -> str:
         if self._encoder_for(snap) is not None:
             return ""
+        filling = self._dense_progress(snap)
+        if filling is not None:
+            return f"{filling.text()}，完成后开启"
         if self.encoder is not None and snap.vector_key is not None:
             return f"索引的向量来自 {snap.vector_key}，与当前模型 {self.encoder.key} 不同；运行 python -m rag build 重新向量化"
         return self.dense_note or (snap.meta.get("dense") or {}).get("reason") or "语义模型未加载"
@@ -334,6 +384,7 @@ class Index:
                 skipped=len(docs) - len(ok),
                 generation=getattr(snap, "number", 0),
                 lexical_reason=snap.lexical_reason,
+                dense_progress=self._dense_progress(snap),
             )
 
     def documents(self) -> list[DocumentInfo]:
@@ -352,6 +403,7 @@ class Index:
         return self.backend.refresh(wait=True)
 
     def close(self) -> None:
+        self._filler.stop()
         self.backend.close()
 
     # --- reading ---------------------------------------------------------------------------------
@@ -547,7 +599,7 @@ class Index:
         """Run one library change as one commit; the index then serves it at once."""
         if not self.writable:
             raise LibraryError("此索引以只读方式打开（load_index），不能修改；请使用 open_index 或命令行")
-        library = library or Library(self.settings, self.encoder, progress=False)
+        library = library or Library(self.settings, self.encoder, progress=False, defer_vectors=self.background_dense)
         started = time.perf_counter()
         try:
             with self._write_lock, self.backend.writer(self.settings.lock_timeout, _waiting) as writer:
@@ -564,6 +616,8 @@ class Index:
         if committed:
             self.backend.refresh(wait=True)
             self.backend.collect()  # the generation this index held until now can go
+            if self.background_dense:
+                self._filler.wake()
         return changes
 
     def add(self, paths: list[str | Path] | list[tuple[str, bytes]]) -> list[Change]:
@@ -582,7 +636,7 @@ class Index:
             return self._write(Library.add, files)  # refused with the reason
         # Reading, splitting and embedding take long: they run before the writer lock is taken, so that
         # other changes wait only for this one's short commit.
-        library = Library(self.settings, self.encoder, progress=False)
+        library = Library(self.settings, self.encoder, progress=False, defer_vectors=self.background_dense)
         try:
             uploads = library.prepare_uploads(files, {d.source: d for d in self.documents()})
         except BaseException:
@@ -598,6 +652,8 @@ class Index:
 
     def sync(self) -> list[Change]:
         """Pick up changed, new and deleted files of the docs folder (only those are read again)."""
+        if self.background_dense:
+            self._filler.wake()  # another process may have committed text without vectors
         if not self.writable:
             return self._write(Library.sync_folder)  # refused with the reason
         # The app's watch runs this every few seconds: no writer lock unless a file changed, and changed
@@ -606,7 +662,7 @@ class Index:
             stale, gone = folder_changes(self.settings, {d.source: d for d in snap.documents()})
         if not stale and not gone:
             return []
-        library = Library(self.settings, self.encoder, progress=False)
+        library = Library(self.settings, self.encoder, progress=False, defer_vectors=self.background_dense)
         try:
             ahead = library.prepare_folder(stale)
         except BaseException:
@@ -638,6 +694,8 @@ class Index:
             pass  # another writer is busy; it or a later call will merge
         self.backend.refresh(wait=True)
         self.backend.collect()
+        if self.background_dense:
+            self._filler.wake()  # a merge with a segment still without vectors makes one without vectors
 
     def _schedule_repair(self, exc: Exception) -> None:
         """A damaged index found while serving: rebuild it in the background, once, if this process may write."""

@@ -127,6 +127,8 @@ def texts(lang: str) -> dict:
 
 _SHORTENED = re.compile(r"问题过长，只使用了前 (\d+) 个字。")
 _DENSE_OFF = re.compile(r"语义检索未开启（.*?），本次仅使用关键词检索。")
+# While the dense leg is filled in (DenseProgress.text): said in English as DenseProgress.text("en") does.
+_FILLING = re.compile(r"语义检索未开启（语义索引 (\d+)%(?:（约 (\d+) 分钟）)?，完成后开启），本次仅使用关键词检索。")
 # Engine labels (rag/encoders): the Chinese parts of a label and their English
 _ENGINE_WORDS = (("（内置 4-bit 版本）", " (bundled 4-bit copy)"), ("语义检索：", "semantic search: "))
 
@@ -137,6 +139,8 @@ def localize_notice(notice: str, lang: str) -> str:
         return notice
     t = texts(lang)
     notice = _SHORTENED.sub(lambda m: t["shortened"](int(m.group(1))) + " ", notice)
+    notice = _FILLING.sub(lambda m: f"Semantic index {m.group(1)}%" + (f" (about {m.group(2)} min)" if m.group(2) else "")
+                          + "; until it is complete only keyword search is used. ", notice)
     notice = _DENSE_OFF.sub(lambda m: t["dense_off_short"] + " ", notice)
     return notice.strip()
 

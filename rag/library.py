@@ -182,7 +182,7 @@ def stale_reason(meta: dict | None, settings: Settings, encoder: Encoder | None)
     if meta.get("chunking") != settings.chunking():
         return "分块参数有变化"
     if meta.get("tokenizer") != default_tokenizer().version:
-        return "分词词典有变化"
+        return "分词器或词典有变化"
     if meta.get("lexical_weights") != settings.lexical_weights():
         return "关键词检索字段有变化"
     dense = meta.get("dense") or {}
@@ -197,24 +197,31 @@ def stale_reason(meta: dict | None, settings: Settings, encoder: Encoder | None)
 
 def sentence_table(articles: list[Article], hard_max: int) -> tuple[np.ndarray, list[str]]:
     """Every sentence of every article: (m, 3) int32 rows (article index, start, end), sorted, and the texts."""
+    return body_sentence_table([a.body for a in articles], hard_max)
+
+
+def body_sentence_table(bodies: list[str], hard_max: int) -> tuple[np.ndarray, list[str]]:
+    """`sentence_table` over article bodies."""
     rows, texts = [], []
-    for a_id, a in enumerate(articles):
-        for s, e in sentence_spans(a.body, hard_max):
-            while e > s and a.body[e - 1].isspace():
+    for a_id, body in enumerate(bodies):
+        for s, e in sentence_spans(body, hard_max):
+            while e > s and body[e - 1].isspace():
                 e -= 1
             if e > s:
                 rows.append((a_id, s, e))
-                texts.append(a.body[s:e])
+                texts.append(body[s:e])
     return np.array(rows, dtype=np.int32).reshape(-1, 3), texts
 
 
 class Library:
     """Prepares documents and applies changes through a backend writer."""
 
-    def __init__(self, settings: Settings, encoder: Encoder | None, progress: bool = False):
+    def __init__(self, settings: Settings, encoder: Encoder | None, progress: bool = False, defer_vectors: bool = False):
         self.settings = settings
         self.encoder = encoder
         self.progress = progress
+        # Serve first, embed after: prepare() stores no vectors; rag/dense_fill.py adds them later.
+        self.defer_vectors = defer_vectors
         self.files = Path(settings.index_dir) / FILES
         self._cache: EmbeddingCache | None = None
         self._near: NearDuplicates | None = None
@@ -313,7 +320,7 @@ class Library:
             out.append(Prepared(info, articles, chunks))
         self.stats["read_s"] += round(time.perf_counter() - started, 3)
         started = time.perf_counter()
-        if self.encoder is not None:
+        if self.encoder is not None and not self.defer_vectors:
             texts = [c.embed_text for p in out for c in p.chunks]
             if texts:
                 if self.progress:
@@ -338,10 +345,11 @@ class Library:
                 parts.append(self._embed(texts[start : start + PROGRESS_SLICE], kind, desc, unit))
                 progress.advance(stage, len(parts[-1]))
             return np.concatenate(parts)
+        batch = self.settings.batch_size or self.encoder.batch_size
         if self.encoder.cacheable:
-            vectors, embedded = self.cache.encode(self.encoder, texts, self.settings.batch_size, self.progress, desc, unit)
+            vectors, embedded = self.cache.encode(self.encoder, texts, batch, self.progress, desc, unit)
         else:
-            vectors, embedded = self.encoder.encode_passages(texts, self.settings.batch_size, self.progress), len(texts)
+            vectors, embedded = self.encoder.encode_passages(texts, batch, self.progress), len(texts)
         self.stats[f"{kind}embedded"] += embedded
         self.stats[f"{kind}cached"] += len(texts) - embedded
         return vectors

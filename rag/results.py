@@ -80,6 +80,22 @@ class ArticleView:
 
 
 @dataclass(frozen=True)
+class DenseProgress:
+    """How far the dense leg has been filled in after a serve-first commit (rag/dense_fill.py)."""
+
+    fraction: float  # 0..1 of the texts to embed (chunks, then their sentences)
+    eta_s: float | None = None  # None until a rate has been measured in this process
+
+    def text(self, lang: str = "zh") -> str:
+        """语义索引 12%（约 3 分钟） / Semantic index 12% (about 3 min)."""
+        pct = min(99, int(100 * self.fraction))
+        minutes = None if self.eta_s is None else max(1, round(self.eta_s / 60))
+        if lang == "en":
+            return f"Semantic index {pct}%" + (f" (about {minutes} min)" if minutes else "")
+        return f"语义索引 {pct}%" + (f"（约 {minutes} 分钟）" if minutes else "")
+
+
+@dataclass(frozen=True)
 class IndexInfo:
     index_dir: str
     documents: int
@@ -96,10 +112,13 @@ class IndexInfo:
     skipped: int = 0  # files that could not be read
     generation: int = 0
     lexical_reason: str = ""  # why the storage cannot run the lexical leg; empty when it can
+    dense_progress: DenseProgress | None = None  # set while the dense leg is being filled in
 
     def summary(self) -> str:
         dense = (f"语义检索：{self.dense_label}（{self.dim} 维）" if self.dense
                  else f"语义检索：关闭（{self.dense_reason}）")
+        if self.dense and self.dense_progress is not None:
+            dense += f"，{self.dense_progress.text()}，完成前只检索已向量化的部分"
         lexical = f"关闭（{self.lexical_reason}）" if self.lexical_reason else "开启"
         return (
             f"文档 {self.documents} 篇，文章 {self.articles} 篇，文本块 {self.chunks} 个；"

@@ -27,8 +27,9 @@ class Settings:
     model: str = field(default_factory=lambda: _env("RAG_MODEL", DEFAULT_MODEL))
     # Seconds to wait for the hub before giving up on a download (only when not cached).
     model_timeout: float = field(default_factory=lambda: float(_env("RAG_MODEL_TIMEOUT", "20")))
-    device: str = field(default_factory=lambda: _env("RAG_DEVICE", "cpu"))
-    batch_size: int = field(default_factory=lambda: int(_env("RAG_BATCH_SIZE", "32")))
+    # auto | cpu | cuda | cuda:N (rag/encoders/device.py); the batch size then follows the device unless set.
+    device: str = field(default_factory=lambda: _env("RAG_DEVICE", "auto"))
+    batch_size: int | None = field(default_factory=lambda: int(_env("RAG_BATCH_SIZE", "0")) or None)
     chunk_min: int = 150
     chunk_max: int = 400
     chunk_hard_max: int = 600
@@ -59,6 +60,11 @@ class Settings:
     max_articles: int = field(default_factory=lambda: int(_env("RAG_MAX_ARTICLES", "2000")))
     # How often the running app looks for changed files in the docs folder (0: only at start).
     watch_seconds: float = field(default_factory=lambda: float(_env("RAG_WATCH_SECONDS", "30")))
+
+    def __post_init__(self):
+        from .encoders.device import check_device
+
+        object.__setattr__(self, "device", check_device(self.device))
 
     def with_(self, **changes) -> "Settings":
         """A copy with the given fields changed; `None` values are ignored (unset CLI flags)."""

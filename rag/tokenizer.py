@@ -1,6 +1,8 @@
 """Chinese tokenizer for the lexical leg: jieba search mode, a user dictionary of local names, stopwords.
 
-The same instance tokenizes documents and queries, so both sides always agree.
+The same instance tokenizes documents and queries, so both sides always agree. The bulk search-mode
+cut runs on rjieba (jieba-rs, about 20x faster than jieba, see README); jieba stays for what rjieba
+has no equivalent of: part-of-speech tags with the user dictionary's tags, and its frequency table.
 """
 
 from __future__ import annotations
@@ -12,10 +14,14 @@ import logging
 import os
 import re
 import threading
+from enum import Enum
 from pathlib import Path
 
 DATA = Path(__file__).parent / "data"
 _WORD = re.compile(r"\w", re.UNICODE)
+# rjieba keeps ASCII runs joined by these as one word (jean-pierre, 6-2, t-92, u.s); jieba splits them, and
+# queries are split by jieba (`weighted`). Spacing them first makes rjieba's tokens jieba's on every eval set.
+_ASCII_JOINER = re.compile(r"(?<=[a-z0-9])[-+#&_]+(?=[a-z0-9])|(?<=[a-z])\.(?=[a-z])")
 
 
 def _read_words(path: Path) -> list[str]:
@@ -26,15 +32,26 @@ def _read_words(path: Path) -> list[str]:
     ]
 
 
-class Tokenizer:
-    """Thread-safe wrapper over a private `jieba.Tokenizer` (the global one is shared process state)."""
+class Engine(str, Enum):
+    """What cuts text in search mode (documents and queries): the two must never be mixed in one index."""
 
-    def __init__(self, userdict: Path = DATA / "userdict.txt", stopwords: Path = DATA / "stopwords.txt"):
+    JIEBA = "jieba"
+    RJIEBA = "rjieba"
+
+
+class Tokenizer:
+    """Thread-safe wrapper over a private `jieba.Tokenizer` (the global one is shared process state)
+    and, for the search-mode cut, a private `rjieba.Jieba` with the same user dictionary."""
+
+    def __init__(self, userdict: Path = DATA / "userdict.txt", stopwords: Path = DATA / "stopwords.txt",
+                 engine: Engine = Engine.RJIEBA):
         self.userdict = Path(userdict)
         self.stopwords = frozenset(_read_words(Path(stopwords)))
         self._stopwords_path = Path(stopwords)
+        self.engine = Engine(engine)
         self._lock = threading.Lock()
         self._tk = None
+        self._rj = None
         self._pos = None
 
     @property
@@ -52,19 +69,53 @@ class Tokenizer:
         return self._tk
 
     @property
+    def _rjieba(self):
+        if self._rj is None:
+            with self._lock:
+                if self._rj is None:
+                    import rjieba
+
+                    rj = rjieba.Jieba()
+                    # With its frequency and tag, as jieba's load_userdict does: the word alone cuts 0.3 % of tokens differently.
+                    for line in self.userdict.read_text(encoding="utf-8").splitlines():
+                        parts = line.split()
+                        if not parts or parts[0].startswith("#"):
+                            continue
+                        freq = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+                        tag = parts[-1] if len(parts) > 1 and not parts[-1].isdigit() else None
+                        rj.add_word(parts[0], freq, tag)
+                    self._rj = rj
+        return self._rj
+
+    @property
     def version(self) -> str:
-        """Changes whenever the dictionary or stopword list does; stored in the manifest."""
+        """Changes whenever the engine, the dictionary or the stopword list does; stored in the manifest."""
         h = hashlib.sha256()
+        if self.engine != Engine.JIEBA:  # indexes built before the engine was recorded were jieba's
+            h.update(self.engine.value.encode())
         for path in (self.userdict, self._stopwords_path):
             h.update(path.read_bytes())
         return h.hexdigest()[:16]
 
+    @property
+    def parallel(self) -> bool:
+        """Whether worker processes pay: for jieba, yes; rjieba cuts faster than the parent can take the
+        tokens back from workers (6,000 articles: 2.8 M chars/s in one process, 2.3 with two)."""
+        return self.engine == Engine.JIEBA
+
     def warm(self) -> None:
         _ = self._jieba
+        if self.engine == Engine.RJIEBA:
+            _ = self._rjieba
+
+    def _cut_for_search(self, text: str):
+        if self.engine == Engine.RJIEBA:
+            return self._rjieba.cut_for_search(_ASCII_JOINER.sub(" ", text))
+        return self._jieba.cut_for_search(text)
 
     def __call__(self, text: str) -> list[str]:
         tokens = []
-        for token in self._jieba.cut_for_search(text.lower()):
+        for token in self._cut_for_search(text.lower()):
             token = token.strip()
             if token and _WORD.search(token) and token not in self.stopwords:
                 tokens.append(token)
@@ -87,6 +138,8 @@ class Tokenizer:
         cut_for_search turns 家门口 into 家门, 门口, 家门口; unweighted, a single compound word would
         outvote the rest of the question. Each piece gets 1/len(pieces)**alpha; alpha 0.5 lifted dev
         hit@1 from 0.857 to 0.905 and left CMRC and the extra questions level or better.
+
+        This stays on jieba whatever the engine: it needs jieba's frequency table, and a query is short.
         """
         out: dict[str, float] = {}
         tk = self._jieba
@@ -130,7 +183,7 @@ def tokenize_articles(items, workers: int = 1):
     Workers are forked after the parent has loaded jieba, so each starts warm.
     """
     items = iter(items)
-    if workers <= 1:
+    if workers <= 1 or not default_tokenizer().parallel:
         tk = default_tokenizer()
         for title, sentences in items:
             yield tk(title), [tk(s) for s in sentences]

@@ -169,6 +169,10 @@ def status_markdown(index: Index, info: IndexInfo | None = None, lang: str = "zh
     w = page_texts(lang)
     dense = (w["dense_on"].format(label=escape(engine_label(info.dense_label or info.model, lang)), dim=info.dim)
              if info.dense else w["dense_off"])
+    if info.dense_progress is not None:  # serve first, embed after (rag/dense_fill.py)
+        until = (("完成前只检索已向量化的部分" if info.dense else "完成前仅使用关键词检索") if lang == "zh"
+                 else ("until done, only what is embedded is searched" if info.dense else "until done, keyword search only"))
+        dense = f"{info.dense_progress.text(lang)}{'，' if lang == 'zh' else '; '}{until}"
     lexical = w["off_reason"].format(escape(info.lexical_reason)) if info.lexical_reason else w["on"]
     return w["status"].format(docs=info.documents, articles=info.articles, chunks=info.chunks, lexical=lexical, dense=dense)
 
@@ -605,6 +609,21 @@ def build_demo(index: Index, settings: Settings | None = None, on_change=None,
         chat_tab.select(chat_status, None, [status, sources], api_visibility="private")
         library_tab.select(library.refresh, [lib["preview_doc"], lib["delete_doc"]], table_outputs, api_visibility="private")
         lib["refresh"].click(library.refresh, [lib["preview_doc"], lib["delete_doc"]], table_outputs, api_visibility="private")
+        # While the dense leg is being filled in, the status follows its progress; the timer then stops.
+        dense_timer = gr.Timer(5, active=False)
+
+        def on_dense_tick(request: gr.Request):
+            lang = request_language(request)
+            w = page_texts(lang)
+            info = index.info()
+            return (status_markdown(index, info, lang), dense_warning(index, info, lang),
+                    gr.Radio(choices=mode_choices(info.dense, lang), elem_classes=[] if info.dense else ["dense-off"],
+                             info=None if info.dense else w["dense_off_info"].format(info.dense_reason)),
+                    gr.Button(visible=info.dense), gr.Timer(active=info.dense_progress is not None))
+
+        dense_outputs = [status, warning, mode, english_chip, dense_timer]
+        demo.load(on_dense_tick, None, dense_outputs, api_visibility="private")
+        dense_timer.tick(on_dense_tick, None, dense_outputs, api_visibility="private")
 
         # --- events: library -------------------------------------------------------------------------
         lib["preview_doc"].change(library.preview, [lib["preview_doc"]], [lib["preview"]], api_visibility="private")

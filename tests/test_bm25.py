@@ -93,9 +93,12 @@ def test_query_pieces_of_one_word_share_its_weight():
     assert "的" not in weights and "为了" not in weights
 
 
-def test_parallel_tokenization_matches_serial(seeds_dir):
+def test_parallel_tokenization_matches_serial(seeds_dir, monkeypatch):
+    import rag.tokenizer
     from rag.chunks import sentence_spans
-    from rag.tokenizer import tokenize_articles
+    from rag.tokenizer import Engine, Tokenizer, tokenize_articles
+
+    monkeypatch.setattr(rag.tokenizer, "_default", Tokenizer(engine=Engine.JIEBA))  # the engine that uses workers
 
     items = [(a.title, [a.body[s:e] for s, e in sentence_spans(a.body)]) for d in read_documents(seeds_dir) for a in split_articles(d)]
     assert list(tokenize_articles(iter(items * 3), workers=2)) == list(tokenize_articles(iter(items * 3), workers=1))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import contextlib
 from dataclasses import dataclass, field
+from enum import Enum
 
 
 import numpy as np
@@ -33,6 +34,13 @@ class BackendUnavailable(RuntimeError):
 
     Unlike IndexCorrupt this never triggers a rebuild: nothing is wrong with the index itself.
     """
+
+
+class VectorPhase(str, Enum):
+    """What a part stored without vectors still lacks: chunk vectors first (the dense leg), then sentence vectors."""
+
+    CHUNKS = "chunks"
+    SENTENCES = "sentences"
 
 
 @dataclass
@@ -112,6 +120,21 @@ class Snapshot(abc.ABC):
         then scores chunks alone."""
         return {}
 
+    # --- vectors filled in after the commit (serve first, embed after; see rag/dense_fill.py) ---
+
+    def dense_coverage(self) -> tuple[int, int]:
+        """(live chunks whose vectors are stored, live chunks)."""
+        return (self.n_chunks if self.vector_key is not None else 0), self.n_chunks
+
+    def missing_vectors(self, sentences: bool) -> list[tuple[str, "VectorPhase", int]]:
+        """(part, what it lacks, its chunks) of the stored parts still without chunk vectors, or (when
+        `sentences`) without sentence vectors; a backend that always stores vectors with the text returns []."""
+        return []
+
+    def part_texts(self, part: str) -> tuple[list[str], list[str]]:
+        """(every chunk's embedded text in row order, every article's body in row order) of one part."""
+        raise NotImplementedError
+
 
 class Writer(abc.ABC):
     """Changes to the library; nothing is visible to readers before `commit`."""
@@ -144,6 +167,12 @@ class Writer(abc.ABC):
     def flush(self, vector_key: str | None = None) -> None:
         """Write what `add` gathered (still invisible to readers); `commit` does it if this was not called."""
 
+    def attach_vectors(self, part: str, vector_key: str, vectors: np.ndarray | None,
+                       sentences: tuple[np.ndarray, np.ndarray] | None) -> bool:
+        """Give a stored part the vectors it was committed without (chunk vectors, or sentence rows and
+        vectors); visible at `commit`. False when the part is no longer in the library (merged, removed)."""
+        raise NotImplementedError
+
     @abc.abstractmethod
     def commit(self, meta: dict, vector_key: str | None = None) -> int:
         """Make everything visible at once and return the new generation's number; a crash before
@@ -151,6 +180,9 @@ class Writer(abc.ABC):
 
 
 class Backend(abc.ABC):
+    # Whether a commit may store text first and its vectors later (`Writer.attach_vectors`).
+    defers_vectors: bool = False
+
     @property
     @abc.abstractmethod
     def exists(self) -> bool:

@@ -31,7 +31,7 @@ def wanted_engine(model: str) -> str:
     return "bundled" if m in BUNDLED_ALIASES else "sentence-transformers"
 
 
-def load_encoder(model: str, device: str = "cpu", timeout: float = 20.0) -> tuple[Encoder | None, str]:
+def load_encoder(model: str, device: str = "auto", timeout: float = 20.0) -> tuple[Encoder | None, str]:
     """(encoder, note): the encoder is None when the dense leg is off, and the note says why.
 
     When the default model falls back to the bundled engine the encoder is returned and the

@@ -25,6 +25,10 @@ class Encoder(abc.ABC):
     max_query_chars: int = 512
     # Whether the same text always gets the same vector (so it may be cached).
     cacheable: bool = True
+    # Where it runs, and the batch that suits that (rag/encoders/device.py); RAG_BATCH_SIZE overrides it.
+    device: str = "cpu"
+    batch_size: int = 32
+    fp16: bool = False
 
     def __init__(self):
         self._lock = threading.Lock()  # neither engine promises re-entrant encoding across threads

@@ -46,6 +46,7 @@ def _load_engine():
 class BundledEncoder(Encoder):
     engine = "bundled"
     name = BUNDLED_MODEL
+    batch_size = BATCH  # the C engine's own batching; CPU only
     query_prompt = "query: "  # the engine adds the e5 prefixes itself; recorded for the manifest
     passage_prompt = "passage: "
 

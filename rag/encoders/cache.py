@@ -91,12 +91,17 @@ class EmbeddingCache:
             self._db.commit()
 
     def encode(self, encoder: Encoder, texts: list[str], batch_size: int = 32, progress: bool = False,
-               desc: str = "向量化", unit: str = "块") -> tuple[np.ndarray, int]:
-        """Vectors of `texts` (one row each) and how many had to be embedded (the rest came from the cache)."""
+               desc: str = "向量化", unit: str = "块", on_stored=None, commit_every: int = COMMIT_EVERY) -> tuple[np.ndarray, int]:
+        """Vectors of `texts` (one row each) and how many had to be embedded (the rest came from the cache).
+
+        `on_stored(cached, embedded)` is called once with the count found in the cache and then after each
+        stored batch; it may raise to stop (what was stored stays stored)."""
         space, dim = encoder.key, encoder.dim
         hashes = [text_hash(t) for t in texts]
         cached = self.get(space, list(dict.fromkeys(hashes)), dim)
         missing = list(dict.fromkeys(h for h in hashes if h not in cached))
+        if on_stored is not None:
+            on_stored(len(texts) - sum(h not in cached for h in hashes), 0)
         if missing:
             first_text = {}
             for h, t in zip(hashes, texts):
@@ -104,12 +109,14 @@ class EmbeddingCache:
             from tqdm import tqdm
 
             with tqdm(total=len(missing), desc=desc, unit=unit, disable=not progress, mininterval=1.0) as bar:
-                for start in range(0, len(missing), COMMIT_EVERY):
-                    part = missing[start : start + COMMIT_EVERY]
+                for start in range(0, len(missing), commit_every):
+                    part = missing[start : start + commit_every]
                     vectors = encoder.encode_passages([first_text[h] for h in part], batch_size, progress=False)
                     self.put(space, list(zip(part, vectors)))
                     cached.update(zip(part, vectors))
                     bar.update(len(part))
+                    if on_stored is not None:
+                        on_stored(0, len(part))
         out = np.empty((len(texts), dim), dtype=np.float32)
         for i, h in enumerate(hashes):
             out[i] = cached[h]

@@ -69,14 +69,16 @@ def _import():
 class SentenceTransformerEncoder(Encoder):
     engine = "sentence-transformers"
 
-    def __init__(self, name: str, device: str = "cpu", timeout: float = 20.0):
-        """Load `name` (hub id or local directory); raises ModelUnavailable with the reason."""
+    def __init__(self, name: str, device: str = "auto", timeout: float = 20.0):
+        """Load `name` (hub id or local directory) on `device` (rag/encoders/device.py); raises
+        ModelUnavailable with the reason."""
         super().__init__()
         self.name = name
+        self._wanted_device = device
         path = Path(name).expanduser()
         if path.is_dir():
             try:
-                self.model = _import()(str(path), device=device)
+                self.model = self._load(str(path))
             except ModelUnavailable:
                 raise
             except Exception as exc:
@@ -85,7 +87,7 @@ class SentenceTransformerEncoder(Encoder):
             raise ModelUnavailable(f"模型目录不存在：{path}")
         elif is_cached(name):
             try:
-                self.model = _import()(name, device=device, local_files_only=True)
+                self.model = self._load(name, local_files_only=True)
             except ModelUnavailable:
                 raise
             except Exception as exc:
@@ -100,12 +102,23 @@ class SentenceTransformerEncoder(Encoder):
             os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", str(int(timeout)))
             log.info("正在下载模型 %s …", name)
             try:
-                self.model = _import()(name, device=device)
+                self.model = self._load(name)
             except ModelUnavailable:
                 raise
             except Exception as exc:
                 raise ModelUnavailable(f"模型 {name} 下载失败：{exc}") from exc
         self.query_prompt, self.passage_prompt = prompts_for(name, getattr(self.model, "prompts", None))
+
+    def _load(self, name: str, **kwargs):
+        """The model on the planned device: fp16 with large batches on a GPU, fp32 on the CPU."""
+        from .device import plan_device
+
+        plan = plan_device(self._wanted_device)  # imports torch: only once the model is known to be there
+        model = _import()(name, device=plan.device, **kwargs)
+        if plan.fp16:
+            model.half()
+        self.device, self.batch_size, self.fp16 = plan.device, plan.batch_size, plan.fp16
+        return model
 
     @property
     def dim(self) -> int:

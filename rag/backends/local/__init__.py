@@ -26,7 +26,7 @@ import numpy as np
 from ...articles import stored_key
 from ...results import ArticleView, DocumentInfo
 from ...chunks import Chunk
-from ..base import Backend, IndexCorrupt, IndexLocked, Prepared, Snapshot, Writer
+from ..base import Backend, IndexCorrupt, IndexLocked, Prepared, Snapshot, VectorPhase, Writer
 from . import bm25, folder as fs, segment
 from .manifest import GENERATION_FORMAT, DocRecord, GenerationManifest, dump, load
 
@@ -102,7 +102,8 @@ class Generation:
         self.n_live_articles = sum(int(lv.sum()) for lv in live)
         self.n_live_chunks = sum(int(lv[seg.chunk_article].sum()) for lv, seg in zip(live, self.segments))
         self.documents = [_info(d) for d in manifest.documents]
-        keys = {seg.vector_key for seg in self.segments}
+        # Segments still waiting for their vectors (serve first, embed after) are skipped by the dense leg.
+        keys = {seg.vector_key for seg in self.segments} - {None}
         self.vector_key = keys.pop() if len(keys) == 1 else None
 
     def locate(self, gid: int, offsets) -> tuple[int, int]:
@@ -266,6 +267,35 @@ class LocalSnapshot(Snapshot):
         return out
 
 
+    def dense_coverage(self):
+        gen = self.gen
+        if self.vector_key is None:
+            return 0, gen.n_live_chunks
+        done = sum(int(seg.n_chunks if live is None else live.sum())
+                   for seg, live in zip(gen.segments, gen.chunk_live) if seg.vector_key == self.vector_key)
+        return done, gen.n_live_chunks
+
+    def missing_vectors(self, sentences):
+        out = []
+        for seg in self.gen.segments:
+            if seg.vectors is None:
+                out.append((seg.id, VectorPhase.CHUNKS, seg.n_chunks))
+            elif sentences and seg.sentence_rows is None:
+                out.append((seg.id, VectorPhase.SENTENCES, seg.n_chunks))
+        return out
+
+    def part_texts(self, part):
+        seg = next((s for s in self.gen.segments if s.id == part), None)
+        if seg is None:
+            raise KeyError(part)
+        try:
+            chunk_texts = [Chunk("", title, "", 0, 0, 0, text).embed_text for title, text in seg.store.embed_rows()]
+            bodies = [row[4] for row in seg.store.articles()]
+        except Exception as exc:
+            raise _corrupt(exc) from exc
+        return chunk_texts, bodies
+
+
 def _corrupt(exc: Exception) -> Exception:
     if isinstance(exc, IndexCorrupt):
         return exc
@@ -277,6 +307,8 @@ def _corrupt(exc: Exception) -> Exception:
 
 
 class LocalBackend(Backend):
+    defers_vectors = True
+
     def __init__(self, folder: Path, field_weights: dict[str, float] | None = None, hard_max: int = 600,
                  workers: int = 1, progress: bool = False):
         self.folder = Path(folder)
@@ -585,10 +617,24 @@ class LocalWriter(Writer):
             self.docs[info.source] = _record(info, refs[info.source])
         self.pending = []
 
+    def attach_vectors(self, part, vector_key, vectors, sentences):
+        if part not in self.segments:
+            return False
+        seg_id = f"{self.number:08d}-{len(self.written)}"
+        segment.with_vectors(self.folder / fs.SEGMENTS, seg_id, self.backend.segment(part), vector_key, vectors, sentences)
+        self.written.append(seg_id)
+        self.segments = [seg_id if s == part else s for s in self.segments]
+        for source, doc in list(self.docs.items()):
+            if any(r[0] == part for r in doc.refs):
+                self.docs[source] = doc.model_copy(update={"refs": [(seg_id if r[0] == part else r[0], *r[1:]) for r in doc.refs]})
+        self._keys = None
+        return True
+
     def flush(self, vector_key: str | None = None) -> None:
         self._vector_key = vector_key
-        existing = {self.backend.segment(s).vector_key for s in self.segments}
-        if self.pending and existing and existing != {vector_key}:
+        # Segments without vectors (None) wait for them (serve first, embed after): they mix with any space.
+        existing = {self.backend.segment(s).vector_key for s in self.segments} - {None}
+        if self.pending and vector_key is not None and existing and existing != {vector_key}:
             raise ValueError(f"索引中的向量来自 {existing}，新文档的向量来自 {vector_key}：请完整重建（python -m rag build）")
         self._write_pending()
 

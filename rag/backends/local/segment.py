@@ -168,6 +168,38 @@ def build(
     return final
 
 
+def with_vectors(folder: Path, seg_id: str, old: "Segment", vector_key: str, vectors: np.ndarray | None,
+                 sentences: tuple[np.ndarray, np.ndarray] | None) -> Path:
+    """A new segment: `old`'s files (hard links: segments are immutable) plus chunk vectors and/or
+    sentence rows and vectors that `old` was written without (serve first, embed after)."""
+    tmp = folder / f".{seg_id}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    replaced = ({"vectors.faiss"} if vectors is not None else set()) | ({SENTENCES, SENTENCE_VECTORS} if sentences is not None else set())
+    for name in old.manifest.files:
+        if name not in replaced:
+            try:
+                os.link(old.path / name, tmp / name)
+            except OSError:  # a file system without hard links
+                shutil.copy2(old.path / name, tmp / name)
+    seg_vectors = old.manifest.vectors
+    if vectors is not None:
+        if len(vectors) != old.n_chunks:
+            raise ValueError(f"段 {old.id} 有 {old.n_chunks} 个文本块，而向量有 {len(vectors)} 条")
+        index = VectorIndex.build(vectors)
+        index.save(tmp / "vectors.faiss")
+        seg_vectors = SegmentVectors(key=vector_key, dim=index.dim)
+    if seg_vectors is None or seg_vectors.key != vector_key:
+        raise ValueError(f"段 {old.id} 没有 {vector_key} 的文本块向量，不能只加句向量")
+    n_sentences = old.manifest.sentences
+    if sentences is not None:
+        n_sentences = _write_sentences(tmp, sentences[0], sentences[1], seg_vectors.dim)
+    final = folder / seg_id
+    _finish(tmp, final, {k: v.model_dump() for k, v in old.manifest.fields.items()}, old.n_articles, old.n_chunks,
+            seg_vectors, n_sentences)
+    return final
+
+
 class Segment:
     """An opened segment: memory-mapped fields and vectors, a read-only store."""
 

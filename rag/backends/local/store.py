@@ -96,6 +96,11 @@ class Store:
             ).fetchall()
         return out
 
+    def embed_rows(self) -> list[tuple[str, str]]:
+        """(headline, text) of every chunk in id order: what the dense leg embeds."""
+        return self._db().execute(
+            "SELECT a.title, c.text FROM chunks c JOIN articles a ON a.id = c.article ORDER BY c.id").fetchall()
+
     def chunk_rows(self, article_ids: list[int]) -> list[tuple]:
         """(article, start, end, text) of the chunks of these articles, in id order: for merging segments."""
         out = []
