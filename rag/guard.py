@@ -162,13 +162,20 @@ class Gate:
         client = (scope.get("client") or ("?",))[0]
 
         # --- who: throttled clients and missing logins are refused before anything is read -------------
+        # (A small declared body, a login form, is read first: closing a socket with unread bytes in it
+        # makes the kernel reset the connection, and the client may then never see the 429 or 401.)
+        async def refuse(response):
+            if _small(request.headers.get("content-length")):
+                await _read_all(receive)
+            return await _answer(send, response)
+
         is_login = method == "POST" and path in LOGIN_ROUTES
         basic = request.headers.get("authorization", "")[:6].lower() == "basic "
         if self.accounts.enabled and (is_login or basic):
             wait = self.throttle.wait(client)
             if wait > 0:
                 retry = str(max(1, round(wait + 0.49)))
-                return await _answer(send, _json_error(
+                return await refuse(_json_error(
                     429, "too_many_attempts",
                     f"密码错误次数过多，请 {retry} 秒后再试（too many failed logins; retry after {retry} s）",
                     {"Retry-After": retry}))
@@ -179,7 +186,7 @@ class Gate:
             self.throttle.succeeded(client)
         guarded = (path.startswith(API) and path != HEALTH) or (method == "POST" and path.rstrip("/") == "/gradio_api/upload")
         if self.accounts.enabled and guarded and user is None:
-            return await _answer(send, _json_error(
+            return await refuse(_json_error(
                 401, "unauthorized",
                 "需要登录：请使用与界面相同的用户名和密码进行 HTTP Basic 认证，或先在界面登录（authentication required）",
                 {"WWW-Authenticate": 'Basic realm="rag", charset="UTF-8"'}))
@@ -291,6 +298,14 @@ def _remote_file(body: bytes) -> bool:
         elif isinstance(item, list):
             stack.extend(item)
     return False
+
+
+# A refused request with a body this small is read before the answer (see Gate.__call__).
+DRAIN_BYTES = 64 * 1024
+
+
+def _small(declared: str | None) -> bool:
+    return declared is not None and declared.isdigit() and int(declared) <= DRAIN_BYTES
 
 
 async def _read_all(receive) -> bytes:
