@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("eval", help="评测检索：hit@1/3/5 与 MRR@10")
     common(p)
     p.add_argument("--questions", action="append",
-                   help="问题文件（jsonl），可重复；不给 --questions 与 --cmrc 时评测 dev、extra、paraphrase、english 与 CMRC 试验集")
+                   help="问题文件（jsonl），可重复；不给 --questions 与 --cmrc 时评测 eval/ 下的全部集合（含留出集）、dev 与 CMRC 试验集")
     p.add_argument("--cmrc", help="CMRC 2018（SQuAD 格式）文件，每个段落作为一篇文档")
     p.add_argument("--cmrc-index", help="保留 CMRC 索引的目录（再次评测时复用，免去重新向量化）")
     p.add_argument("--mode", choices=("all", "hybrid", "lexical", "dense"), default="all",

@@ -601,14 +601,14 @@ def build_demo(index: Index, settings: Settings | None = None, on_change=None,
 
         load_outputs = [status, warning, mode, sources, english_chip, article, lib["results"], lib["docs"], lib["summary"],
                         lib["preview_doc"], lib["delete_doc"]]
-        demo.load(on_load, None, load_outputs, api_visibility="private")
+        demo.load(on_load, None, load_outputs, **QUICK)
 
         def chat_status(request: gr.Request):
             return status_markdown(index, None, request_language(request)), gr.Dropdown(choices=index.sources())
 
-        chat_tab.select(chat_status, None, [status, sources], api_visibility="private")
-        library_tab.select(library.refresh, [lib["preview_doc"], lib["delete_doc"]], table_outputs, api_visibility="private")
-        lib["refresh"].click(library.refresh, [lib["preview_doc"], lib["delete_doc"]], table_outputs, api_visibility="private")
+        chat_tab.select(chat_status, None, [status, sources], **QUICK)
+        library_tab.select(library.refresh, [lib["preview_doc"], lib["delete_doc"]], table_outputs, **QUICK)
+        lib["refresh"].click(library.refresh, [lib["preview_doc"], lib["delete_doc"]], table_outputs, **QUICK)
         # While the dense leg is being filled in, the status follows its progress; the timer then stops.
         dense_timer = gr.Timer(5, active=False)
 
@@ -622,32 +622,38 @@ def build_demo(index: Index, settings: Settings | None = None, on_change=None,
                     gr.Button(visible=info.dense), gr.Timer(active=info.dense_progress is not None))
 
         dense_outputs = [status, warning, mode, english_chip, dense_timer]
-        demo.load(on_dense_tick, None, dense_outputs, api_visibility="private")
-        dense_timer.tick(on_dense_tick, None, dense_outputs, api_visibility="private")
+        demo.load(on_dense_tick, None, dense_outputs, **QUICK)
+        dense_timer.tick(on_dense_tick, None, dense_outputs, **QUICK)
 
         # --- events: library -------------------------------------------------------------------------
-        lib["preview_doc"].change(library.preview, [lib["preview_doc"]], [lib["preview"]], api_visibility="private")
+        lib["preview_doc"].change(library.preview, [lib["preview_doc"]], [lib["preview"]], **QUICK)
         # The clicked row comes with the event: the table is not sent back (the request body stays small).
-        lib["docs"].select(_pick_document, None, [lib["preview_doc"], lib["delete_doc"]], api_visibility="private")
+        lib["docs"].select(_pick_document, None, [lib["preview_doc"], lib["delete_doc"]], **QUICK)
         lib["upload"].click(
             library.upload, [lib["files"]], [lib["results"], *table_outputs, lib["files"]],
             # Files are read and embedded outside the index's writer lock: a large one does not hold up the others.
             api_name="upload", api_visibility="undocumented", concurrency_limit=UPLOADS_AT_ONCE, concurrency_id="library-upload",
-        ).then(lambda: gr.Dropdown(choices=index.sources()), None, [sources], api_visibility="private")
-        lib["delete"].click(library.confirm, [lib["delete_doc"]], [lib["confirm_row"], lib["delete_message"]],
-                            api_visibility="private")
-        lib["cancel"].click(lambda: (gr.Row(visible=False), ""), None, [lib["confirm_row"], lib["delete_message"]],
-                            api_visibility="private")
+        ).then(lambda: gr.Dropdown(choices=index.sources()), None, [sources], **QUICK)
+        lib["delete"].click(library.confirm, [lib["delete_doc"]], [lib["confirm_row"], lib["delete_message"]], **QUICK)
+        lib["cancel"].click(lambda: (gr.Row(visible=False), ""), None, [lib["confirm_row"], lib["delete_message"]], **QUICK)
         lib["confirm"].click(
             library.delete, [lib["delete_doc"]], [lib["confirm_row"], lib["delete_message"], *table_outputs],
             api_name="delete_document", api_visibility="undocumented", concurrency_limit=1, concurrency_id="library-write",
         ).then(
-            library.refresh, [lib["preview_doc"], lib["delete_doc"]], table_outputs, api_visibility="private",
-        ).then(lambda: gr.Dropdown(choices=index.sources()), None, [sources], api_visibility="private")
+            library.refresh, [lib["preview_doc"], lib["delete_doc"]], table_outputs, **QUICK,
+        ).then(lambda: gr.Dropdown(choices=index.sources()), None, [sources], **QUICK)
     demo.chat_handlers = chat
     demo.library_handlers = library
     demo.i18n_instance = i18n
     return demo
+
+
+# Quick reads and follow-ups run unqueued. A queued event that a client joins just as the session's last queued
+# event ends can be lost: the server sends close_stream, the client closes the stream after it has already been
+# told the new event is accepted, and the answer never arrives (seen with Gradio 6.31 in Chromium 156 whenever a
+# tab switch, a row click's follow-up or an upload's .then() met the next event). Questions, uploads and deletes
+# stay queued, for their concurrency limits.
+QUICK = {"api_visibility": "private", "queue": False}
 
 
 def _asker(chat: ChatHandlers, question: str):
