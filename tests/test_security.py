@@ -327,20 +327,26 @@ def test_pages_to_ocr_are_limited_before_any_ocr(tmp_path, monkeypatch):
             read_bytes(path.read_bytes(), path.name)
 
 
-def test_a_slow_upload_does_not_hold_up_small_ones_and_its_outcome_can_be_read_later(tmp_path, monkeypatch):
-    """Reading a file happens outside the writer lock: while one upload is still being read, another
-    commits; a client that gave up waiting sees the first one as processing, then its outcome."""
-    index = fresh_index(tmp_path)
+def _hold_reading(monkeypatch, source: str) -> tuple[threading.Event, threading.Event]:
+    """Library.prepare holds a batch with `source` until `release` is set; `reading` tells it has begun."""
     release, reading = threading.Event(), threading.Event()
     original = Library.prepare
 
     def held_prepare(self, items):
-        if any(info.source == "big.txt" for _, info in items):
+        if any(info.source == source for _, info in items):
             reading.set()
             assert release.wait(120)
         return original(self, items)
 
     monkeypatch.setattr(Library, "prepare", held_prepare)
+    return release, reading
+
+
+def test_a_slow_upload_does_not_hold_up_small_ones_and_its_outcome_can_be_read_later(tmp_path, monkeypatch):
+    """Reading a file happens outside the writer lock: while one upload is still being read, another
+    commits; a client that gave up waiting sees the first one as processing, then its outcome."""
+    index = fresh_index(tmp_path)
+    release, reading = _hold_reading(monkeypatch, "big.txt")
     with serve(index) as s:
         slow: dict = {}
 
@@ -491,16 +497,7 @@ def test_originals_of_a_killed_upload_are_collected_when_the_app_starts(tmp_path
 def test_a_slow_file_of_the_docs_folder_does_not_hold_up_uploads(tmp_path, monkeypatch):
     """The folder watch reads a changed file outside the writer lock too; it commits once it is read."""
     index = fresh_index(tmp_path)
-    release, reading = threading.Event(), threading.Event()
-    original = Library.prepare
-
-    def held_prepare(self, items):
-        if any(info.source == "slow.txt" for _, info in items):
-            reading.set()
-            assert release.wait(120)
-        return original(self, items)
-
-    monkeypatch.setattr(Library, "prepare", held_prepare)
+    release, reading = _hold_reading(monkeypatch, "slow.txt")
     (index.settings.docs_dir / "slow.txt").write_bytes(_doc(70))
     with serve(index) as s:
         synced: dict = {}
