@@ -51,12 +51,12 @@ def main(argv=None) -> int:
 
     import uvicorn
 
-    from rag.server import create_app
+    from rag.server import UVICORN_OPTIONS, create_app
 
     app = create_app(index, settings, auth=auth, concurrency=args.concurrency)
     mode = "，只读" if settings.read_only else ""
     print(f"* 界面：http://{args.host}:{args.port}/  接口文档：http://{args.host}:{args.port}/api/docs{mode}", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=5)
+    uvicorn.run(app, host=args.host, port=args.port, timeout_graceful_shutdown=5, **UVICORN_OPTIONS)
     return 0
 
 

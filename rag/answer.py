@@ -219,6 +219,8 @@ def compose(question: str, retrieval: Retrieval, tokenizer: Tokenizer, notice: s
     if not passages or not _WORD.search(question) or (not intent.focus and intent.type == AnswerType.OTHER):
         return refused  # punctuation, emoji, or nothing asked about
     cands = candidates(list(passages), intent, retrieval.weights, retrieval.rare_weight, tokenizer, question)
+    if ans.needs_evidence(intent):  # a phone number or an area no sentence holds is not there to quote
+        cands = [c for c in cands if c.span is not None and (c.unit or intent.type == AnswerType.CONTACT)]
     if not cands:
         return refused
     scored = score_candidates(cands, context_terms, retrieval.similarity, intent.type != AnswerType.OTHER)

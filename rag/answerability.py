@@ -34,6 +34,7 @@ class AnswerType(Enum):
     PERSON = "person"
     PLACE = "place"
     DATE = "date"
+    CONTACT = "contact"  # a telephone number, an e-mail or a web address
     OTHER = "other"  # 什么 / 哪些 / 怎么: no type to check, the focus decides
 
 
@@ -44,11 +45,17 @@ _DATE_Q = re.compile(
     re.IGNORECASE)
 _NUMBER_Q = re.compile(
     rf"多少|几[{_MEASURE}]|几十|几百|多大|多高|多长|多远|多重|多久|比例|百分之|面积|金额"
-    r"|\bhow (?:many|much|long|often|far|tall|big|large|old)\b|\bwhat (?:percentage|share|proportion|number|amount)\b",
+    r"|\bhow (?:many|much|long|often|far|tall|big|large|old)\b|\bwhat (?:percentage|share|proportion|number|amount)\b"
+    r"|\bin square (?:kilo)?met(?:re|er)s\b|\bin hectares\b|\b(?:total|floor|planned) area\b",
     re.IGNORECASE)
 _PERSON_Q = re.compile(r"谁|哪位|哪一位|什么人|姓名|名字|\bwho(?:m|se)?\b|\bwhat is the name of\b", re.IGNORECASE)
 _PLACE_Q = re.compile(r"哪里|哪儿|什么地方|在哪|哪个地方|何处|地点|地址|位于|\bwhere\b", re.IGNORECASE)
 _UNIT_Q = re.compile(rf"(?:多少|几)([{_MEASURE}])")
+# Contact details (not 电话会议, a teleconference; not 网站, which a site's name may answer).
+_CONTACT_Q = re.compile(r"电话(?!会)|手机号|联系方式|邮箱|网址|热线|\b(?:tele)?phone (?:number|no)\b|\be-?mail\b|\bhotline\b"
+                        r"|\bweb ?(?:site )?address\b|\bcontact (?:number|details)\b", re.IGNORECASE)
+_CONTACT = re.compile(r"(?<![0-9])(?:0\d{2,3}[-－—]?\d{7,8}|1[3-9]\d{9}|\d{7,8})(?![0-9])|[\w.+-]+@[\w-]+\.[\w.]+"
+                      r"|https?://\S+|www\.\S+", re.IGNORECASE)
 
 _CN_NUM = "零一二两三四五六七八九十百千万亿"
 _NUMBER = re.compile(rf"[0-9０-９]+(?:[.,．][0-9０-９]+)?|[{_CN_NUM}]{{2,}}|[{_CN_NUM}](?=[{_MEASURE}万亿%])")
@@ -87,7 +94,10 @@ class Intent:
 
 
 def answer_type(question: str) -> AnswerType:
-    """Date before number (几月 is a date), person and place before number (哪几位 asks for people)."""
+    """Contact details first (联系电话是多少 asks for a number that is no count), then date before number
+    (几月 is a date), person and place before number (哪几位 asks for people)."""
+    if _CONTACT_Q.search(question):
+        return AnswerType.CONTACT
     if _DATE_Q.search(question):
         return AnswerType.DATE
     if _PERSON_Q.search(question):
@@ -109,8 +119,8 @@ def intent(question: str, weighted_terms: dict[str, float], tagged=()) -> Intent
     counted = counted_noun(tagged) if kind == AnswerType.NUMBER else ""
     entities = tuple(dict.fromkeys(w for w, f in tagged if f[:2] in _ENTITY_TAGS and len(w) > 1
                                    and w.lower() not in _QUESTION_WORDS))
-    asked_unit = (unit.group(1) if unit else MONEY if _MONEY_Q.search(question)
-                  else COUNT if _HOW_MANY.search(question) else "")
+    asked_unit = (unit.group(1) if unit else MONEY if _MONEY_Q.search(question) else AREA if _AREA_Q.search(question)
+                  else "岁" if _AGE_Q.search(question) else COUNT if _HOW_MANY.search(question) else "")
     return Intent(kind, asked_unit if kind == AnswerType.NUMBER else "", counted, focus,
                   query_language(question) or "other", entities)
 
@@ -164,7 +174,7 @@ def type_span(sentence: str, kind: AnswerType, unit: str = "", names=(), counted
             if not new(m.start(), m.end()):
                 continue
             end = m.end()
-            tail = re.match(rf"\s*(?:余|多|多万|万|亿|\.?\d*)?\s*(?:%|％|[{_MEASURE}])?", sentence[end:])
+            tail = re.match(rf"\s*(?:余|多|多万|万|亿|\.?\d*)?\s*(?:%|％|平方(?:公里|千米|米|英里)|公顷|k?m²|㎡|[{_MEASURE}])?", sentence[end:])
             full = end + (tail.end() if tail else 0)
             with_unit = bool(unit) and any(u in sentence[end:full] for u in _SAME_UNIT.get(unit, unit))
             spans.append((not near(sentence, (m.start(), full), counted), not with_unit, m.start(), full))
@@ -178,6 +188,8 @@ def type_span(sentence: str, kind: AnswerType, unit: str = "", names=(), counted
         found = [(i, i + len(name)) for name in names if name[0] in _SURNAMES and (i := sentence.find(name)) >= 0]
         found += [m.span(1) for m in _TITLE.finditer(sentence)]
         return next((span for span in sorted(found) if new(*span)), None)
+    if kind == AnswerType.CONTACT:
+        return next(((m.start(), m.end()) for m in _CONTACT.finditer(sentence) if new(m.start(), m.end())), None)
     if kind == AnswerType.PLACE:  # `names` holds the places the tagger found (Tokenizer.places)
         found = sorted((i, i + len(place)) for place in names if (i := sentence.find(place)) >= 0)
         return next((span for span in found if new(*span)), None)
@@ -195,6 +207,24 @@ MONEY = "#money"
 _SAME_UNIT[MONEY] = "元"
 _MONEY_Q = re.compile(r"多少钱|多少元|投资多少|多少投资|总投资|金额|资金|\bhow much\b.*\b(?:invest|cost|spen[dt]|fund|money|budget|"
                       r"price|yuan|worth)|\b(?:invest|cost|spen[dt]|fund|budget|price)\w*\b.*\bhow much\b", re.IGNORECASE)
+
+
+# An area (面积 / square kilometres): answered by 3.6万平方米, 750亩 or 1.6 km²; an age by 65岁.
+AREA = "#area"
+_SAME_UNIT[AREA] = "平亩顷²㎡"
+_AREA_Q = re.compile(r"面积|多少平方|多少亩|多少公顷|\bsquare (?:kilo)?met(?:re|er)s?\b|\bhectares?\b|\bacres?\b"
+                     r"|\b(?:total|floor|planned) area\b", re.IGNORECASE)
+_AGE_Q = re.compile(r"多大年纪|多少岁|年龄|\bhow old\b|\bwhat age\b", re.IGNORECASE)
+
+
+# Units no other answer can stand in for: a question about an area or an age is answered only by a
+# number that carries one (unlike 多少名, which 400余人 or a bare count may answer).
+STRICT_UNITS = frozenset({AREA, "岁"})
+
+
+def needs_evidence(intent: Intent) -> bool:
+    """Whether nothing but a typed span can answer: contact details, or a number in a strict unit."""
+    return intent.type == AnswerType.CONTACT or intent.unit in STRICT_UNITS
 
 
 def unit_matches(sentence: str, span: tuple[int, int] | None, unit: str) -> bool:

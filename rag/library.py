@@ -45,8 +45,6 @@ PROGRESS_SLICE = 16  # texts embedded between two progress reports (only while s
 FILES = "files"
 OCR_KINDS = ("scan", "image")  # documents whose text was read by OCR
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
-# Bidi controls make a name read as something else (`news\u202Efdp.txt` shows as "newstxt.pdf").
-_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 # Stored as "<16 hex>-<name>" (and a temp name a little longer) inside Linux's 255 bytes.
 MAX_NAME_BYTES = 200
 
@@ -77,7 +75,10 @@ def _clean_name(name: str) -> str:
     if "\x00" in name:
         raise LibraryError("文件名含有 NUL 字符，已拒绝")
     base = re.split(r"[/\\]", name)[-1]
-    base = _UNSAFE.sub("_", _BIDI.sub("", base)).strip().lstrip(".")
+    # Invisible format characters go: bidi controls make a name read as something else (`news\u202Efdp.txt`
+    # shows as "newstxt.pdf"), zero-width ones (U+200B, U+FEFF) make two names that look the same.
+    base = "".join(ch for ch in base if unicodedata.category(ch) != "Cf")
+    base = _UNSAFE.sub("_", base).strip().lstrip(".")
     if not base or base in (".", ".."):
         raise LibraryError(f"文件名无效：{name!r}")
     return base
@@ -278,7 +279,7 @@ class Library:
             if p.info.status != "ok":
                 continue
             near.forget(p.info.source)
-            found = 0
+            found, held = 0, []
             for article in p.articles:
                 key, sig = article_key(article.body), signature(article.body)
                 if near.present(key, live):
@@ -286,8 +287,12 @@ class Library:
                 elif sig is not None and (match := near.find(sig, live, article.title, p.info.kind in OCR_KINDS)) is not None:
                     article.same_as = match[0]
                     found += 1
-                near.record(article.same_as if article.same_as is not None else key,
-                            sig if article.same_as is None else None, p.info.source, p.info.sha256, article.title)
+                held.append((article.same_as if article.same_as is not None else key, sig if article.same_as is None else None,
+                             article.title))
+            # Recorded once the document is looked up: its own articles are no duplicates of it (it is not in
+            # `live` yet), and a file of thousands of look-alikes would make every lookup read all earlier ones.
+            for key, sig, title in held:
+                near.record(key, sig, p.info.source, p.info.sha256, title)
             live[p.info.source] = p.info.sha256
             if found:
                 prepared[i].info = DocumentInfo(**{**asdict(p.info), "duplicates": found})

@@ -45,6 +45,10 @@ TITLED_THRESHOLD = 0.55
 TITLE_MIN = 6  # characters a headline needs to count as evidence
 TITLE_RATIO = 0.8  # difflib ratio of the normalised headlines that counts as the same headline
 MIN_CHARS = 40  # shorter articles (a notice, a caption) are matched only exactly
+# Band rows read per lookup. An article shares a band with a handful of others in a real archive; a library
+# holding thousands of look-alikes (a hostile file, a daily template) would make each lookup read them all.
+# Capped, a lookup costs the same however many there are (it may then miss the best of them, not all).
+MAX_CANDIDATES = 256
 _KEEP = re.compile(r"[^0-9a-z\u3400-\u9fff\uf900-\ufaff]+")
 _rng = np.random.default_rng(20240614)
 _A = (_rng.integers(1, 2**63, SIG_SIZE, dtype=np.uint64) << np.uint64(1)) | np.uint64(1)  # odd multipliers
@@ -142,18 +146,23 @@ class NearDuplicates:
         buckets = _buckets(sig)
         marks = ",".join("?" * len(buckets))
         candidates = self.db.execute(
-            f"SELECT DISTINCT s.key, s.sig, s.title FROM bands b JOIN signatures s ON s.key = b.key "
-            f"WHERE b.bucket IN ({marks})", buckets).fetchall()
-        best = None
-        for key, blob, stored_title in candidates:
-            score = similarity(sig, np.frombuffer(blob, dtype=np.uint32))
-            if score < THRESHOLD and not (ocr and score >= TITLED_THRESHOLD and same_title(title, stored_title)):
+            f"SELECT key, sig, title FROM signatures WHERE key IN "
+            f"(SELECT key FROM bands WHERE bucket IN ({marks}) LIMIT {MAX_CANDIDATES})", buckets).fetchall()
+        if not candidates:
+            return None
+        stored = np.frombuffer(b"".join(blob for _, blob, _ in candidates), dtype=np.uint32).reshape(len(candidates), -1)
+        scores = (stored == sig).mean(axis=1)  # similarity() of each candidate, at once
+        for i in np.argsort(-scores, kind="stable"):
+            key, _, stored_title = candidates[i]
+            score = float(scores[i])
+            if score < TITLED_THRESHOLD:
+                break
+            if score < THRESHOLD and not (ocr and same_title(title, stored_title)):
                 continue
-            if best is None or score > best[1]:
-                key = key + 2**64 if key < 0 else key
-                if self.present(key, live):
-                    best = (key, score)
-        return best
+            key = key + 2**64 if key < 0 else key
+            if self.present(key, live):
+                return key, score
+        return None
 
     def forget(self, source: str) -> None:
         """Drop what a document held (it is being read again)."""

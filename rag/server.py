@@ -31,6 +31,10 @@ from .watch import Upkeep  # noqa: E402
 log = logging.getLogger(__name__)
 
 APP_NAME = "周口新闻问答助手"
+# How uvicorn serves the app (app.py and the tests). proxy_headers=False: a client's address is its socket's,
+# never an X-Forwarded-For it sends itself (uvicorn trusts that header from 127.0.0.1 by default, which let a
+# local client step out of the login back-off). Behind a reverse proxy, throttle at the proxy.
+UVICORN_OPTIONS = {"proxy_headers": False, "log_level": "warning"}
 # Shown above the login form (and so before any page config, which holds the title, can be read).
 LOGIN_MESSAGE = (f"<p><strong>{APP_NAME}</strong></p>"
                  "<p>请登录后提问、浏览资料库。<br><span lang='en'>Zhoukou local-news QA: please sign in.</span></p>")

@@ -34,7 +34,7 @@ class Server:
 @contextlib.contextmanager
 def serve(index: Index, settings=None, auth=None, concurrency: int = 4):
     """The whole app (UI + API + upkeep) on a free port of 127.0.0.1, stopped on exit."""
-    from rag.server import create_app
+    from rag.server import UVICORN_OPTIONS, create_app
 
     settings = settings or index.settings.with_(watch_seconds=0)
     app = create_app(index, settings, auth=auth, concurrency=concurrency)
@@ -42,7 +42,7 @@ def serve(index: Index, settings=None, auth=None, concurrency: int = 4):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
+    server = uvicorn.Server(uvicorn.Config(app, timeout_graceful_shutdown=2, **UVICORN_OPTIONS))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

@@ -24,6 +24,8 @@ EVAL = Path(__file__).resolve().parent.parent / "eval"
     ("Who chaired the meeting?", AnswerType.PERSON),
     ("社区里的老人白天可以去哪里托管？", AnswerType.PLACE),
     ("“五不”指的是什么？", AnswerType.OTHER),
+    ("开元社区的联系电话是多少？", AnswerType.CONTACT),
+    ("What is the complaint email address of the center?", AnswerType.CONTACT),
 ])
 def test_question_type(question, kind):
     assert ans.answer_type(question) == kind
@@ -38,6 +40,14 @@ def test_a_number_with_the_unit_asked_for_wins_over_a_bare_number():
     assert sentence[span[0]:span[1]] == "81名"
     assert ans.unit_matches("高峰时段有4000多人。", ans.type_span("高峰时段有4000多人。", AnswerType.NUMBER, "名"), "名")
     assert ans.type_span("会议强调要加强作风建设。", AnswerType.NUMBER) is None
+
+
+def test_an_area_carries_its_unit_in_any_script():
+    for sentence, area in (("总面积达到3.6万平方米。", "3.6万平方米"), ("校园面积180亩，", "180亩"),
+                           ("该区土地面积1.601 km²，是巴黎市第三小的区。", "1.601 km²")):
+        span = ans.type_span(sentence, AnswerType.NUMBER, ans.AREA)
+        assert sentence[span[0]:span[1]] == area and ans.unit_matches(sentence, span, ans.AREA)
+    assert not ans.unit_matches("新建口袋公园12座。", ans.type_span("新建口袋公园12座。", AnswerType.NUMBER, ans.AREA), ans.AREA)
 
 
 def test_dates_names_and_places_are_found_in_sentences():
@@ -115,6 +125,26 @@ def test_a_second_sentence_only_when_it_adds_the_typed_answer():
     chosen = choose(score_candidates(cands, {}, {}, True), intent)
     assert any("359家" in c.sentence for c in chosen)
     assert not any("环境优美" in c.sentence for c in chosen)
+
+
+@pytest.mark.parametrize("question, holds, lacks", [
+    ("许寨社区的联系电话是多少？", "许寨社区服务热线0394-8213456。", "许寨社区现有党员81名，组成81个网格。"),
+    ("What is the e-mail address of Xuzhai community?", "许寨社区邮箱xuzhai@example.cn。", "许寨社区现有党员81名，组成81个网格。"),
+    ("川汇区口袋公园总面积多少？", "川汇区口袋公园总面积达到3.6万平方米。", "川汇区今年新建口袋公园12座。"),
+    ("How old is the party secretary of Xuzhai community?", "许寨社区党支部书记今年56岁。", "许寨社区党支部书记带领党员81名开展活动。"),
+])
+def test_contact_details_areas_and_ages_are_quoted_only_where_a_sentence_holds_one(question, holds, lacks, monkeypatch):
+    """Nothing but a phone number answers 联系电话是多少 (nor a count an area or an age): a passage
+    about the right thing without one is no answer, however confident the model is."""
+    tk = default_tokenizer()
+    assert ans.needs_evidence(ans.intent(question, tk.weighted(question)))
+    monkeypatch.setattr(ans, "model_for", lambda dense, lang: ans.Model(weights=(0.0,) * len(ans.FEATURES), bias=0.0,
+                                                                         threshold=0.0))  # always confident
+    assert not compose(question, _retrieval(lacks, question), tk).found
+    found = compose(question, _retrieval(lacks + holds, question), tk)
+    assert found.found and [c.sentence for c in found.citations] == [holds]
+    other = "许寨社区现有多少名党员？"  # a count: any sentence may still be quoted
+    assert not ans.needs_evidence(ans.intent(other, tk.weighted(other)))
 
 
 # --- rag.ask on the real seeds ---------------------------------------------------------------------

@@ -264,6 +264,35 @@ def test_near_duplicate_index_rules(tmp_path, seeds_dir):
     near.close()
 
 
+def test_a_flood_of_look_alikes_is_read_in_bounded_lookups(tmp_path):
+    """A lookup reads at most MAX_CANDIDATES band rows, and still finds a stored look-alike among thousands."""
+    from rag.near_duplicates import MAX_CANDIDATES, NearDuplicates, signature
+
+    def story(i):
+        return f"这是第{i}条消息。" + "周口市今年继续推进城市更新，老旧小区改造惠及居民。" * 6
+
+    near = NearDuplicates(tmp_path / "nd.sqlite")
+    for i in range(3 * MAX_CANDIDATES):
+        near.record(10**6 + i, signature(story(i)), "flood.txt", "h1")
+    key, score = near.find(signature(story(99999)), {"flood.txt": "h1"})
+    assert 10**6 <= key < 10**6 + 3 * MAX_CANDIDATES and score >= 0.7
+    near.close()
+
+
+def test_look_alike_articles_of_one_file_are_not_duplicates_of_each_other(tmp_path, seeds_dir):
+    """A document's own articles are not in the library while it is added: none is marked as a copy."""
+    index = open_index(Settings(docs_dir=seeds_dir, index_dir=tmp_path / "index", model="none"), progress=False)
+    text = "".join(f"第{i}条新闻标题\n本报讯（记者 李四）这是第{i}条消息的正文，" + "内容较长的报道文字" * 50 + "。\n\n"
+                   for i in range(300))
+    try:
+        [change] = index.add([("many.txt", text.encode())])
+        assert change.status == "added" and change.articles == 300 and change.duplicates == 0
+        [again] = index.add([("many-again.txt", text.replace("李四", "王五").encode())])
+        assert again.status == "added" and again.duplicates == 300  # a reprint of the whole file: all found
+    finally:
+        index.close()
+
+
 def test_a_damaged_near_duplicate_index_never_stops_an_upload(tmp_path, seeds_dir, caplog):
     settings = Settings(docs_dir=seeds_dir, index_dir=tmp_path / "index", model="none")
     index = open_index(settings, progress=False)

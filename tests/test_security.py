@@ -424,9 +424,12 @@ def test_different_names_never_silently_replace_each_other(tmp_path):
 
         bidi = up("news\u202efdp.txt", 11)
         assert bidi["status"] == "added" and bidi["name"] == "newsfdp.txt"
+        invisible = up("x.txt\u200b", 12)  # looks like x.txt: the same name, so a clash, not a second x.txt
+        assert invisible["status"] == "refused" and "重名" in invisible["message"]
         names = _names_api(c)
-        assert not any("\u202e" in n for n in names)
+        assert not any("\u202e" in n or "\u200b" in n for n in names)
     assert safe_name("a\u2066b\u2069.txt") == "ab.txt"
+    assert safe_name("\ufeffx\u200b\u200d.txt") == "x.txt"
 
 
 # --- 5. a bad reader never stops a start or a sync ---------------------------------------------------------
@@ -461,6 +464,9 @@ def test_wrong_passwords_are_throttled_per_client(lexical_index):
     with serve(lexical_index, auth=[(USER, PASSWORD)]) as s, httpx.Client(base_url=s.url.rstrip("/"), timeout=30) as c:
         codes = [c.get("/api/v1/info", auth=(USER, f"wrong{i}")).status_code for i in range(40)]
         assert codes[:5] == [401] * 5 and set(codes[5:]) == {429}
+        spoofed = [c.get("/api/v1/info", auth=(USER, "wrong"), headers={"X-Forwarded-For": f"10.0.{i}.1"}).status_code
+                   for i in range(5)]  # a header the client writes itself names no other client
+        assert set(spoofed) == {429}
         r = c.get("/api/v1/info", auth=(USER, PASSWORD))  # during the back-off even the right one waits
         assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
         assert r.json()["error"]["code"] == "too_many_attempts"
