@@ -103,7 +103,7 @@ class Candidate:
     sentence: str
     rank: int  # its passage's rank (0 = best)
     offset: int  # start within the passage text
-    context: str  # the sentence with its neighbours in the passage
+    context: str  # the article's headline, then the sentence with its neighbours in the passage
     span: tuple[int, int] | None  # the typed answer inside the sentence
     unit: bool  # that answer carries the unit asked for
     counted: bool  # the noun the question counts sits by that number
@@ -125,7 +125,8 @@ def candidates(passages: list[Passage], intent: ans.Intent, weights: dict[str, f
             names = (tokenizer.names(sentence) if intent.type == AnswerType.PERSON
                      else tokenizer.places(sentence) if intent.type == AnswerType.PLACE else ())
             span = ans.type_span(sentence, intent.type, intent.unit, names, intent.counted, question)
-            context = "".join(texts[max(0, i - 1) : i + 2])
+            # The headline scopes every sentence (an article names its subject once: 盾柱木 … 花瓣黄色).
+            context = p.title + "".join(texts[max(0, i - 1) : i + 2])
             out.append(Candidate(sentence, rank, s, context, span, ans.unit_matches(sentence, span, intent.unit),
                                  ans.near(sentence, span, intent.counted),
                                  ans.focus_share(sentence, intent.focus, weights, rare),

@@ -87,9 +87,9 @@ def test_fit_separates_what_it_can():
     assert ans.Model(weights, bias, 0.5, min_coverage=0.5).probability(bad) == 0.0
 
 
-def _retrieval(text: str, question: str, similarity=None) -> Retrieval:
+def _retrieval(text: str, question: str, similarity=None, title: str = "标题") -> Retrieval:
     tk = default_tokenizer()
-    p = Passage(text, 1.0, "a.txt", "标题", "", 0, 0, len(text), 1, None, 0)
+    p = Passage(text, 1.0, "a.txt", title, "", 0, 0, len(text), 1, None, 0)
     terms = tk.weighted(question)
     weights = {t: 3.0 for t in terms if t in text}
     return Retrieval(question, Passages([p], mode="lexical"), terms, weights, 8.0, similarity or {})
@@ -103,6 +103,23 @@ def test_compose_quotes_the_sentence_with_the_answer_first_and_marks_the_span():
     assert first.sentence.startswith("许寨社区现有党员81名")
     assert first.sentence[first.answer_span[0]:first.answer_span[1]] == "81名"
     assert all(not c.sentence.startswith("图为") for c in result.citations)
+
+
+def test_the_headline_names_what_its_sentences_are_about():
+    """An article names its subject once, in the headline: its sentences still count as about it."""
+    from rag.answer import candidates, signals
+
+    question, text = "盾柱木的花瓣是什么颜色？", "这种树高可达15米。花瓣黄色，有香味。"
+    tk = default_tokenizer()
+    missing = {}
+    for title in ("盾柱木", "其他树种"):
+        retrieval = _retrieval(text, question, title=title)
+        intent = ans.intent(question, retrieval.terms, tk.tagged(question))
+        retrieval.weights["盾柱木"] = 9.0  # the archive uses the name (in the headline)
+        cands = candidates(list(retrieval.passages), intent, retrieval.weights, retrieval.rare_weight, tk, question)
+        first = next(c for c in cands if "花瓣" in c.sentence)
+        missing[title] = signals(retrieval, intent, first, cands).missing_top
+    assert missing["盾柱木"] == 0.0 < missing["其他树种"]
 
 
 def test_compose_refuses_meaningless_input_and_a_thing_the_archive_never_names():
