@@ -37,3 +37,18 @@ def test_load_benchmark_smoke(tmp_path):
     result = json.loads(proc.stdout)
     assert result["ok"] == 12 and result["errors"] == 0 and result["answers_differing_from_serial"] == 0
     assert result["p50_ms"] > 0
+
+
+def test_real_recall_smoke(tmp_path):
+    """IVF recall on real vectors of the bundled model: probing every list finds what exact search finds."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.real_recall", "--n", "40", "--queries", "20", "--cache", str(tmp_path / "v.sqlite"),
+         "--json", str(tmp_path / "r.json")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["vectors"] >= 30 and result["embedded_now"] == result["vectors"]
+    sweep = list(result["recall_at_10"].values())
+    assert sweep[-1]["share_of_lists"] == 1.0 and sweep[-1]["recall"] == 1.0
+    assert all(a["recall"] <= b["recall"] + 1e-9 for a, b in zip(sweep, sweep[1:]))  # more lists never find less
