@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     ivf = VectorIndex.build(vectors, threshold=0).index  # the IVF a large segment gets, forced at this size
     out = {"vectors": len(vectors), "queries": len(qs), "model": encoder.label, "embedded_now": embedded,
            "embed_s": round(embed_s, 1), "nlist": int(ivf.nlist), "recall_at_10": {}}
-    for nprobe in sorted({p for p in (1, 2, 4, 8, 16, 32, 64) if p < ivf.nlist} | {int(ivf.nlist)}):
+    for nprobe in sorted({p for p in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512) if p < ivf.nlist} | {int(ivf.nlist)}):
         ivf.nprobe = nprobe  # the last probes every list: exact search, the harness's own check
         started = time.perf_counter()
         _, approx = ivf.search(queries, 10)
