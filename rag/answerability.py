@@ -58,6 +58,8 @@ _CONTACT = re.compile(r"(?<![0-9])(?:0\d{2,3}[-－—]?\d{7,8}|1[3-9]\d{9}|\d{7,
                       r"|https?://\S+|www\.\S+", re.IGNORECASE)
 
 _CN_NUM = "零一二两三四五六七八九十百千万亿"
+# What follows a number and belongs to it: 余 / 万 …, then its unit (359家, 3.6万平方米, 1.6 km², 12%).
+_NUMBER_TAIL = re.compile(rf"\s*(?:余|多|多万|万|亿|\.?\d*)?\s*(?:%|％|平方(?:公里|千米|米|英里)|公顷|k?m²|㎡|[{_MEASURE}])?")
 _NUMBER = re.compile(rf"[0-9０-９]+(?:[.,．][0-9０-９]+)?|[{_CN_NUM}]{{2,}}|[{_CN_NUM}](?=[{_MEASURE}万亿%])")
 _DATE = re.compile(
     rf"[0-9０-９{_CN_NUM}]{{1,4}}\s*[年月]\s*(?:[0-9０-９{_CN_NUM}]{{1,3}}\s*[日号])?|[0-9０-９]{{1,2}}\s*[日号]"
@@ -128,7 +130,6 @@ def intent(question: str, weighted_terms: dict[str, float], tagged=()) -> Intent
 # Part-of-speech tags of what a question is about: places, organisations, other proper nouns, people
 # (the user dictionary tags the local ones: 许寨社区 ns, 太昊路办事处 nt).
 _ENTITY_TAGS = ("ns", "nt", "nz", "nr")
-PLACE_TAGS = ("ns", "nt")
 
 
 def entity_share(text: str, entities: tuple[str, ...]) -> float:
@@ -174,8 +175,7 @@ def type_span(sentence: str, kind: AnswerType, unit: str = "", names=(), counted
             if not new(m.start(), m.end()):
                 continue
             end = m.end()
-            tail = re.match(rf"\s*(?:余|多|多万|万|亿|\.?\d*)?\s*(?:%|％|平方(?:公里|千米|米|英里)|公顷|k?m²|㎡|[{_MEASURE}])?", sentence[end:])
-            full = end + (tail.end() if tail else 0)
+            full = _NUMBER_TAIL.match(sentence, end).end()
             with_unit = bool(unit) and any(u in sentence[end:full] for u in _SAME_UNIT.get(unit, unit))
             spans.append((not near(sentence, (m.start(), full), counted), not with_unit, m.start(), full))
         if not spans:

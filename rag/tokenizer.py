@@ -161,11 +161,11 @@ class Tokenizer:
 
     def places(self, text: str) -> list[str]:
         """Places and organisations (jieba POS ns / nt; the user dictionary tags the local ones)."""
-        return [w.word for w in self._pos_tokenizer().lcut(text) if w.flag in ("ns", "nt") and len(w.word) > 1]
+        return [w for w, flag in self.tagged(text) if flag in ("ns", "nt") and len(w) > 1]
 
     def names(self, text: str) -> list[str]:
         """Person names (jieba POS nr) of two or more characters: the answers to 谁 / who."""
-        return [w.word for w in self._pos_tokenizer().lcut(text) if w.flag == "nr" and len(w.word) > 1]
+        return [w for w, flag in self.tagged(text) if flag == "nr" and len(w) > 1]
 
     def nouns(self, text: str) -> list[str]:
         """Nouns and names (the subject of a question), for carrying a conversation's topic forward."""
