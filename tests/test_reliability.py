@@ -133,18 +133,26 @@ def test_concurrent_builds_are_serialised_and_all_succeed(tmp_path, seeds_dir):
 
 
 def test_a_second_writer_that_will_not_wait_is_told_who_holds_the_lock(tmp_path, seeds_dir):
+    # The holder is a process that keeps the writer lock until told to let go: a real build of the
+    # seeds without a model can finish before a second interpreter has even started (CI saw it).
     folder = tmp_path / "index"
-    first = _rag("build", "--docs", seeds_dir, "--index", folder)
-    lock = folder / "LOCK"
-    deadline = time.monotonic() + 120
-    while not (lock.exists() and lock.read_text().strip() == str(first.pid)):
-        assert time.monotonic() < deadline and first.poll() is None, "the first build never took the lock"
-        time.sleep(0.01)
-    second = _rag("build", "--docs", seeds_dir, "--index", folder, env=_env(RAG_LOCK_TIMEOUT="0"))
-    _, err = second.communicate(timeout=120)
-    assert second.returncode == 2
-    assert f"PID {first.pid}" in err and "正由另一个进程" in err
-    assert first.wait(timeout=300) == 0
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys\nfrom rag.backends.local.folder import WriterLock\n"
+         f"lock = WriterLock({str(folder)!r}); lock.acquire()\nprint('held', flush=True)\n"
+         "sys.stdin.readline(); lock.release()"],
+        cwd=ROOT, env=_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        second = _rag("build", "--docs", seeds_dir, "--index", folder, env=_env(RAG_LOCK_TIMEOUT="0"))
+        _, err = second.communicate(timeout=120)
+        assert second.returncode == 2
+        assert f"PID {holder.pid}" in err and "正由另一个进程" in err
+        assert not (folder / "CURRENT").exists()  # the refused writer wrote nothing
+    finally:
+        holder.communicate("\n", timeout=60)
+    build = _rag("build", "--docs", seeds_dir, "--index", folder, env=_env(RAG_LOCK_TIMEOUT="0"))
+    out, err = build.communicate(timeout=300)
+    assert build.returncode == 0, err[-2000:]
     assert load_index(folder).info().documents == 5
 
 
