@@ -25,13 +25,13 @@ from . import answerability as ans
 from .answerability import AnswerType
 from .chunks import sentence_spans
 from .index import MAX_QUERY_CHARS, Index
+from .notices import Notice, NoticeCode
 from .passages import coverage, term_weight
 from .results import Answer, Citation, Passage
 from .retrieval import Retrieval
 from .tokenizer import Tokenizer
 
 NOT_FOUND = "资料中没有找到相关内容。"
-SHORTENED = "问题过长，只使用了前 {n} 个字。"
 # Only the last turns of a conversation can carry its topic; each is cut like a question.
 HISTORY_TURNS = 3
 # Weight of a sentence's similarity to the question beside its focus-term weight (both scaled to 0-1 over the candidates).
@@ -208,14 +208,14 @@ def choose(scored: list[tuple[float, Candidate]], intent: ans.Intent) -> list[Ca
     return chosen
 
 
-def compose(question: str, retrieval: Retrieval, tokenizer: Tokenizer, notice: str = "") -> Answer:
+def compose(question: str, retrieval: Retrieval, tokenizer: Tokenizer, notices: tuple[Notice, ...] = ()) -> Answer:
     """The answer to `question` from one search's `Retrieval` (pure: reads nothing else)."""
     passages = retrieval.passages
     own = tokenizer.weighted(question) if retrieval.query != question else retrieval.terms
     intent = ans.intent(question, own, tokenizer.tagged(question) if _WORD.search(question) else ())
     context_terms = {t: w for t, w in retrieval.weights.items() if t not in own}  # a follow-up's carried topic
     terms = sorted(retrieval.terms, key=len, reverse=True)
-    refused = Answer(question, NOT_FOUND, False, [], list(passages), retrieval.query, notice, terms, passages.mode,
+    refused = Answer(question, NOT_FOUND, False, [], list(passages), retrieval.query, notices, terms, passages.mode,
                      passages.engine, bodies=retrieval.bodies)
     if not passages or not _WORD.search(question) or (not intent.focus and intent.type == AnswerType.OTHER):
         return refused  # punctuation, emoji, or nothing asked about
@@ -230,7 +230,7 @@ def compose(question: str, retrieval: Retrieval, tokenizer: Tokenizer, notice: s
     model = ans.model_for(retrieval.dense, intent.lang)
     confidence = model.probability(sig)
     if confidence < model.threshold:
-        return Answer(question, NOT_FOUND, False, [], list(passages), retrieval.query, notice, terms, passages.mode,
+        return Answer(question, NOT_FOUND, False, [], list(passages), retrieval.query, notices, terms, passages.mode,
                       passages.engine, confidence, sig, retrieval.bodies)
     numbers: dict[tuple[str, int], int] = {}  # one [n] per article, even if two of its passages are quoted
     citations = []
@@ -239,7 +239,7 @@ def compose(question: str, retrieval: Retrieval, tokenizer: Tokenizer, notice: s
         number = numbers.setdefault((p.source, p.article_id), len(numbers) + 1)
         citations.append(Citation(number, c.sentence, p, c.span))
     text = "".join(f"{c.sentence}[{c.number}]" for c in citations)
-    return Answer(question, text, True, citations, list(passages), retrieval.query, notice, terms, passages.mode,
+    return Answer(question, text, True, citations, list(passages), retrieval.query, notices, terms, passages.mode,
                   passages.engine, confidence, sig, retrieval.bodies)
 
 
@@ -248,12 +248,10 @@ def answer(index: Index, question: str, k: int = 5, history=None, mode: str = "h
     if not isinstance(question, str) or not question.strip():
         raise ValueError("问题不能为空（question must be a non-empty string）")
     question = question.strip()
-    notices = []
+    notices: tuple[Notice, ...] = ()
     if len(question) > MAX_QUERY_CHARS:  # every step below is bounded by this: no request can hold up the others
         question = question[:MAX_QUERY_CHARS]
-        notices.append(SHORTENED.format(n=MAX_QUERY_CHARS))
+        notices = (Notice(NoticeCode.SHORTENED, {"n": MAX_QUERY_CHARS}),)
     query = contextualize(index, question, history)
     retrieval = index.search(query, k=k, mode=mode, sources=sources, sentences_from=CANDIDATE_PASSAGES)
-    if retrieval.passages.notice:
-        notices.append(retrieval.passages.notice)
-    return compose(question, retrieval, index.tokenizer, " ".join(notices))
+    return compose(question, retrieval, index.tokenizer, notices + retrieval.passages.notices)

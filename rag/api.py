@@ -24,12 +24,13 @@ from . import __version__
 from .answer import answer
 from .api_models import (
     MAX_K, AskIn, AskOut, ArticleOut, ArticlesOut, ChangeOut, ChangesOut, CitationOut, DocumentOut, DocumentsOut,
-    DocumentStatusOut, ErrorOut, HealthOut, InfoOut, Mode, PassageOut, RetrieveOut, UploadStateOut,
+    DocumentStatusOut, ErrorOut, HealthOut, InfoOut, Mode, NoticeOut, PassageOut, RetrieveOut, UploadStateOut,
 )
 from .auth import Accounts, Unauthorized
-from .lang import detect_language, engine_label, localize_notice, not_found
+from .lang import detect_language, engine_label, not_found
 from .index import BackendUnavailable, DenseUnavailable, Index, IndexCorrupt, IndexLocked, LexicalUnavailable
 from .library import Change, LibraryError
+from .notices import render
 from .settings import Settings
 from .uploads import UploadLog, library_name
 
@@ -183,7 +184,8 @@ def build_api(index: Index, settings: Settings, accounts: Accounts, uploads: Upl
         if not q.strip():
             raise ApiError(400, "empty_query", "查询不能为空（q must not be empty）", "q")
         passages = index.retrieve(q, k=k, mode=mode, sources=source or None)
-        return RetrieveOut(query=q.strip(), mode=passages.mode, notice=passages.notice, engine=passages.engine,
+        return RetrieveOut(query=q.strip(), mode=passages.mode, notice=passages.notice,
+                           notices=[NoticeOut.of(n) for n in passages.notices], engine=passages.engine,
                            elapsed_ms=passages.elapsed_ms, passages=[PassageOut.of(p) for p in passages])
 
     @api.post("/ask", response_model=AskOut, tags=["search"], dependencies=signed_in,
@@ -203,7 +205,8 @@ def build_api(index: Index, settings: Settings, accounts: Accounts, uploads: Upl
         lang = detect_language(body.question)
         return AskOut(question=result.question, answer=result.text if result.found else not_found(lang),
                       found=result.found, citations=citations, passages=[PassageOut.of(p) for p in result.passages],
-                      notice=localize_notice(result.notice, lang), query=result.query, mode=result.mode,
+                      notice=render(result.notices, lang),
+                      notices=[NoticeOut.of(n) for n in result.notices], query=result.query, mode=result.mode,
                       engine=engine_label(result.engine, lang), language=lang, elapsed_ms=elapsed)
 
     @api.get("/documents", response_model=DocumentsOut, tags=["library"], dependencies=signed_in,

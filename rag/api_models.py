@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from .library import Change
+from .notices import Notice, NoticeCode
 from .results import ArticleView, DocumentInfo, IndexInfo, Passage
 
 Mode = Literal["hybrid", "lexical", "dense"]
@@ -51,10 +52,20 @@ class PassageOut(BaseModel):
                    ranks=Ranks(lexical=p.lexical_rank, dense=p.dense_rank))
 
 
+class NoticeOut(BaseModel):
+    code: NoticeCode = Field(description="说明的代码：shortened（问题被截短）、dense_off、dense_filling、lexical_off、self_test")
+    params: dict = Field(description="代码的参数，例如 shortened 的 n、dense_filling 的 percent 和 minutes")
+
+    @classmethod
+    def of(cls, notice: Notice) -> NoticeOut:
+        return cls(code=notice.code, params=dict(notice.params))
+
+
 class RetrieveOut(BaseModel):
     query: str
     mode: Mode = Field(description="实际使用的检索模式（语义检索关闭时混合模式退为 lexical）")
-    notice: str = Field(description="实际模式与请求不同等情况的说明；没有时为空字符串")
+    notice: str = Field(description="实际模式与请求不同等情况的说明（中文）；没有时为空字符串")
+    notices: list[NoticeOut] = Field(default_factory=list, description="同样的说明，每条为代码加参数，供程序按自己的语言显示")
     engine: str = Field(description="本次使用的语义引擎；未使用语义检索时为空字符串")
     elapsed_ms: float
     passages: list[PassageOut]
@@ -87,7 +98,8 @@ class AskOut(BaseModel):
     found: bool
     citations: list[CitationOut]
     passages: list[PassageOut]
-    notice: str
+    notice: str = Field(description="说明（问题被截短、语义检索未开启等），用问题的语言；没有时为空字符串")
+    notices: list[NoticeOut] = Field(default_factory=list, description="同样的说明，每条为代码加参数")
     query: str = Field(description="实际检索的文本（追问时带上前文的主题词）")
     mode: Mode
     engine: str = Field(description="本次使用的语义引擎（按问题的语言）；未使用语义检索时为空字符串")

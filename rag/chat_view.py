@@ -12,7 +12,8 @@ import html
 import re
 from dataclasses import dataclass, field
 
-from .lang import dense_off_notices, engine_label, localize_notice, texts
+from .lang import engine_label, texts
+from .notices import SEARCH_MODE, render
 from .results import Answer, Passage
 
 # One pass, so entities are never re-escaped: HTML specials, the characters markdown acts on, and ":" and
@@ -55,11 +56,11 @@ def quoted(citation, terms: list[str]) -> str:
 # --- notices ---------------------------------------------------------------------------------------
 
 
-def split_notice(notice: str, lang: str) -> tuple[str, str]:
-    """(what the answer bubble says, the "dense leg is off" part): the page's banner already says the
+def split_notice(result: Answer, lang: str) -> tuple[str, str]:
+    """(what the answer bubble says, how the search was served): the page's banner already says the
     latter, so it goes to the folded "how this was found" view instead of repeating in every answer."""
-    rest, dense = dense_off_notices(notice)
-    return localize_notice(rest, lang), localize_notice(dense, lang)
+    return (render([n for n in result.notices if n.code not in SEARCH_MODE], lang),
+            render([n for n in result.notices if n.code in SEARCH_MODE], lang))
 
 
 # --- one answered turn, as kept in the session -------------------------------------------------------
@@ -209,7 +210,7 @@ def _copy(turn: int, result: Answer, lang: str, notice: str) -> str:
 def answer_markdown(result: Answer, turn: int, lang: str, dense_on: bool) -> str:
     """The answer bubble: quoted sentences with [n] links, the source list, the notice, a copy link."""
     t = texts(lang)
-    notice, _ = split_notice(result.notice, lang)
+    notice, _ = split_notice(result, lang)
     if not result.found:
         lines = [f"**{t['not_found']}**"]
         if lang == "en" and not dense_on:
@@ -266,7 +267,7 @@ def how_found_markdown(result: Answer, trace: Trace, turn: int, lang: str) -> st
         f"**{t['mode_label']}**{colon}{t['mode'][trace.mode]} · **{t['engine']}**{colon}"
         f"{escape(engine_label(trace.engine, lang)) or t['engine_off']} · **{t['elapsed']}**{colon}{t['ms'](trace.elapsed_ms)}",
     ]
-    _, dense_off = split_notice(result.notice, lang)
+    _, dense_off = split_notice(result, lang)
     if dense_off:
         lines.append(f"<em class='notice'>{escape(dense_off)}</em>")
     if result.query and result.query != result.question:

@@ -23,6 +23,7 @@ from .backends.base import Backend, BackendUnavailable, IndexCorrupt, IndexLocke
 from .chunks import sentence_spans
 from .encoders import Encoder, ModelUnavailable, load_encoder, wanted_engine
 from .library import Change, Library, LibraryError, folder_changes, meta_for, stale_reason
+from .notices import Notice, NoticeCode
 from .passages import coverage, expand, idf_weights, rare_weight, strip_span, trim_overlap
 from .results import ArticleView, DocumentInfo, IndexInfo, Passage, Passages
 from .retrieval import Retrieval
@@ -341,6 +342,13 @@ class Index:
         self._filler.show_progress = progress
         self._filler.run_until_done()
 
+    def _dense_off(self, snap: Snapshot) -> Notice:
+        """Why a hybrid search is served by keywords alone: still filling in, or off (and why)."""
+        filling = self._dense_progress(snap)
+        if filling is not None:
+            return Notice(NoticeCode.DENSE_FILLING, {"percent": filling.percent, "minutes": filling.minutes})
+        return Notice(NoticeCode.DENSE_OFF, {"reason": self._dense_reason(snap)})
+
     def _dense_reason(self, snap: Snapshot) -> str:
         if self._encoder_for(snap) is not None:
             return ""
@@ -439,13 +447,13 @@ class Index:
         if no_lexical and (mode == "lexical" or encoder is None):
             raise LexicalUnavailable(f"关键词检索不可用：{no_lexical}（lexical retrieval is not available on this storage）")
         used = "dense" if no_lexical else mode if encoder is not None else "lexical"
-        notice = ("" if used == mode else f"关键词检索不可用（{no_lexical}），本次仅使用语义检索。" if no_lexical
-                  else f"语义检索未开启（{self._dense_reason(snap)}），本次仅使用关键词检索。")
+        notices: tuple[Notice, ...] = ()
+        if used != mode:
+            notices = (Notice(NoticeCode.LEXICAL_OFF, {"reason": no_lexical}),) if no_lexical else (self._dense_off(snap),)
         self_test = self._self_test(snap)
         if used == "hybrid" and self_test is not None and self_test < fusion.SELF_TEST_MIN:
             used = "lexical"
-            notice = (f"语义模型在本资料库的自检中只为 {100 * self_test:.0f}% 的句子找回其所属文章（读不懂这种语言？），"
-                      "混合检索本次仅使用关键词检索。")
+            notices = (Notice(NoticeCode.SELF_TEST, {"percent": round(100 * self_test)}),)
         wanted = set(sources) if sources else None
         n = max(self.settings.candidates, 4 * k)
         if wanted is not None:
@@ -463,7 +471,7 @@ class Index:
         else:
             ranked = lexical if used == "lexical" else dense
         chosen = self._passages(snap, ranked, k, weights, wanted, lex_rank, dense_rank)
-        return Passages(chosen, mode=used, notice=notice, engine=encoder.label if encoder is not None and used != "lexical" else "",
+        return Passages(chosen, mode=used, notices=notices, engine=encoder.label if encoder is not None and used != "lexical" else "",
                         dense_top=dense[0][1] if dense else None)
 
     def _fuse(self, snap: Snapshot, tokens, weights, lexical, dense) -> list[tuple[int, float]]:

@@ -56,7 +56,6 @@ TEXTS = {
         "maybe_related": "可能相关：",
         "no_overlap": "资料中没有与问题共有的关键词，请换个说法试试。",
         "english_hint": "",
-        "shortened": lambda n: f"问题过长，只使用了前 {n} 个字。",
         "copy": "复制答案",
         "searched": "追问按上文一起检索",
         "open_hint": "点击 [n] 或来源查看整篇原文",
@@ -90,10 +89,8 @@ TEXTS = {
         "no_overlap": "No passage shares a keyword with the question; try other words.",
         "english_hint": "The archive is in Chinese and semantic search is off, so only exact words can match: "
                         "try asking in Chinese, e.g. 智慧岛核心区签约入驻了多少家企业？",
-        "shortened": lambda n: f"The question was too long; only its first {n} characters were used.",
         "copy": "Copy answer",
         "searched": "Follow-up searched with the previous turn",
-        "dense_off_short": "Semantic search is off for this index; only keyword search was used.",
         "open_hint": "click [n] or a source to read the whole article",
         "how_found": "How this was found",
         "passages": lambda n: plural(n, "passage"),
@@ -123,32 +120,10 @@ def texts(lang: str) -> dict:
     return TEXTS.get(lang, TEXTS["zh"])
 
 
-# --- what the core writes in Chinese, rendered in the reader's language ---------------------------------
+# --- engine labels, rendered in the reader's language (notices render themselves: rag/notices.py) ---------
 
-_SHORTENED = re.compile(r"问题过长，只使用了前 (\d+) 个字。")
-_DENSE_OFF = re.compile(r"语义检索未开启（.*?），本次仅使用关键词检索。")
-# While the dense leg is filled in (DenseProgress.text): said in English as DenseProgress.text("en") does.
-_FILLING = re.compile(r"语义检索未开启（语义索引 (\d+)%(?:（约 (\d+) 分钟）)?，完成后开启），本次仅使用关键词检索。")
 # Engine labels (rag/encoders): the Chinese parts of a label and their English
 _ENGINE_WORDS = (("（内置 4-bit 版本）", " (bundled 4-bit copy)"), ("语义检索：", "semantic search: "))
-
-
-def localize_notice(notice: str, lang: str) -> str:
-    """An answer's notice in the question's language (the core writes it in Chinese)."""
-    if lang == "zh" or not notice:
-        return notice
-    t = texts(lang)
-    notice = _SHORTENED.sub(lambda m: t["shortened"](int(m.group(1))) + " ", notice)
-    notice = _FILLING.sub(lambda m: f"Semantic index {m.group(1)}%" + (f" (about {m.group(2)} min)" if m.group(2) else "")
-                          + "; until it is complete only keyword search is used. ", notice)
-    notice = _DENSE_OFF.sub(lambda m: t["dense_off_short"] + " ", notice)
-    return notice.strip()
-
-
-def dense_off_notices(notice: str) -> tuple[str, str]:
-    """(the notice without its "semantic search is off" part, that part)."""
-    dense = " ".join(m.group(0) for m in _DENSE_OFF.finditer(notice or ""))
-    return _DENSE_OFF.sub("", notice or "").strip(), dense
 
 
 def engine_label(label: str, lang: str) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .notices import Notice, render
+
 
 @dataclass(frozen=True)
 class Passage:
@@ -29,20 +31,25 @@ class Passage:
 class Passages(list):
     """A list of `Passage`, best first, that also says how it was retrieved.
 
-    `mode` is the mode actually used; `notice` is non-empty when it differs from the one asked for
+    `mode` is the mode actually used; `notices` say why when it differs from the one asked for
     (for example hybrid served by the lexical leg alone because no dense model could be loaded).
     """
 
-    def __init__(self, items=(), mode: str = "lexical", notice: str = "", engine: str = "", elapsed_ms: float = 0.0,
-                 dense_top: float | None = None):
+    def __init__(self, items=(), mode: str = "lexical", notices: tuple[Notice, ...] = (), engine: str = "",
+                 elapsed_ms: float = 0.0, dense_top: float | None = None):
         super().__init__(items)
         self.mode = mode
-        self.notice = notice
+        self.notices = tuple(notices)
         self.engine = engine  # the dense engine that served this result ("" when the dense leg did not run)
         self.elapsed_ms = elapsed_ms
         # The dense leg's best score (chunk and best-sentence cosine averaged; None when it did not run):
         # with query-term coverage, what decides whether an answer was found.
         self.dense_top = dense_top
+
+    @property
+    def notice(self) -> str:
+        """The notices in Chinese (the CLI's and the archive's language); views render `notices` themselves."""
+        return render(self.notices)
 
 
 @dataclass(frozen=True)
@@ -86,10 +93,17 @@ class DenseProgress:
     fraction: float  # 0..1 of the texts to embed (chunks, then their sentences)
     eta_s: float | None = None  # None until a rate has been measured in this process
 
+    @property
+    def percent(self) -> int:
+        return min(99, int(100 * self.fraction))
+
+    @property
+    def minutes(self) -> int | None:
+        return None if self.eta_s is None else max(1, round(self.eta_s / 60))
+
     def text(self, lang: str = "zh") -> str:
         """语义索引 12%（约 3 分钟） / Semantic index 12% (about 3 min)."""
-        pct = min(99, int(100 * self.fraction))
-        minutes = None if self.eta_s is None else max(1, round(self.eta_s / 60))
+        pct, minutes = self.percent, self.minutes
         if lang == "en":
             return f"Semantic index {pct}%" + (f" (about {minutes} min)" if minutes else "")
         return f"语义索引 {pct}%" + (f"（约 {minutes} 分钟）" if minutes else "")
@@ -144,7 +158,7 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     passages: list[Passage] = field(default_factory=list)
     query: str = ""  # what was actually searched (with a follow-up's context)
-    notice: str = ""
+    notices: tuple[Notice, ...] = ()  # rendered by the view in the reader's language (rag/notices.py)
     terms: list[str] = field(default_factory=list)  # the question's key terms, for highlighting
     mode: str = "lexical"  # the retrieval mode actually used (Passages.mode)
     engine: str = ""  # the dense engine that served it, "" when the dense leg did not run
@@ -152,3 +166,7 @@ class Answer:
     signals: object = None  # its inputs (answerability.Signals), for calibration and the "how found" view
     # article id -> body for the passages' articles, read in the same snapshot as the passages
     bodies: dict[int, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def notice(self) -> str:
+        return render(self.notices)

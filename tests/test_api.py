@@ -443,6 +443,7 @@ def test_a_60k_character_question_gets_a_clean_answer_and_does_not_hold_up_other
     assert r.status_code == 200, r.text[:300]
     body = r.json()
     assert "问题过长，只使用了前 2000 个字" in body["notice"] and len(body["question"]) == 2000
+    assert {"code": "shortened", "params": {"n": 2000}} in body["notices"]  # for programs: a code, not a sentence
     assert "Traceback" not in r.text
 
     import concurrent.futures

@@ -8,9 +8,10 @@ import pytest
 
 from rag.answer import answer
 from rag.chat_view import (
-    Trace, answer_markdown, article_html, build_turn, escape, how_found_markdown, localize_notice, plain_text,
-    split_notice,
+    Trace, answer_markdown, article_html, build_turn, escape, how_found_markdown, plain_text, split_notice,
 )
+from rag.notices import Notice, NoticeCode
+from rag.results import Answer
 from rag.lang import detect_language
 
 QUESTION = "智慧岛核心区签约入驻了多少家企业？"
@@ -105,13 +106,18 @@ def test_article_panel_escapes_archive_text():
 
 
 def test_notices_follow_the_language():
-    notice = "问题过长，只使用了前 2000 个字。 语义检索未开启（未配置语义模型），本次仅使用关键词检索。"
-    shown, dense = split_notice(notice, "zh")
-    assert shown == "问题过长，只使用了前 2000 个字。" and dense.startswith("语义检索未开启")
-    shown, dense = split_notice(notice, "en")
+    result = Answer("问", "", False, notices=(Notice(NoticeCode.SHORTENED, {"n": 2000}),
+                                             Notice(NoticeCode.DENSE_OFF, {"reason": "未配置语义模型"})))
+    shown, dense = split_notice(result, "zh")
+    assert shown == "问题过长，只使用了前 2000 个字。" and dense == "语义检索未开启（未配置语义模型），本次仅使用关键词检索。"
+    assert result.notice == f"{shown} {dense}"  # the Chinese text, as the CLI prints it
+    shown, dense = split_notice(result, "en")
     assert shown == "The question was too long; only its first 2000 characters were used."
     assert dense.startswith("Semantic search is off")
-    assert localize_notice("另一个说明", "en") == "另一个说明"  # unknown notices are kept as they are
+    # every code speaks both languages, and English holds no Chinese
+    for code in NoticeCode:
+        note = Notice(code, {"n": 9, "reason": "原因", "percent": 12, "minutes": 3})
+        assert note.text("zh") and not any("\u4e00" <= ch <= "\u9fff" for ch in note.text("en")), code
 
 
 def test_escape_is_markdown_and_html_inert():

@@ -9,8 +9,8 @@ import pytest
 
 from rag import Settings, build_index, load_index, open_index
 from rag.api_models import InfoOut
-from rag.chat_view import localize_notice
 from rag.index import DenseUnavailable
+from rag.notices import NoticeCode, render
 from rag.results import DenseProgress
 from rag.ui import status_markdown
 
@@ -62,7 +62,8 @@ def test_build_serves_keywords_first_and_the_fill_embeds_what_a_full_build_would
     assert "语义索引 0%，完成前仅使用关键词检索" in status_markdown(index, info)
     dense = InfoOut.of(info, read_only=False).dense
     assert (dense.progress, dense.progress_text, dense.progress_text_en) == (0.0, "语义索引 0%", "Semantic index 0%")
-    assert localize_notice(passages.notice, "en").startswith("Semantic index 0%; until it is complete")
+    assert [n.code for n in passages.notices] == [NoticeCode.DENSE_FILLING]
+    assert render(passages.notices, "en").startswith("Semantic index 0%; until it is complete")
     index.close()
 
     settings = Settings(docs_dir=SEEDS, index_dir=folder, model=minilm_path)
