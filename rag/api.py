@@ -18,7 +18,6 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.routing import APIRoute
-from starlette.exceptions import HTTPException
 
 from . import __version__
 from .answer import answer
@@ -26,10 +25,11 @@ from .api_models import (
     MAX_K, AskIn, AskOut, ArticleOut, ArticlesOut, ChangeOut, ChangesOut, CitationOut, DocumentOut, DocumentsOut,
     DocumentStatusOut, ErrorOut, HealthOut, InfoOut, Mode, NoticeOut, PassageOut, RetrieveOut, UploadStateOut,
 )
-from .auth import Accounts, Unauthorized
+from .auth import Accounts
+from .errors import ApiError, RagError, Unauthorized, describe
+from .index import Index
 from .lang import detect_language, engine_label, not_found
-from .index import BackendUnavailable, DenseUnavailable, Index, IndexCorrupt, IndexLocked, LexicalUnavailable
-from .library import Change, LibraryError
+from .library import Change
 from .notices import render
 from .settings import Settings
 from .uploads import UploadLog, library_name
@@ -41,50 +41,19 @@ UPLOAD_CHUNK = 1 << 20
 DOCS_ASSETS = "/api/docs/static"
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, field: str | None = None, headers: dict | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.field, self.headers = status, code, message, field, headers
-
-
 def error_response(status: int, code: str, message: str, field: str | None = None, headers=None) -> JSONResponse:
     body = {"error": {"code": code, "message": message, **({"field": field} if field else {})}}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _translate(exc: Exception) -> JSONResponse:
-    """Known failures -> clear 4xx/5xx JSON; anything else is logged and answered with a plain 500."""
-    if isinstance(exc, ApiError):
-        return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
-    if isinstance(exc, Unauthorized):
-        return error_response(
-            401, "unauthorized",
-            "需要登录：请使用与界面相同的用户名和密码进行 HTTP Basic 认证，或先在界面登录（authentication required）",
-            headers={"WWW-Authenticate": 'Basic realm="rag", charset="UTF-8"'},
-        )
-    if isinstance(exc, RequestValidationError):
+    """Any failure -> its JSON error (rag.errors.describe); an unexpected one is logged and answered with a plain 500."""
+    if isinstance(exc, RequestValidationError):  # pydantic's reasons, worded per parameter
         return _validation(exc)
-    if isinstance(exc, DenseUnavailable):
-        return error_response(400, "dense_unavailable", str(exc), "mode")
-    if isinstance(exc, LexicalUnavailable):
-        return error_response(400, "lexical_unavailable", str(exc), "mode")
-    if isinstance(exc, BackendUnavailable):
-        return error_response(503, "storage_unavailable", f"存储服务暂时无法连接，请稍后重试（storage unavailable）：{exc}",
-                              headers={"Retry-After": "10"})
-    if isinstance(exc, IndexLocked):
-        return error_response(503, "index_busy", f"资料库正在由其他进程更新，请稍后重试（index is busy）：{exc}",
-                              headers={"Retry-After": "5"})
-    if isinstance(exc, IndexCorrupt):
-        return error_response(503, "index_unavailable", f"索引暂不可用，正在修复（index unavailable）：{exc}",
-                              headers={"Retry-After": "30"})
-    if isinstance(exc, HTTPException) and 400 <= exc.status_code < 500:  # e.g. a malformed multipart body
-        return error_response(exc.status_code, "bad_request", f"请求无效（bad request）：{exc.detail}")
-    if isinstance(exc, LibraryError):
-        return error_response(400, "library_error", str(exc))
-    if isinstance(exc, ValueError):
-        return error_response(400, "bad_request", str(exc))
-    log.exception("API 内部错误")
-    return error_response(500, "internal_error", "服务器内部错误，已记录（internal server error; it was logged）")
+    failure = describe(exc)
+    if failure.status >= 500 and not failure.known:
+        log.exception("API 内部错误", exc_info=exc)
+    return error_response(failure.status, failure.code, failure.message, failure.field, failure.headers)
 
 
 _FIELD_MESSAGES = {
@@ -258,7 +227,7 @@ def build_api(index: Index, settings: Settings, accounts: Accounts, uploads: Upl
             with uploads.working([n for n, _ in todo]):
                 try:
                     changes = index.add(todo)  # one commit; each file has its own outcome
-                except (IndexLocked, IndexCorrupt, BackendUnavailable, LibraryError):
+                except RagError:  # the library's refusals, a busy or broken index: the whole request's error
                     raise
                 except Exception:
                     log.exception("上传失败：%s", [n for n, _ in todo])

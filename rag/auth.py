@@ -12,9 +12,7 @@ import secrets
 
 from fastapi import Request
 
-
-class Unauthorized(Exception):
-    """No valid credentials; the API answers 401 with a Basic challenge."""
+from .errors import Unauthorized  # raised here, defined with the others
 
 
 def parse_auth(value: str | None) -> list[tuple[str, str]] | None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 from .auth import Accounts
+from .errors import BodyTooLarge, Unauthorized, describe
 from .settings import Settings
 
 API = "/api/"
@@ -35,10 +36,6 @@ MULTIPART_SLACK = 1 << 20  # part headers and boundaries around the files
 MAX_JSON_DEPTH = 64  # this app's deepest request (a Gradio event with a table) nests under 10
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
 _JSON_BRACKET = re.compile(rb"[\[\]{}]")
-
-
-class BodyTooLarge(Exception):
-    """The request body went past its cap while being read."""
 
 
 def json_depth(body: bytes) -> int:
@@ -124,6 +121,12 @@ class UploadLedger:
             self._owners.pop(str(path), None)
 
 
+def _refusal(exc: Exception) -> tuple[int, list, bytes]:
+    """An error the gate raises itself, answered as the API would (rag.errors.describe)."""
+    failure = describe(exc)
+    return _json_error(failure.status, failure.code, failure.message, failure.headers)
+
+
 def _json_error(status: int, code: str, message: str, headers: dict | None = None) -> tuple[int, list, bytes]:
     body = json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False).encode("utf-8")
     raw = [(b"content-type", b"application/json; charset=utf-8"), (b"content-length", str(len(body)).encode())]
@@ -186,10 +189,7 @@ class Gate:
             self.throttle.succeeded(client)
         guarded = (path.startswith(API) and path != HEALTH) or (method == "POST" and path.rstrip("/") == "/gradio_api/upload")
         if self.accounts.enabled and guarded and user is None:
-            return await refuse(_json_error(
-                401, "unauthorized",
-                "需要登录：请使用与界面相同的用户名和密码进行 HTTP Basic 认证，或先在界面登录（authentication required）",
-                {"WWW-Authenticate": 'Basic realm="rag", charset="UTF-8"'}))
+            return await refuse(_refusal(Unauthorized()))
 
         # --- how much: the body's cap, by Content-Length now or by counting as it is read --------------
         cap = self.cap(path, method)
@@ -271,7 +271,7 @@ class Gate:
         else:
             text = (f"上传过大：一次最多 {self.uploads} 个文件、每个不超过 {self.upload_mb} MB"
                     f"（upload too large: at most {self.uploads} files of {self.upload_mb} MB）")
-        return _json_error(413, "too_large", text)
+        return _refusal(BodyTooLarge(text))
 
     def _record(self, body: bytes, user: str) -> None:
         try:

@@ -22,6 +22,7 @@ from .backends import open_backend
 from .backends.base import Backend, BackendUnavailable, IndexCorrupt, IndexLocked, Snapshot
 from .chunks import sentence_spans
 from .encoders import Encoder, ModelUnavailable, load_encoder, wanted_engine
+from .errors import DenseUnavailable, LexicalUnavailable
 from .library import Change, Library, LibraryError, folder_changes, meta_for, stale_reason
 from .notices import Notice, NoticeCode
 from .passages import coverage, expand, idf_weights, rare_weight, strip_span, trim_overlap
@@ -44,14 +45,6 @@ FUSIONS = ("score", "rrf")
 QUERY_VECTORS = 8
 # Sentences of the top passages without stored vectors that one search may embed (they cost ~30 ms each).
 MAX_EMBEDDED_SENTENCES = 12
-
-
-class DenseUnavailable(RuntimeError):
-    """Dense mode was asked for but no dense model serves this index."""
-
-
-class LexicalUnavailable(RuntimeError):
-    """Lexical mode was asked for but the storage cannot run BM25 (a Milvus server before 2.4)."""
 
 
 class _DenseMeta(BaseModel):

@@ -77,7 +77,6 @@ TEXTS = {
         "also_in": "同见于",
         "error": "抱歉，检索时出现了问题，请稍后再试。（错误已记录）",
         "empty": "请输入您的问题，例如：智慧岛核心区签约入驻了多少家企业？",
-        "busy": "资料库正在更新，请稍后再试。",
         "untitled": "（无标题）",
     },
     "en": {
@@ -110,7 +109,6 @@ TEXTS = {
         "also_in": "Also in",
         "error": "Sorry, something went wrong while searching; please try again. (The error was logged.)",
         "empty": "Please type a question, e.g. How many enterprises signed up in the Smart Island core area?",
-        "busy": "The library is being updated; please try again in a moment.",
         "untitled": "(untitled)",
     },
 }
@@ -187,7 +185,7 @@ PAGE_TEXTS = {
         "pick_files": "请先选择要上传的文件。", "too_many": "一次最多上传 {} 个文件",
         "not_received": "不是通过本页上传的文件，已拒绝",
         "too_large": "文件过大（{size:.1f} MB，上限 {limit} MB）", "unreadable": "无法读取上传的文件：{}",
-        "busy": "资料库正由其他进程更新，请稍后再试（{}）", "failed": "处理时出错（已记录）",
+        "failed": "处理时出错（已记录）",
         "pick_delete": "请先选择要删除的文档。", "gone": "资料库中已经没有 **{}**（可能刚被删除），请重新选择。",
         "not_uploaded": "**{}** 来自文档目录：从该目录删除文件即可，资料库会随之更新。",
         "confirm": "确定从资料库删除 **{}** 吗？删除后它的文章不再出现在回答中。", "no_change": "没有改动",
@@ -207,7 +205,6 @@ PAGE_TEXTS = {
         "pick_files": "Choose the files to upload first.", "too_many": "At most {} files per upload",
         "not_received": "Refused: not a file uploaded through this page",
         "too_large": "Too large ({size:.1f} MB; the limit is {limit} MB)", "unreadable": "The uploaded file cannot be read: {}",
-        "busy": "Another process is updating the library; please try again shortly ({})",
         "failed": "Processing failed (logged)",
         "pick_delete": "Choose the document to delete first.",
         "gone": "**{}** is no longer in the library (it was probably just deleted); choose again.",

@@ -31,6 +31,7 @@ from .backends.base import Prepared, Writer
 from .chunks import chunk_article, sentence_spans
 from .encoders import Encoder
 from .encoders.cache import EmbeddingCache
+from .errors import LibraryError  # raised here, defined with the others
 from .ingest import MAX_FILE_BYTES, SUFFIXES, Document, Unreadable, detect, read_bytes, read_file, scan_folder
 from .results import DocumentInfo
 from .settings import Settings
@@ -51,10 +52,6 @@ MAX_NAME_BYTES = 200
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-class LibraryError(ValueError):
-    """A library operation that cannot be done as asked; the message says why, Chinese first."""
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,10 @@ from .chat_view import (  # noqa: E402,F401  (escape/highlight are part of this 
     how_found_markdown, how_found_title,
 )
 from .guard import UploadLedger  # noqa: E402
-from .index import MAX_QUERY_CHARS, BackendUnavailable, Index, IndexCorrupt, IndexLocked, LexicalUnavailable  # noqa: E402
+from .errors import describe  # noqa: E402
+from .index import MAX_QUERY_CHARS, Index  # noqa: E402
 from . import progress  # noqa: E402
 from .lang import PAGE, detect_language, engine_label, page_language, page_texts, texts  # noqa: E402
-from .library import LibraryError  # noqa: E402
 from .library_view import (  # noqa: E402
     CHANGE_HEADERS, CHANGE_HEADERS_BY, DOC_HEADERS, HEADERS, ORIGIN_COLUMN, UPLOADED, change_row, document_rows,
     preview_html, shared_articles, status_row, summary_markdown,
@@ -194,6 +194,17 @@ def _new_session() -> dict:
     return {"messages": [], "questions": [], "turns": {}, "count": 0}
 
 
+def failure_text(exc: Exception, lang: str, fallback: str, context: str, *args) -> str:
+    """What the page says about a failure (rag.errors.describe, in `lang`); an unexpected one is logged and
+    answered with `fallback`."""
+    failure = describe(exc, lang)
+    if not failure.known:
+        log.exception(context, *args, exc_info=exc)
+        return fallback
+    log.warning(context + "（%s）", *args, exc)
+    return failure.message
+
+
 class ChatHandlers:
     """The chat tab's event handlers over one index; the session state holds everything per user."""
 
@@ -224,15 +235,9 @@ class ChatHandlers:
         started = time.perf_counter()
         try:
             result = answer(self.index, text, k=int(k or 5), history=history, mode=mode, sources=sources or None)
-        except (IndexLocked, IndexCorrupt, BackendUnavailable, LexicalUnavailable) as exc:
-            log.error("索引暂不可用：%s", exc)
-            reply = str(exc) if isinstance(exc, LexicalUnavailable) else t["busy"]  # the reason says which mode works
-            messages.append({"role": "assistant", "content": reply})
-            yield messages, {**session, "messages": messages}, gr.Textbox(interactive=True)
-            return
-        except Exception:
-            log.exception("检索失败：%r", text[:200])
-            messages.append({"role": "assistant", "content": t["error"]})
+        except Exception as exc:  # noqa: BLE001 - said in the question's language, logged when unexpected
+            reply = failure_text(exc, lang, t["error"], "检索失败：%r", text[:200])
+            messages.append({"role": "assistant", "content": escape(reply)})
             yield messages, {**session, "messages": messages}, gr.Textbox(interactive=True)
             return
         elapsed = (time.perf_counter() - started) * 1000
@@ -428,13 +433,8 @@ class LibraryHandlers:
             with self.uploads.working([name]):
                 changes = self.index.add([(name, data)])
             self.uploads.finished(changes)
-        except IndexLocked as exc:
-            return "refused", status_row(name, "refused", w["busy"].format(exc), lang)
-        except (LibraryError, IndexCorrupt) as exc:
-            return "refused", status_row(name, "refused", str(exc), lang)
-        except Exception:
-            log.exception("上传失败：%s", name)
-            return "refused", status_row(name, "refused", w["failed"], lang)
+        except Exception as exc:  # noqa: BLE001 - this file is refused with the reason
+            return "refused", status_row(name, "refused", failure_text(exc, lang, w["failed"], "上传失败：%s", name), lang)
         if not changes:
             return "unchanged", status_row(name, "unchanged", "", lang)
         return changes[0].status, change_row(changes[0], lang)
@@ -476,10 +476,8 @@ class LibraryHandlers:
             changes = self.index.remove(name)
             message = "；".join(f"{escape(c.source)}：{escape(c.message)}" for c in changes) or w["no_change"]
             self.on_change()
-        except IndexLocked as exc:
-            message = w["busy"].format(escape(str(exc)))
-        except LibraryError as exc:
-            message = w["cannot_delete"].format(escape(str(exc)))
+        except Exception as exc:  # noqa: BLE001 - the status line says why
+            message = w["cannot_delete"].format(escape(failure_text(exc, lang, w["failed"], "删除失败：%s", name)))
         return gr.Row(visible=False), message, *self.tables(lang)
 
     def preview(self, name, request: gr.Request = None):

@@ -18,22 +18,8 @@ import numpy as np
 
 from ..articles import Article
 from ..chunks import Chunk
+from ..errors import BackendUnavailable, IndexCorrupt, IndexLocked  # noqa: F401 - defined with the others
 from ..results import ArticleView, DocumentInfo
-
-
-class IndexCorrupt(RuntimeError):
-    """The index is missing, partial or damaged; the message says what and what to do."""
-
-
-class IndexLocked(RuntimeError):
-    """Another process is writing the index."""
-
-
-class BackendUnavailable(RuntimeError):
-    """The storage server cannot be reached or refuses us (down, wrong token, locked by another process).
-
-    Unlike IndexCorrupt this never triggers a rebuild: nothing is wrong with the index itself.
-    """
 
 
 class VectorPhase(str, Enum):

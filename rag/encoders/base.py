@@ -11,9 +11,7 @@ import threading
 
 import numpy as np
 
-
-class ModelUnavailable(RuntimeError):
-    """No dense model can be loaded; the message says why, Chinese first."""
+from ..errors import ModelUnavailable  # noqa: F401 - defined with the others
 
 
 class Encoder(abc.ABC):

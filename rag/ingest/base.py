@@ -11,11 +11,9 @@ import abc
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
+from ..errors import Unreadable  # noqa: F401 - raised by every reader, defined with the others
+
 PAGE_BREAK = "\f"
-
-
-class Unreadable(ValueError):
-    """A file that cannot be read; the message is the reason, Chinese first."""
 
 
 @dataclass(frozen=True)
