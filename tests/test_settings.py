@@ -162,3 +162,12 @@ def test_both_backends_receive_the_same_settings(tmp_path, clean_env):
     assert milvus.settings.ann == settings.ann and milvus.settings.milvus is settings.milvus
     same = settings.with_(backend="milvus://127.0.0.1:1")
     assert open_backend(same).settings is same
+
+
+def test_the_cli_and_the_app_name_a_bad_variable_and_exit_2(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+    env.update(RAG_ANN_NPROBE="sixteen", PYTHONPATH=str(ROOT))
+    for cmd in ([sys.executable, "-m", "rag", "info"], [sys.executable, str(ROOT / "app.py")]):
+        out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2, out.stderr
+        assert "RAG_ANN_NPROBE='sixteen'" in out.stderr and "Traceback" not in out.stderr

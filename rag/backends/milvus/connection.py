@@ -31,7 +31,6 @@ from ..base import BackendUnavailable, IndexCorrupt
 log = logging.getLogger(__name__)
 
 TOKEN_ENV = "RAG_MILVUS_TOKEN"
-TIMEOUT_ENV = "RAG_MILVUS_TIMEOUT"
 LEXICAL_CHOICES = ("auto", "sparse", "tokens", "jieba")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
 
