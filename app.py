@@ -44,8 +44,12 @@ def main(argv=None) -> int:
     from rag.index import open_index
     from rag.settings import Settings
 
-    settings = Settings().with_(docs_dir=args.docs, index_dir=args.index, model=args.model, read_only=args.read_only,
-                                watch_seconds=args.watch_seconds)
+    try:  # a bad RAG_* value is named here, before anything is opened
+        settings = Settings().with_(docs_dir=args.docs, index_dir=args.index, model=args.model,
+                                    read_only=args.read_only, watch_seconds=args.watch_seconds)
+    except ValueError as exc:
+        print(f"错误：{exc}", file=sys.stderr)
+        return 2
     index = open_index(settings, background_dense=True)  # keywords at once; semantic search joins when embedded
     print(index.info().summary(), file=sys.stderr)
 

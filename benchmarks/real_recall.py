@@ -37,6 +37,7 @@ def main(argv=None) -> int:
 
     from rag.articles import split_articles
     from rag.backends.local.vectors import VectorIndex
+    from rag.settings import AnnSettings
     from rag.chunks import chunk_article
     from rag.encoders import load_encoder
     from rag.encoders.cache import EmbeddingCache
@@ -65,7 +66,7 @@ def main(argv=None) -> int:
     exact = faiss.IndexFlatIP(vectors.shape[1])
     exact.add(vectors)
     _, truth = exact.search(queries, 10)
-    ivf = VectorIndex.build(vectors, threshold=0).index  # the IVF a large segment gets, forced at this size
+    ivf = VectorIndex.build(vectors, AnnSettings(threshold=0)).index  # the IVF a large segment gets, forced at this size
     out = {"vectors": len(vectors), "queries": len(qs), "model": encoder.label, "embedded_now": embedded,
            "embed_s": round(embed_s, 1), "nlist": int(ivf.nlist), "recall_at_10": {}}
     for nprobe in sorted({p for p in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512) if p < ivf.nlist} | {int(ivf.nlist)}):

@@ -104,12 +104,12 @@ def cmd_recall(args) -> dict:
     """IVF recall@10 against exact search over the very same stored vectors."""
     import faiss
 
-    from rag.backends.local.vectors import NPROBE
+    from rag.settings import AnnSettings
 
     ivf = faiss.read_index(str(Path(args.index_folder) / "vectors.faiss"))
     if not hasattr(ivf, "nprobe"):
         return {"index": "exact (flat)", "recall_at_10": 1.0}
-    ivf.nprobe = NPROBE
+    ivf.nprobe = AnnSettings().nprobe  # what the app probes (RAG_ANN_NPROBE)
     ivf.make_direct_map()
     vectors = ivf.reconstruct_n(0, ivf.ntotal)
     exact = faiss.IndexFlatIP(vectors.shape[1])

@@ -32,7 +32,7 @@ from .chunks import chunk_article, sentence_spans
 from .encoders import Encoder
 from .encoders.cache import EmbeddingCache
 from .errors import LibraryError  # raised here, defined with the others
-from .ingest import MAX_FILE_BYTES, SUFFIXES, Document, Unreadable, detect, read_bytes, read_file, scan_folder
+from .ingest import SUFFIXES, Document, Unreadable, detect, read_bytes, read_file, scan_folder
 from .results import DocumentInfo
 from .settings import Settings
 
@@ -403,10 +403,10 @@ class Library:
 
     def _folder_item(self, path: Path, rel: str, size: int, mtime_ns: int) -> tuple[Document | None, DocumentInfo]:
         try:
-            if path.suffix.lower() in (".html", ".htm") and 0 < size <= MAX_FILE_BYTES:
+            if path.suffix.lower() in (".html", ".htm") and 0 < size <= self.settings.ingest.max_file_bytes:
                 check_size(path.read_bytes(), rel, self.settings)
             with progress.counting(progress.Stage.OCR) as ocr_pages:
-                doc = read_file(path, rel)
+                doc = read_file(path, rel, self.settings.ingest)
             check_limits(doc, self.settings)
         except Exception as exc:  # Unreadable, or any other reader failure: skipped, never the whole sync
             reason = str(exc) if isinstance(exc, Unreadable) else _failed(rel, exc)
@@ -476,7 +476,7 @@ class Library:
                 continue
             try:
                 with progress.counting(progress.Stage.OCR) as ocr_pages:
-                    doc = read_file(path, source)
+                    doc = read_file(path, source, self.settings.ingest)
                 check_limits(doc, self.settings)
             except Exception as exc:
                 log.warning("跳过已存储的 %s：%s", source, str(exc) if isinstance(exc, Unreadable) else _failed(source, exc))
@@ -535,7 +535,7 @@ class Library:
                 check_size(data, up.source, self.settings)
                 progress.begin(progress.Stage.READ)
                 with progress.counting(progress.Stage.OCR) as ocr_pages:
-                    doc = read_bytes(data, up.source)
+                    doc = read_bytes(data, up.source, self.settings.ingest)
                 check_limits(doc, self.settings)
             except Exception as exc:  # Unreadable, or any other reader failure: this file only
                 reason = str(exc) if isinstance(exc, Unreadable) else _failed(up.source, exc)

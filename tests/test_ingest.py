@@ -210,7 +210,7 @@ def test_corrupt_docx():
     ],
 )
 def test_bad_files_raise_unreadable_with_a_chinese_reason(data, name, reason, monkeypatch):
-    monkeypatch.setattr(ocr, "available", lambda: True)  # the reason must not depend on OCR being installed
+    monkeypatch.setattr(ocr, "available", lambda limits=None: True)  # the reason must not depend on OCR being installed
     with pytest.raises(Unreadable) as info:
         read_bytes(data, name)
     assert reason in str(info.value)

@@ -309,14 +309,13 @@ def _names_api(c: httpx.Client) -> list[str]:
 
 
 def test_pages_to_ocr_are_limited_before_any_ocr(tmp_path, monkeypatch):
-    from rag.ingest import ocr, read_bytes
+    from rag.ingest import IngestLimits, ocr, read_bytes
     from rag.ingest.base import Unreadable
 
     if not ocr.available():
         pytest.skip("OCR extra not installed")
     from PIL import Image
 
-    monkeypatch.setattr(ocr, "MAX_PAGES", 2)
     monkeypatch.setattr(ocr, "engine", lambda: pytest.fail("OCR ran although the file is over the limit"))
     frames = [Image.new("L", (200, 200), 255) for _ in range(3)]
     tiff, pdf = tmp_path / "scan.tif", tmp_path / "scan.pdf"
@@ -324,7 +323,11 @@ def test_pages_to_ocr_are_limited_before_any_ocr(tmp_path, monkeypatch):
     frames[0].convert("RGB").save(pdf, save_all=True, append_images=[f.convert("RGB") for f in frames[1:]])
     for path in (tiff, pdf):
         with pytest.raises(Unreadable, match="OCR 的页数过多（3 页，上限 2 页"):
+            read_bytes(path.read_bytes(), path.name, IngestLimits(max_ocr_pages=2))
+        monkeypatch.setenv("RAG_MAX_OCR_PAGES", "2")  # the same limit from the environment, read at the call
+        with pytest.raises(Unreadable, match="OCR 的页数过多（3 页，上限 2 页"):
             read_bytes(path.read_bytes(), path.name)
+        monkeypatch.delenv("RAG_MAX_OCR_PAGES")
 
 
 def _hold_reading(monkeypatch, source: str) -> tuple[threading.Event, threading.Event]:

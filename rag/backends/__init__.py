@@ -16,12 +16,13 @@ __all__ = ["Backend", "BackendUnavailable", "IndexCorrupt", "IndexLocked", "Prep
 
 
 def open_backend(settings: Settings, progress: bool = False) -> Backend:
+    """The backend `settings.backend` names; local and Milvus alike are handed this same `settings`."""
     uri = settings.backend.strip()
     if uri in ("", "local"):
         from .local import LocalBackend
 
         return LocalBackend(Path(settings.index_dir), settings.lexical_weights(), settings.chunk_hard_max,
-                            settings.workers, progress)
+                            settings.workers, progress, settings)
     if uri.split(":", 1)[0] in ("milvus", "milvus+http", "milvus+https"):
         from .milvus import MilvusBackend
 

@@ -11,6 +11,7 @@ import logging
 import os
 from pathlib import Path
 
+from ..settings import IngestLimits
 from .base import PAGE_BREAK, Document, Pages, Reader, Unreadable
 from .docx import DocxReader
 from .html import HtmlReader
@@ -20,15 +21,13 @@ from .text import MarkdownReader, TextReader, decode
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PAGE_BREAK", "Document", "Pages", "Reader", "Unreadable", "READERS", "SUFFIXES", "detect", "read_bytes",
+__all__ = ["PAGE_BREAK", "Document", "IngestLimits", "Pages", "Reader", "Unreadable", "READERS", "SUFFIXES", "detect", "read_bytes",
            "read_file", "scan_folder", "read_documents", "decode"]
 
 # Binary formats by their signatures first; HTML before plain text, which would accept it too.
 READERS: list[Reader] = [PdfReader(), DocxReader(), ImageReader(), HtmlReader(), MarkdownReader(), TextReader()]
 SUFFIXES: tuple[str, ...] = tuple(dict.fromkeys(s for r in READERS for s in r.suffixes))
-# Larger files are refused before they are read: no newspaper page needs more.
 _OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # the container of .doc/.xls/.ppt
-MAX_FILE_BYTES = int(os.environ.get("RAG_MAX_FILE_MB", "200")) * 2**20
 
 
 def detect(head: bytes, name: str = "") -> Reader | None:
@@ -39,12 +38,20 @@ def detect(head: bytes, name: str = "") -> Reader | None:
     return None
 
 
-def read_bytes(data: bytes, source: str) -> Document:
-    """One file's bytes -> Document; raises Unreadable with the reason."""
+def _too_large(size: int, limits: IngestLimits) -> None:
+    """Larger files are refused before they are read: no newspaper page needs more."""
+    if size > limits.max_file_bytes:
+        raise Unreadable(f"文件过大（{size / 2**20:.0f} MB，上限 {limits.max_file_mb} MB）")
+
+
+def read_bytes(data: bytes, source: str, limits: IngestLimits | None = None) -> Document:
+    """One file's bytes -> Document; raises Unreadable with the reason.
+
+    `limits`: the caller's `Settings.ingest`; by default the limits the environment sets now."""
+    limits = limits or IngestLimits()
     if not data:
         raise Unreadable("文件为空（0 字节）")
-    if len(data) > MAX_FILE_BYTES:
-        raise Unreadable(f"文件过大（{len(data) / 2**20:.0f} MB，上限 {MAX_FILE_BYTES // 2**20} MB）")
+    _too_large(len(data), limits)
     reader = detect(data, source)
     suffix = Path(source).suffix.lower()
     claimed = next((r for r in READERS if suffix in r.suffixes), None)
@@ -57,7 +64,7 @@ def read_bytes(data: bytes, source: str) -> Document:
     if claimed is not None and claimed.binary and not reader.binary:
         raise Unreadable(f"扩展名是 {suffix}，内容却是文本或网页（可能是下载出错时保存的页面），已跳过")
     try:
-        read = reader.read(data, source)
+        read = reader.read(data, source, limits)
     except Unreadable:
         raise
     except Exception as exc:  # any other failure of a reader (a missing module, a parser bug) is this file's only
@@ -69,16 +76,15 @@ def read_bytes(data: bytes, source: str) -> Document:
     return Document(source, read.text, hashlib.sha256(data).hexdigest(), read.kind or reader.kind, read.count, read.printed)
 
 
-def read_file(path: Path, source: str | None = None) -> Document:
+def read_file(path: Path, source: str | None = None, limits: IngestLimits | None = None) -> Document:
     path = Path(path)
+    limits = limits or IngestLimits()
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise Unreadable(f"文件过大（{size / 2**20:.0f} MB，上限 {MAX_FILE_BYTES // 2**20} MB）")
+        _too_large(path.stat().st_size, limits)
         data = path.read_bytes()
     except OSError as exc:
         raise Unreadable(f"无法读取文件：{exc.strerror or exc}") from exc
-    return read_bytes(data, source or path.name)
+    return read_bytes(data, source or path.name, limits)
 
 
 def scan_folder(docs_dir: Path) -> list[tuple[Path, str]]:
@@ -117,12 +123,13 @@ def scan_folder(docs_dir: Path) -> list[tuple[Path, str]]:
     return sorted(out, key=lambda item: item[1])
 
 
-def read_documents(docs_dir: Path) -> list[Document]:
+def read_documents(docs_dir: Path, limits: IngestLimits | None = None) -> list[Document]:
     """Every readable document in the folder; an unreadable file is skipped with a warning naming it."""
+    limits = limits or IngestLimits()
     documents = []
     for path, rel in scan_folder(docs_dir):
         try:
-            documents.append(read_file(path, rel))
+            documents.append(read_file(path, rel, limits))
         except Unreadable as exc:
             log.warning("跳过 %s：%s", rel, exc)
     return documents

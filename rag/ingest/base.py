@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import ClassVar, NamedTuple
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
+
+if TYPE_CHECKING:
+    from ..settings import IngestLimits
 
 from ..errors import Unreadable  # noqa: F401 - raised by every reader, defined with the others
 
@@ -52,6 +55,7 @@ class Reader(abc.ABC):
         """True when the first bytes of a file (up to 8 KiB) are this format. `suffix` only breaks ties."""
 
     @abc.abstractmethod
-    def read(self, data: bytes, name: str) -> tuple[str, int]:
+    def read(self, data: bytes, name: str, limits: IngestLimits | None = None) -> tuple[str, int]:
         """(text with pages separated by PAGE_BREAK, number of pages), or `Pages` when the reader also
-        finds the numbers printed on the pages; raises Unreadable with the reason."""
+        finds the numbers printed on the pages; raises Unreadable with the reason. `limits` are the
+        caller's (`Settings.ingest`): pages, sizes, pixels, and whether OCR may run."""

@@ -10,12 +10,12 @@ break becomes a page break.
 from __future__ import annotations
 
 import io
-import os
 import zipfile
 
+from ..settings import IngestLimits
 from .base import PAGE_BREAK, Reader, Unreadable
 
-MAX_INFLATED = int(os.environ.get("RAG_MAX_DOCX_MB", "200")) * 2**20  # all entries together
+# All entries together may inflate to IngestLimits.max_docx_mb (RAG_MAX_DOCX_MB, 200).
 MAX_RATIO = 200  # deflate reaches ~1000x only on degenerate data; real XML stays under ~50x
 MAX_ENTRIES = 10_000
 
@@ -23,8 +23,11 @@ W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
 
 
-def check_zip(data: bytes) -> zipfile.ZipFile:
-    """The zip, once its directory shows it cannot inflate to more than we accept."""
+def check_zip(data: bytes, max_inflated: int | None = None) -> zipfile.ZipFile:
+    """The zip, once its directory shows it cannot inflate to more than we accept (`max_inflated`
+    bytes, all entries together; by default IngestLimits().max_docx_bytes)."""
+    if max_inflated is None:
+        max_inflated = IngestLimits().max_docx_bytes
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
@@ -40,8 +43,8 @@ def check_zip(data: bytes) -> zipfile.ZipFile:
                 f"Word 文档中的 {entry.filename} 压缩比异常（{entry.file_size // max(entry.compress_size, 1)} 倍），"
                 "疑似压缩炸弹，已跳过"
             )
-    if total > MAX_INFLATED:
-        raise Unreadable(f"Word 文档解压后过大（{total / 2**20:.0f} MB，上限 {MAX_INFLATED // 2**20} MB），疑似压缩炸弹，已跳过")
+    if total > max_inflated:
+        raise Unreadable(f"Word 文档解压后过大（{total / 2**20:.0f} MB，上限 {max_inflated // 2**20} MB），疑似压缩炸弹，已跳过")
     return archive
 
 
@@ -82,11 +85,11 @@ class DocxReader(Reader):
     def sniff(self, head: bytes, suffix: str) -> bool:
         return head.startswith(b"PK\x03\x04") and (b"word/" in head or suffix == ".docx")
 
-    def read(self, data: bytes, name: str) -> tuple[str, int]:
+    def read(self, data: bytes, name: str, limits: IngestLimits | None = None) -> tuple[str, int]:
         from docx import Document as open_docx
         from docx.opc.exceptions import PackageNotFoundError
 
-        check_zip(data)
+        check_zip(data, (limits or IngestLimits()).max_docx_bytes)
         try:
             document = open_docx(io.BytesIO(data))
             headings = {

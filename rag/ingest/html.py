@@ -44,7 +44,7 @@ class HtmlReader(Reader):
                 head = head[len(bom):]
         return bool(_HTML_START.match(head)) or (suffix in self.suffixes and head.lstrip().startswith(b"<"))
 
-    def read(self, data: bytes, name: str) -> tuple[str, int]:
+    def read(self, data: bytes, name: str, limits=None) -> tuple[str, int]:
         import trafilatura
 
         try:

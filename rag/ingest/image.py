@@ -7,12 +7,12 @@ declare a huge image (a decompression bomb). Multi-page TIFFs become pages.
 from __future__ import annotations
 
 import io
-import os
 
+from ..settings import IngestLimits
 from .base import PAGE_BREAK, Pages, Reader, Unreadable
 
-# Pixels accepted: an A3 page scanned at 600 dpi is about 70 million.
-MAX_PIXELS = int(os.environ.get("RAG_MAX_IMAGE_PIXELS", str(120_000_000)))
+# Pixels accepted: IngestLimits.max_image_pixels (RAG_MAX_IMAGE_PIXELS, 120 million; an A3 page scanned
+# at 600 dpi is about 70 million).
 # OCR needs no more than this: larger images are scaled down first.
 OCR_PIXELS = 16_000_000
 MAX_FRAMES = 200
@@ -28,25 +28,26 @@ class ImageReader(Reader):
     def sniff(self, head: bytes, suffix: str) -> bool:
         return head.startswith(_SIGNATURES)
 
-    def read(self, data: bytes, name: str) -> Pages:
+    def read(self, data: bytes, name: str, limits: IngestLimits | None = None) -> Pages:
         from PIL import Image
 
         from . import ocr
 
-        if not ocr.available():
+        limits = limits or IngestLimits()
+        if not ocr.available(limits):
             raise Unreadable(f"图片中的文字需要 OCR 才能读取：{ocr.INSTALL_HINT}")
         try:
             with Image.open(io.BytesIO(data)) as image:  # reads the header only
                 width, height = image.size
-                if width * height > MAX_PIXELS:
+                if width * height > limits.max_image_pixels:
                     raise Unreadable(
-                        f"图片过大（{width}×{height} 像素，上限 {MAX_PIXELS // 1_000_000} 百万像素），"
+                        f"图片过大（{width}×{height} 像素，上限 {limits.max_image_pixels // 1_000_000} 百万像素），"
                         "可能是解压炸弹，已跳过"
                     )
                 frames = getattr(image, "n_frames", 1)
                 if frames > MAX_FRAMES:
                     raise Unreadable(f"图片页数过多（{frames} 页，上限 {MAX_FRAMES} 页）")
-                ocr.check_pages(frames)
+                ocr.check_pages(frames, limits.max_ocr_pages)
                 pages, printed = [], []
                 for frame in range(frames):
                     image.seek(frame)

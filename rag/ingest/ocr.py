@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import re
 import threading
 
@@ -24,8 +23,7 @@ log = logging.getLogger(__name__)
 INSTALL_HINT = '请安装 OCR 扩展：pip install -e ".[ocr]"'
 # A piece of a line ends where the gap to the next character is wider than this (in ems): a gutter.
 GAP_EM = 0.8
-# Pages one file may send to OCR (seconds each): a thick special issue has 32-48 pages.
-MAX_PAGES = int(os.environ.get("RAG_MAX_OCR_PAGES", "48"))
+# Pages one file may send to OCR (seconds each): IngestLimits.max_ocr_pages (RAG_MAX_OCR_PAGES, 48).
 # Between two digits, white space narrower than this (in ems) is the recogniser's, not the page's.
 NUMBER_GAP_EM = 0.45
 _lock = threading.Lock()
@@ -33,19 +31,22 @@ _run_lock = threading.Lock()
 _engine = None
 
 
-def available() -> bool:
-    """True when OCR can run: RapidOCR and onnxruntime are installed and RAG_OCR is not off."""
-    if os.environ.get("RAG_OCR", "").strip().lower() in {"0", "off", "no", "false", "none"}:
+def available(limits=None) -> bool:
+    """True when OCR can run: RapidOCR and onnxruntime are installed and `limits.ocr` (RAG_OCR) is not
+    off; `limits` default to IngestLimits() (the environment now)."""
+    from ..settings import IngestLimits
+
+    if not (limits or IngestLimits()).ocr:
         return False
     return importlib.util.find_spec("rapidocr") is not None and importlib.util.find_spec("onnxruntime") is not None
 
 
-def check_pages(count: int) -> None:
-    """Unreadable before any OCR when a file has more pages to OCR than RAG_MAX_OCR_PAGES."""
-    if count > MAX_PAGES:
+def check_pages(count: int, limit: int) -> None:
+    """Unreadable before any OCR when a file has more pages to OCR than `limit` (RAG_MAX_OCR_PAGES)."""
+    if count > limit:
         from .base import Unreadable
 
-        raise Unreadable(f"需要 OCR 的页数过多（{count} 页，上限 {MAX_PAGES} 页，可用 RAG_MAX_OCR_PAGES 调整）")
+        raise Unreadable(f"需要 OCR 的页数过多（{count} 页，上限 {limit} 页，可用 RAG_MAX_OCR_PAGES 调整）")
     progress.begin(progress.Stage.OCR, count)  # every reader checks its page count right before OCR
 
 

@@ -11,17 +11,17 @@ from __future__ import annotations
 import ctypes
 import logging
 import math
-import os
 import re
 import threading
 
+from ..settings import IngestLimits
 from .base import PAGE_BREAK, Pages, Reader, Unreadable
 from .layout import Run, page_text, printed_page
 
 log = logging.getLogger(__name__)
 
 PDFIUM_LOCK = threading.Lock()
-MAX_PAGES = int(os.environ.get("RAG_MAX_PDF_PAGES", "1000"))
+# Pages one PDF may have: IngestLimits.max_pdf_pages (RAG_MAX_PDF_PAGES, 1000).
 # A page with fewer printed characters than this has no real text layer (a scan with a stamp or a page number).
 MIN_TEXT_CHARS = 20
 # Inside a line, white space wider than this (in ems) between two glyphs is a space between words.
@@ -146,7 +146,8 @@ class PdfReader(Reader):
     def sniff(self, head: bytes, suffix: str) -> bool:
         return b"%PDF-" in head[:1024]
 
-    def read(self, data: bytes, name: str) -> Pages:
+    def read(self, data: bytes, name: str, limits: IngestLimits | None = None) -> Pages:
+        limits = limits or IngestLimits()
         try:
             import pypdfium2 as pdfium
         except ImportError as exc:  # pragma: no cover - a core dependency
@@ -163,19 +164,19 @@ class PdfReader(Reader):
                 n = len(doc)
                 if n == 0:
                     raise Unreadable("PDF 没有任何页面")
-                if n > MAX_PAGES:
-                    raise Unreadable(f"PDF 页数过多（{n} 页，上限 {MAX_PAGES} 页，可用 RAG_MAX_PDF_PAGES 调整）")
+                if n > limits.max_pdf_pages:
+                    raise Unreadable(f"PDF 页数过多（{n} 页，上限 {limits.max_pdf_pages} 页，可用 RAG_MAX_PDF_PAGES 调整）")
                 read = [self._page(doc, number) for number in range(n)]
             pages = [text for text, _, _ in read]
             printed = [folio for _, _, folio in read]
             scans = [number for number, (_, scanned, _) in enumerate(read) if scanned]
-            if scans and not ocr.available():
+            if scans and not ocr.available(limits):
                 if len(scans) == n:
                     raise Unreadable(f"扫描版 PDF（没有文字层），需要 OCR 才能读取：{ocr.INSTALL_HINT}")
                 log.warning("%s：第 %s 页是扫描页，未安装 OCR，已跳过（%s）", name,
                             "、".join(str(i + 1) for i in scans), ocr.INSTALL_HINT)
                 scans = []
-            ocr.check_pages(len(scans))
+            ocr.check_pages(len(scans), limits.max_ocr_pages)
             for number in scans:
                 with PDFIUM_LOCK:  # rendering needs the lock, OCR (seconds per page) does not
                     page = doc[number]

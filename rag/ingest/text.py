@@ -61,7 +61,7 @@ class TextReader(Reader):
                     return True
         return False
 
-    def read(self, data: bytes, name: str) -> tuple[str, int]:
+    def read(self, data: bytes, name: str, limits=None) -> tuple[str, int]:
         text = decode(data)
         if text is None:
             raise Unreadable("文件为空、是二进制文件，或编码无法识别（支持 UTF-8/UTF-16/GB18030）")

@@ -26,6 +26,7 @@ import numpy as np
 from ...articles import stored_key
 from ...results import ArticleView, DocumentInfo
 from ...chunks import Chunk
+from ...settings import Settings
 from ..base import Backend, IndexCorrupt, IndexLocked, Prepared, Snapshot, VectorPhase, Writer
 from . import bm25, folder as fs, segment
 from .manifest import GENERATION_FORMAT, DocRecord, GenerationManifest, dump, load
@@ -310,7 +311,8 @@ class LocalBackend(Backend):
     defers_vectors = True
 
     def __init__(self, folder: Path, field_weights: dict[str, float] | None = None, hard_max: int = 600,
-                 workers: int = 1, progress: bool = False):
+                 workers: int = 1, progress: bool = False, settings: Settings | None = None):
+        self.settings = settings or Settings()  # segments' tuning: ann, verify_sync_mb, parallel_min_articles
         self.folder = Path(folder)
         self.field_weights = field_weights or {"words": 1.0, "bigrams": 0.5, "articles": 0.5}
         self.hard_max = hard_max
@@ -350,7 +352,8 @@ class LocalBackend(Backend):
                 with self._lock:
                     for seg_id in manifest.segments:
                         if seg_id not in self._segments:
-                            self._segments[seg_id] = segment.Segment(self.folder / fs.SEGMENTS / seg_id)
+                            self._segments[seg_id] = segment.Segment(self.folder / fs.SEGMENTS / seg_id,
+                                                                     settings=self.settings)
                     return Generation(manifest, self._segments, lease, stamp)
             except BaseException:
                 lease.release()
@@ -463,7 +466,7 @@ class LocalBackend(Backend):
     def segment(self, seg_id: str) -> segment.Segment:
         with self._lock:
             if seg_id not in self._segments:
-                self._segments[seg_id] = segment.Segment(self.folder / fs.SEGMENTS / seg_id)
+                self._segments[seg_id] = segment.Segment(self.folder / fs.SEGMENTS / seg_id, settings=self.settings)
             return self._segments[seg_id]
 
     def maintain(self) -> None:
@@ -607,6 +610,7 @@ class LocalWriter(Writer):
                 tuple(n for n in segment.FIELDS if n == "words" or self.backend.field_weights.get(n, 0) > 0),
                 self.backend.workers, self.backend.progress, self.backend.hard_max,
                 chunk_articles=np.frombuffer(chunk_articles, dtype=np.int32), sentences=sentences,
+                settings=self.backend.settings,
             )
             self.written.append(seg_id)
             self.segments.append(seg_id)
@@ -621,7 +625,8 @@ class LocalWriter(Writer):
         if part not in self.segments:
             return False
         seg_id = f"{self.number:08d}-{len(self.written)}"
-        segment.with_vectors(self.folder / fs.SEGMENTS, seg_id, self.backend.segment(part), vector_key, vectors, sentences)
+        segment.with_vectors(self.folder / fs.SEGMENTS, seg_id, self.backend.segment(part), vector_key, vectors, sentences,
+                             self.backend.settings)
         self.written.append(seg_id)
         self.segments = [seg_id if s == part else s for s in self.segments]
         for source, doc in list(self.docs.items()):
@@ -668,7 +673,7 @@ class LocalWriter(Writer):
             return False
         seg_id = f"{self.number:08d}-m"
         path, maps = segment.merge(self.folder / fs.SEGMENTS, seg_id,
-                                   [(self.backend.segment(s), live[s]) for s in group])
+                                   [(self.backend.segment(s), live[s]) for s in group], self.backend.settings)
         remap = dict(zip(group, maps))
         for source, doc in list(self.docs.items()):
             refs = []

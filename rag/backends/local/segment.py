@@ -28,6 +28,7 @@ import numpy as np
 
 from ...articles import Article, article_key
 from ...chunks import Chunk, sentence_spans
+from ...settings import Settings
 from ..base import IndexCorrupt
 from . import bm25, store
 from .folder import fsync_dir, fsync_tree
@@ -38,11 +39,12 @@ log = logging.getLogger(__name__)
 
 FIELDS = ("words", "bigrams", "articles")
 MANIFEST = "segment.json"
-# Segments up to this size are verified before they serve; larger ones in a background thread,
-# so a 1M-chunk index still opens in about a second (see README, "Operating it").
-VERIFY_SYNC_BYTES = int(os.environ.get("RAG_VERIFY_SYNC_MB", "256")) * 2**20
-# Starting worker processes costs more than tokenizing fewer articles on one core.
-PARALLEL_MIN_ARTICLES = int(os.environ.get("RAG_PARALLEL_MIN_ARTICLES", "2000"))
+# Tuned by the backend's Settings (`settings=`; by default Settings() of the environment now):
+# - segments up to `verify_sync_mb` (RAG_VERIFY_SYNC_MB) are verified before they serve, larger ones in
+#   a background thread, so a 1M-chunk index still opens in about a second (see README, "Operating it");
+# - tokenizer processes only for `parallel_min_articles` (RAG_PARALLEL_MIN_ARTICLES) or more articles:
+#   starting them costs more than tokenizing fewer on one core;
+# - FAISS exact or IVF by `ann` (RAG_ANN_THRESHOLD, RAG_ANN_NPROBE; vectors.py).
 _CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 
 
@@ -108,6 +110,7 @@ def build(
     hard_max: int = 600,
     chunk_articles: np.ndarray | None = None,
     sentences: tuple[np.ndarray, np.ndarray | list[np.ndarray]] | None = None,
+    settings: Settings | None = None,
 ) -> Path:
     """Write a segment. `chunk_articles[i]` (default `chunks[i].article`) indexes `articles`; `vectors`
     has one row per chunk, possibly in blocks; `sentences` is (rows of article, start, end; their
@@ -118,6 +121,7 @@ def build(
 
     from ...tokenizer import tokenize_articles
 
+    settings = settings or Settings()
     tmp = folder / f".{seg_id}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -129,7 +133,7 @@ def build(
         by_article[a].append(c)
     spans = [sentence_spans(a.body, hard_max) for a in articles]  # the sentences the chunker used
     work = ((a.title, [a.body[s:e] for s, e in sp]) for a, sp in zip(articles, spans))
-    results = tokenize_articles(work, workers if len(articles) >= PARALLEL_MIN_ARTICLES else 1)
+    results = tokenize_articles(work, workers if len(articles) >= settings.parallel_min_articles else 1)
     for a_id, (title_tokens, sentence_tokens) in enumerate(
         tqdm(results, total=len(articles), desc="分词", unit="篇", disable=not progress, mininterval=1.0)
     ):
@@ -157,7 +161,7 @@ def build(
     )
     seg_vectors = None
     if vectors is not None:
-        index = VectorIndex.build(vectors)
+        index = VectorIndex.build(vectors, settings.ann)
         index.save(tmp / "vectors.faiss")
         seg_vectors = SegmentVectors(key=vector_key, dim=index.dim)
     n_sentences = None
@@ -169,7 +173,7 @@ def build(
 
 
 def with_vectors(folder: Path, seg_id: str, old: "Segment", vector_key: str, vectors: np.ndarray | None,
-                 sentences: tuple[np.ndarray, np.ndarray] | None) -> Path:
+                 sentences: tuple[np.ndarray, np.ndarray] | None, settings: Settings | None = None) -> Path:
     """A new segment: `old`'s files (hard links: segments are immutable) plus chunk vectors and/or
     sentence rows and vectors that `old` was written without (serve first, embed after)."""
     tmp = folder / f".{seg_id}.tmp"
@@ -186,7 +190,7 @@ def with_vectors(folder: Path, seg_id: str, old: "Segment", vector_key: str, vec
     if vectors is not None:
         if len(vectors) != old.n_chunks:
             raise ValueError(f"段 {old.id} 有 {old.n_chunks} 个文本块，而向量有 {len(vectors)} 条")
-        index = VectorIndex.build(vectors)
+        index = VectorIndex.build(vectors, (settings or Settings()).ann)
         index.save(tmp / "vectors.faiss")
         seg_vectors = SegmentVectors(key=vector_key, dim=index.dim)
     if seg_vectors is None or seg_vectors.key != vector_key:
@@ -203,8 +207,9 @@ def with_vectors(folder: Path, seg_id: str, old: "Segment", vector_key: str, vec
 class Segment:
     """An opened segment: memory-mapped fields and vectors, a read-only store."""
 
-    def __init__(self, path: Path, verify: bool = True):
+    def __init__(self, path: Path, verify: bool = True, settings: Settings | None = None):
         self.path = Path(path)
+        self.settings = settings or Settings()
         self.id = self.path.name
         self.corrupt = ""  # set by background verification
         try:
@@ -219,7 +224,8 @@ class Segment:
             self.chunk_article = np.asarray(np.load(self.path / "chunk_article.npy", mmap_mode="r"))
             self.article_keys = np.asarray(np.load(self.path / "article_keys.npy", mmap_mode="r"))
             self.store = store.Store(self.path / "store.sqlite")
-            self.vectors = VectorIndex.load(self.path / "vectors.faiss", mmap=True) if self.manifest.vectors else None
+            self.vectors = (VectorIndex.load(self.path / "vectors.faiss", mmap=True, ann=self.settings.ann)
+                            if self.manifest.vectors else None)
             self.sentence_rows = self.sentence_vectors = None
             if self.manifest.sentences is not None:
                 self.sentence_rows = np.load(self.path / SENTENCES, mmap_mode="r")
@@ -266,7 +272,7 @@ class Segment:
 
     def _verify_or_schedule(self) -> None:
         total = sum(f.size for f in self.manifest.files.values())
-        if total <= VERIFY_SYNC_BYTES:
+        if total <= self.settings.verify_sync_mb * 2**20:
             self.corrupt = self._verify()
             if self.corrupt:
                 raise IndexCorrupt(self.corrupt)
@@ -298,7 +304,8 @@ class Segment:
         self.store.close()
 
 
-def merge(folder: Path, seg_id: str, parts: list[tuple[Segment, np.ndarray]]) -> tuple[Path, list[np.ndarray]]:
+def merge(folder: Path, seg_id: str, parts: list[tuple[Segment, np.ndarray]],
+          settings: Settings | None = None) -> tuple[Path, list[np.ndarray]]:
     """One segment from the live articles of several (`parts`: segment, bool mask of live articles).
 
     Returns the new segment's path and, per part, the new id of each old article (-1 if dropped).
@@ -335,10 +342,11 @@ def merge(folder: Path, seg_id: str, parts: list[tuple[Segment, np.ndarray]]) ->
     store.create(tmp / "store.sqlite", article_rows(), chunk_rows())
     seg_vectors = None
     if all(seg.vectors is not None for seg, _ in parts):
+        ann = (settings or Settings()).ann
         vectors = np.concatenate([
-            VectorIndex.load(seg.path / "vectors.faiss", mmap=False).vectors()[ck] for (seg, _), ck in zip(parts, chunk_keep)
+            VectorIndex.load(seg.path / "vectors.faiss", mmap=False, ann=ann).vectors()[ck] for (seg, _), ck in zip(parts, chunk_keep)
         ])
-        VectorIndex.build(vectors).save(tmp / "vectors.faiss")
+        VectorIndex.build(vectors, ann).save(tmp / "vectors.faiss")
         seg_vectors = parts[0][0].manifest.vectors
     n_sentences = None
     if seg_vectors is not None and all(seg.sentence_rows is not None for seg, _ in parts):

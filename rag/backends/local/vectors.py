@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
-# Above this many vectors an IVF index answers in about a millisecond where exact search takes 100+ ms.
-APPROX_THRESHOLD = int(os.environ.get("RAG_ANN_THRESHOLD", "200000"))
-NPROBE = int(os.environ.get("RAG_ANN_NPROBE", "16"))
+from ...settings import AnnSettings
+
+# Above `AnnSettings.threshold` vectors (RAG_ANN_THRESHOLD) an IVF index, searched with
+# `AnnSettings.nprobe` lists (RAG_ANN_NPROBE), answers in about a millisecond where exact search
+# takes 100+ ms. Both come from the backend's Settings (`Settings.ann`); by default from the environment now.
 
 
 class VectorIndex:
@@ -18,15 +19,17 @@ class VectorIndex:
         self.index = index
 
     @classmethod
-    def build(cls, vectors: np.ndarray | list[np.ndarray], threshold: int = APPROX_THRESHOLD) -> "VectorIndex":
+    def build(cls, vectors: np.ndarray | list[np.ndarray], ann: AnnSettings | None = None) -> "VectorIndex":
         """FAISS ids are row numbers, which are chunk ids. `vectors` may come in blocks, added one by
         one, so a 1M-chunk build never holds a second copy of them all."""
         import faiss
 
+        ann = ann or AnnSettings()
+
         blocks = [np.ascontiguousarray(b, dtype=np.float32) for b in (vectors if isinstance(vectors, list) else [vectors])]
         blocks = [b for b in blocks if len(b)]
         n, dim = sum(len(b) for b in blocks), blocks[0].shape[1]
-        if n < threshold:
+        if n < ann.threshold:
             index = faiss.IndexFlatIP(dim)
         else:
             # About 2*sqrt(n) lists trained on 50 points each, 10 k-means rounds: a 1M build trains
@@ -40,7 +43,7 @@ class VectorIndex:
             starts = np.cumsum([0] + [len(b) for b in blocks])
             sample = np.concatenate([b[rows[(rows >= a) & (rows < a + len(b))] - a] for b, a in zip(blocks, starts)])
             index.train(sample)
-            index.nprobe = NPROBE
+            index.nprobe = ann.nprobe
         for block in blocks:
             index.add(block)
         return cls(index)
@@ -51,13 +54,13 @@ class VectorIndex:
         faiss.write_index(self.index, str(path))
 
     @classmethod
-    def load(cls, path: Path, mmap: bool = False) -> "VectorIndex":
+    def load(cls, path: Path, mmap: bool = False, ann: AnnSettings | None = None) -> "VectorIndex":
         import faiss
 
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
         index = faiss.read_index(str(path), flags)
         if hasattr(index, "nprobe"):
-            index.nprobe = NPROBE
+            index.nprobe = (ann or AnnSettings()).nprobe
         return cls(index)
 
     @property

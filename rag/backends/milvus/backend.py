@@ -53,7 +53,7 @@ class MilvusBackend(Backend):
                 if self._client is None:
                     with _lite_lock:
                         opened = self.target.lite and _lite_users.get(self.target.address, 0) > 0
-                        client = connect(self.target, opened)
+                        client = connect(self.target, opened, self.settings.milvus)
                         if self.target.lite:
                             _lite_users[self.target.address] = _lite_users.get(self.target.address, 0) + 1
                     try:

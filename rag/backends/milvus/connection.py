@@ -9,7 +9,8 @@
 
 Query parameters: `prefix` (collection name prefix, default `rag`), `lexical` (`auto`, `sparse`, `tokens`,
 `jieba`; see lexical.py). The credential comes from `RAG_MILVUS_TOKEN` ("user:password" or an API key),
-never from the URI, so it stays out of logs, manifests and error messages.
+never from the URI, so it stays out of logs, manifests and error messages; it and `RAG_MILVUS_TIMEOUT`
+reach `connect` as the backend's `Settings.milvus`.
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from ...settings import MilvusSettings
 from ..base import BackendUnavailable, IndexCorrupt
 
 log = logging.getLogger(__name__)
 
 TOKEN_ENV = "RAG_MILVUS_TOKEN"
-TIMEOUT_ENV = "RAG_MILVUS_TIMEOUT"
 LEXICAL_CHOICES = ("auto", "sparse", "tokens", "jieba")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
 
@@ -128,11 +129,13 @@ def _pid_holding(path: Path) -> str:
     return ""
 
 
-def connect(target: Target, opened_here: bool = False):
+def connect(target: Target, opened_here: bool = False, milvus: MilvusSettings | None = None):
     """A MilvusClient for `target`, or BackendUnavailable saying what is wrong and what to do.
 
     `opened_here`: this process already has the Lite database open (its lock is ours, not a rival's).
+    `milvus`: the token and timeout (the backend's `Settings.milvus`; by default the environment now).
     """
+    milvus = milvus or MilvusSettings()
     try:
         from pymilvus import MilvusClient
     except ImportError:
@@ -140,7 +143,7 @@ def connect(target: Target, opened_here: bool = False):
             "未安装 Milvus 客户端：pip install 'rag[milvus]'（pymilvus 与 milvus-lite）"
             "（the Milvus backend needs pymilvus）"
         ) from None
-    timeout = float(os.environ.get(TIMEOUT_ENV, "10"))
+    timeout = milvus.timeout
     if target.lite:
         holder = None if opened_here else _lite_holder(target.lite_path)
         if holder:
@@ -154,7 +157,7 @@ def connect(target: Target, opened_here: bool = False):
             import milvus_lite  # noqa: F401
         except ImportError:
             raise BackendUnavailable("未安装 Milvus Lite：pip install 'rag[milvus]'（the milvus-lite package is missing）") from None
-    token = os.environ.get(TOKEN_ENV, "")
+    token = milvus.token
     with errors(target, "连接"):
         client = MilvusClient(uri=target.address, token=token, db_name=target.db_name, timeout=timeout)
         client.get_server_version()  # a server that refuses the token says so here, not on the first query

@@ -101,7 +101,7 @@ class MilvusSnapshot(Snapshot):
         if not layout.lexical or not self.state.n_chunks:
             return []
         queries = lex.field_queries(layout.lexical, layout.fields, weights, query, self._df, self.n_chunks, self.n_articles)
-        limit = max(lex.FIELD_K, k)
+        limit = max(self.backend.settings.milvus.field_k, k)
         found: dict[str, dict[int, float]] = {}
         articles: dict[int, int] = {}
         maxima: dict[str, float] = {}

@@ -43,16 +43,20 @@ class ArticleTerms:
 
 
 def tokenize(items: list[tuple[Article, list[Chunk]]], hard_max: int, fields: tuple[str, ...], workers: int = 1,
-             progress: bool = False) -> list[ArticleTerms]:
-    """Term counts for (article, its chunks) pairs, on `workers` processes for large batches."""
+             progress: bool = False, parallel_min_articles: int | None = None) -> list[ArticleTerms]:
+    """Term counts for (article, its chunks) pairs, on `workers` processes for batches of at least
+    `parallel_min_articles` (Settings.parallel_min_articles, RAG_PARALLEL_MIN_ARTICLES)."""
     from tqdm import tqdm
 
+    from ...settings import Settings
     from ...tokenizer import tokenize_articles
-    from ..local.segment import PARALLEL_MIN_ARTICLES
+
+    if parallel_min_articles is None:
+        parallel_min_articles = Settings().parallel_min_articles
 
     spans = [sentence_spans(a.body, hard_max) for a, _ in items]
     work = ((a.title, [a.body[s:e] for s, e in sp]) for (a, _), sp in zip(items, spans))
-    results = tokenize_articles(work, workers if len(items) >= PARALLEL_MIN_ARTICLES else 1)
+    results = tokenize_articles(work, workers if len(items) >= parallel_min_articles else 1)
     out = []
     for (article, chunks), sp, (title_tokens, sentence_tokens) in zip(
         items, spans, tqdm(results, total=len(items), desc="分词", unit="篇", disable=not progress, mininterval=1.0)

@@ -201,7 +201,8 @@ class MilvusWriter(Writer):
             for start in range(0, len(items), ARTICLES_PER_BATCH):
                 batch = items[start : start + ARTICLES_PER_BATCH]
                 counts = terms.tokenize([(a, cs) for _, a, cs, _, _ in batch], self.b.hard_max, layout.fields,
-                                        self.b.workers if len(items) > ARTICLES_PER_BATCH else 1)
+                                        self.b.workers if len(items) > ARTICLES_PER_BATCH else 1,
+                                        parallel_min_articles=self.b.settings.parallel_min_articles)
                 if layout.lexical == "sparse" and not layout.avglen:
                     self.layout = layout = layout.with_avglen(self._avglen(items[:AVGLEN_SAMPLE], batch, counts))
                 chunk_rows, article_rows, body_rows, sentence_rows = [], [], [], []
@@ -227,7 +228,7 @@ class MilvusWriter(Writer):
         """Mean field lengths of a new layout, from its first articles (exact for a library up to AVGLEN_SAMPLE)."""
         if len(sample) > len(batch):
             counts = terms.tokenize([(a, cs) for _, a, cs, _, _ in sample], self.b.hard_max, self.layout.fields,
-                                    self.b.workers)
+                                    self.b.workers, parallel_min_articles=self.b.settings.parallel_min_articles)
         out = {}
         for name in self.layout.fields:
             if name == "articles":
