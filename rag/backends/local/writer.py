@@ -14,7 +14,7 @@ import numpy as np
 
 from ...articles import stored_key
 from ...results import DocumentInfo
-from ..base import IndexCorrupt, Prepared, Writer
+from ..base import IndexCorrupt, Writer
 from . import folder as fs, segment
 from .manifest import GENERATION_FORMAT, DocRecord, GenerationManifest, dump, info_of, load, record_of
 from .merge import live_articles, plan_merge
@@ -46,24 +46,22 @@ class LocalWriter(Writer):
                 log.warning("当前一代索引清单已损坏（%s），只能完整重建", exc)
         self.number = max([self.base or 0] + _numbers(self.folder / fs.GENERATIONS)) + 1
         self.segments: list[str] = list(self.manifest.segments) if self.manifest else []
-        self.docs: dict[str, DocRecord] = {d.source: d for d in self.manifest.documents} if self.manifest else {}
-        self.pending: list[Prepared] = []
+        super().__init__({d.source: d for d in self.manifest.documents} if self.manifest else {})
+        self.docs: dict[str, DocRecord]
         self._keys: dict[int, tuple[str, int]] | None = None
         self._vector_key: str | None = None
         self.written: list[str] = []
         collect_garbage(self.folder, keep_number=self.base)  # leftovers of writers that died
 
-    def documents(self):
-        return [info_of(d) for d in self.docs.values()] + [p.info for p in self.pending if p.info.source not in self.docs]
+    def _doc_info(self, record):
+        return info_of(record)
 
     @property
     def recovering(self):
         return self.manifest is None
 
     def remove(self, sources):
-        for source in sources:
-            self.docs.pop(source, None)
-            self.pending = [p for p in self.pending if p.info.source != source]
+        super().remove(sources)
         self._keys = None
 
     def restamp(self, stamps):
@@ -72,15 +70,9 @@ class LocalWriter(Writer):
                 self.docs[source] = self.docs[source].model_copy(update={"size": size, "mtime_ns": mtime_ns})
 
     def clear(self):
-        self.docs.clear()
-        self.pending.clear()
+        super().clear()
         self.segments = []
         self._keys = None
-
-    def add(self, documents):
-        for p in documents:
-            self.remove([p.info.source])
-            self.pending.append(p)
 
     def _live_keys(self) -> dict[int, tuple[str, int]]:
         """Article key -> (segment, article) of every live stored article, for de-duplication."""
