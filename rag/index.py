@@ -15,15 +15,15 @@ from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
 
 from . import fusion
 from .backends import open_backend
 from .backends.base import Backend, BackendUnavailable, IndexCorrupt, IndexLocked, Snapshot
 from .chunks import sentence_spans
-from .encoders import Encoder, ModelUnavailable, load_encoder, wanted_engine
+from .encoders import Encoder, load_encoder, wanted_engine
 from .errors import DenseUnavailable, LexicalUnavailable
-from .library import Change, Library, LibraryError, folder_changes, meta_for, stale_reason
+from .library import Change, Library, LibraryError, folder_changes
+from .meta import meta_for, stale_reason, validate_meta
 from .notices import Notice, NoticeCode
 from .passages import coverage, expand, idf_weights, rare_weight, strip_span, trim_overlap
 from .results import ArticleView, DocumentInfo, IndexInfo, Passage, Passages
@@ -45,44 +45,6 @@ FUSIONS = ("score", "rrf")
 QUERY_VECTORS = 8
 # Sentences of the top passages without stored vectors that one search may embed (they cost ~30 ms each).
 MAX_EMBEDDED_SENTENCES = 12
-
-
-class _DenseMeta(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    enabled: bool
-    wanted: str
-    reason: str = ""
-    note: str = ""
-    engine: str = ""
-    model: str = ""
-    key: str = ""
-    label: str = ""
-    dim: int | None = None
-
-
-class _Meta(BaseModel):
-    """The shape a commit's meta must have; anything else is a corrupt index."""
-
-    model_config = ConfigDict(extra="allow")
-    format: int
-    rag_version: str
-    updated_at: str
-    docs_dir: str
-    model: str
-    dense: _DenseMeta
-    chunking: dict[str, int]
-    tokenizer: str
-    lexical_weights: dict[str, float]
-    timings: dict
-
-
-def _validate_meta(meta: dict) -> dict:
-    try:
-        _Meta.model_validate(meta)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise IndexCorrupt(f"索引清单的 meta 结构不符（{'.'.join(map(str, first['loc']))}：{first['msg']}）") from exc
-    return meta
 
 
 def _progress(msg: str, *args) -> None:
@@ -128,7 +90,7 @@ def _snapshot_meta(backend: Backend) -> dict | None:
     if not backend.exists:
         return None
     with backend.snapshot() as snap:
-        return _validate_meta(snap.meta)
+        return validate_meta(snap.meta)
 
 
 def _commit(library: Library, writer, settings: Settings, encoder: Encoder | None, note: str, started: float,
@@ -270,7 +232,7 @@ class Index:
         self._repairing = False
         self.backend.refresh(wait=True)  # a build or sync just committed: start on the newest generation
         with self.backend.snapshot() as snap:
-            _validate_meta(snap.meta)
+            validate_meta(snap.meta)
             self._check_vectors(snap)
 
     # --- state -----------------------------------------------------------------------------------

@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import __version__
 import numpy as np
 
 from . import fusion, progress
@@ -33,12 +32,12 @@ from .encoders import Encoder
 from .encoders.cache import EmbeddingCache
 from .errors import LibraryError  # raised here, defined with the others
 from .ingest import SUFFIXES, Document, Unreadable, detect, read_bytes, read_file, scan_folder
+from .meta import now, wants_sentences
 from .results import DocumentInfo
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-FORMAT = 3  # of what the index meta promises; a change forces a full rebuild (3: PDF headlines, pages, near duplicates)
 # The dense self-test: sentences sampled from the corpus, and the fewest that make a verdict.
 SELF_TEST_QUERIES = 64
 SELF_TEST_MIN_POOL = 8
@@ -48,10 +47,6 @@ OCR_KINDS = ("scan", "image")  # documents whose text was read by OCR
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
 # Stored as "<16 hex>-<name>" (and a temp name a little longer) inside Linux's 255 bytes.
 MAX_NAME_BYTES = 200
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)
@@ -133,64 +128,6 @@ def check_limits(doc: Document, settings: Settings) -> None:
     chars = len(doc.text)
     if chars > settings.max_chars:
         raise Unreadable(f"文字过多（{chars:,} 个字符，上限 {settings.max_chars:,}，可用 RAG_MAX_CHARS 调整）")
-
-
-def meta_for(settings: Settings, encoder: Encoder | None, dense_note: str, timings: dict,
-             self_test: float | None = None) -> dict:
-    """What a commit records about how the index was made; `stale_reason` compares it with the present.
-
-    `self_test` is the dense leg's score on the corpus's own sentences (`Library.self_test`).
-    """
-    from .tokenizer import default_tokenizer
-
-    dense = {"enabled": encoder is not None, "wanted": settings.model, "reason": dense_note if encoder is None else "",
-             "note": dense_note if encoder is not None else ""}
-    if encoder is not None:
-        dense.update(engine=encoder.engine, model=encoder.name, key=encoder.key, label=encoder.label, dim=encoder.dim,
-                     query_prompt=encoder.query_prompt, passage_prompt=encoder.passage_prompt)
-        if self_test is not None:
-            dense["self_test"] = self_test
-    return {
-        "format": FORMAT,
-        "rag_version": __version__,
-        "updated_at": now(),
-        "docs_dir": str(Path(settings.docs_dir).resolve()),
-        "model": settings.model,
-        "dense": dense,
-        "chunking": settings.chunking(),
-        "tokenizer": default_tokenizer().version,
-        "lexical_weights": settings.lexical_weights(),
-        "sentence_vectors": wants_sentences(settings, encoder),
-        "timings": timings,
-    }
-
-
-def wants_sentences(settings: Settings, encoder: Encoder | None) -> bool:
-    return bool(settings.sentence_vectors and encoder is not None)
-
-
-def stale_reason(meta: dict | None, settings: Settings, encoder: Encoder | None) -> str:
-    """Why the index must be rebuilt in full (a change that touches every chunk); empty when it need not."""
-    from .tokenizer import default_tokenizer
-
-    if not meta:
-        return "尚无索引"
-    if meta.get("format") != FORMAT:
-        return "索引格式已更新"
-    if meta.get("chunking") != settings.chunking():
-        return "分块参数有变化"
-    if meta.get("tokenizer") != default_tokenizer().version:
-        return "分词器或词典有变化"
-    if meta.get("lexical_weights") != settings.lexical_weights():
-        return "关键词检索字段有变化"
-    dense = meta.get("dense") or {}
-    old_key = dense.get("key") if dense.get("enabled") else None
-    new_key = encoder.key if encoder is not None else None
-    if old_key != new_key:
-        return f"语义模型由 {old_key or '无'} 改为 {new_key or '无'}"
-    if bool(meta.get("sentence_vectors", False)) != wants_sentences(settings, encoder):
-        return "句向量设置有变化（RAG_SENTENCE_VECTORS）"
-    return ""
 
 
 def sentence_table(articles: list[Article], hard_max: int) -> tuple[np.ndarray, list[str]]:

@@ -8,15 +8,14 @@ that matches the question's words.
 
 from __future__ import annotations
 
-import math
-
+from .bm25_math import idf
 from .chunks import sentence_spans
 
 
 def idf_weights(tokens: list[str], df: dict[str, int], n_docs: int) -> dict[str, float]:
     """BM25-style idf for each distinct query token the corpus knows."""
     return {
-        t: math.log(1 + (n_docs - df[t] + 0.5) / (df[t] + 0.5))
+        t: idf(df[t], n_docs)
         for t in dict.fromkeys(tokens)
         if df.get(t)
     }
@@ -24,7 +23,7 @@ def idf_weights(tokens: list[str], df: dict[str, int], n_docs: int) -> dict[str,
 
 def rare_weight(n_docs: int) -> float:
     """The idf a term the corpus never uses counts with: that of the rarest possible term (so "火星" sinks a question)."""
-    return math.log(1 + (max(n_docs, 1) + 0.5) / 0.5)
+    return idf(0, max(n_docs, 1))
 
 
 def coverage(tokens: list[str], weights: dict[str, float], rare: float, texts: list[str]) -> float:

@@ -396,7 +396,7 @@ def column_page(stories: list[tuple[Story, int, int]], folio: str = "第3版", c
             x += stringWidth(part, font, size)
 
     c.setFont(FONT, 8)
-    c.drawString(MARGIN, PAGE_H - MARGIN - 8, f"周口日报 2023年3月1日 星期三")
+    c.drawString(MARGIN, PAGE_H - MARGIN - 8, "周口日报 2023年3月1日 星期三")
     c.drawRightString(PAGE_W - MARGIN, PAGE_H - MARGIN - 8, f"{folio} 综合新闻")
     c.setLineWidth(1.0)
     c.line(MARGIN, PAGE_H - MARGIN - 14, PAGE_W - MARGIN, PAGE_H - MARGIN - 14)

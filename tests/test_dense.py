@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from rag import DenseUnavailable, build_index, load_index, open_index
+from rag import DenseUnavailable, load_index, open_index
 from rag.encoders import ModelUnavailable
 from rag.evaluate import normalize
 from rag.settings import DEFAULT_MODEL, Settings

@@ -14,7 +14,6 @@ from rag.answer import answer
 from rag.passages import coverage
 from rag.encoders.base import Encoder
 from rag.library import sentence_table
-from rag.results import Passage
 from rag.settings import Settings
 
 from .conftest import SEEDS

@@ -15,7 +15,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 
 from rag import ask, build_index, load_index, open_index
 from rag.settings import Settings

@@ -5,7 +5,7 @@ import pytest
 from rag.articles import split_articles
 from rag.chunks import sentence_spans
 from rag.ingest import read_documents
-from rag.library import FORMAT, stale_reason
+from rag.meta import FORMAT, stale_reason
 from rag.settings import Settings
 from rag.tokenizer import DATA, Engine, Tokenizer, default_tokenizer
 

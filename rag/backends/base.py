@@ -123,11 +123,25 @@ class Snapshot(abc.ABC):
 
 
 class Writer(abc.ABC):
-    """Changes to the library; nothing is visible to readers before `commit`."""
+    """Changes to the library; nothing is visible to readers before `commit`.
+
+    The library as it will be is `docs` (source -> the backend's record of a written document)
+    and `pending` (documents `add`ed, stored at the next `flush`); a source is in one or the other.
+    """
+
+    def __init__(self, docs: dict | None = None):
+        self.docs: dict = dict(docs or {})
+        self.pending: list[Prepared] = []
 
     @abc.abstractmethod
+    def _doc_info(self, record) -> DocumentInfo | None:
+        """The DocumentInfo of one of `docs`' records; None for a record that lists no document."""
+
     def documents(self) -> list[DocumentInfo]:
         """The library as this writer will commit it so far."""
+        infos = [self._doc_info(record) for record in self.docs.values()]
+        return [info for info in infos if info is not None] + [
+            p.info for p in self.pending if p.info.source not in self.docs]
 
     @property
     def recovering(self) -> bool:
@@ -135,20 +149,25 @@ class Writer(abc.ABC):
         since no list of documents says which of them were committed."""
         return False
 
-    @abc.abstractmethod
     def add(self, documents: list[Prepared]) -> None:
         """Store documents; an article already in the library is stored once and listed with both sources."""
+        for p in documents:
+            self.remove([p.info.source])
+            self.pending.append(p)
 
-    @abc.abstractmethod
-    def remove(self, sources: list[str]) -> None: ...
+    def remove(self, sources: list[str]) -> None:
+        for source in sources:
+            self.docs.pop(source, None)
+            self.pending = [p for p in self.pending if p.info.source != source]
 
     @abc.abstractmethod
     def restamp(self, stamps: dict[str, tuple[int, int]]) -> None:
         """New (size, mtime_ns) for documents whose file was touched but not changed."""
 
-    @abc.abstractmethod
     def clear(self) -> None:
         """Drop every document (a full rebuild starts here)."""
+        self.docs.clear()
+        self.pending.clear()
 
     def flush(self, vector_key: str | None = None) -> None:
         """Write what `add` gathered (still invisible to readers); `commit` does it if this was not called."""

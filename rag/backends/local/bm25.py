@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import xxhash
 
+from ...bm25_math import idf_array
+
 K1, B = 1.5, 0.75
 ARRAYS = ("hashes", "indptr", "docs", "tf", "lengths")
 
@@ -200,7 +202,7 @@ def scores(parts: list[Part], weights: dict[str, float], n_live: int, avg_len: f
                 df += len(docs)
         if not df:
             continue
-        idf = np.log1p((n_live - df + 0.5) / (df + 0.5))
+        idf = idf_array(df, n_live)
         for p, docs, tf in found:
             hits.append((docs + p.offset if p.offset else docs, w * idf, tf, p.field.lengths[docs]))
     if not hits:

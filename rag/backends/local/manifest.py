@@ -7,12 +7,14 @@ a manifest of the wrong shape is corrupt, not an AttributeError later.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
 
 import xxhash
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ...results import DocumentInfo
 from ..base import IndexCorrupt
 from .folder import write_durably
 
@@ -70,6 +72,16 @@ class DocRecord(_Model):
     duplicates: int = 0
     # (segment id, first article, end article): the articles this document holds
     refs: list[tuple[str, int, int]] = []
+
+
+def record_of(info: DocumentInfo, refs) -> DocRecord:
+    return DocRecord(**asdict(info), refs=refs)
+
+
+def info_of(rec: DocRecord) -> DocumentInfo:
+    data = rec.model_dump()
+    data.pop("refs")
+    return DocumentInfo(**data)
 
 
 class GenerationManifest(_Model):

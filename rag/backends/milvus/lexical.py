@@ -18,9 +18,9 @@ divided by its field's best live score.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 
+from ...bm25_math import idf
 from ..local.segment import char_bigrams
 from . import terms
 
@@ -30,10 +30,6 @@ DEFAULT = "sparse"
 # Hits each field returns before fusion: Settings.milvus.field_k (RAG_MILVUS_FIELD_K, 200).
 QUERY_REPEAT = 2  # "tokens": a token of weight w is sent round(w * QUERY_REPEAT) times (at least once)
 IN_BATCH = 1000  # ids per `in [...]` filter
-
-
-def idf(df: int, n: int) -> float:
-    return math.log1p((n - df + 0.5) / (df + 0.5))
 
 
 class FieldQuery:

@@ -22,7 +22,7 @@ import numpy as np
 from ...articles import Article, article_key
 from ...chunks import Chunk
 from ...results import DocumentInfo
-from ..base import Prepared, Writer
+from ..base import Writer
 from . import terms
 from .layout import BODY_PART, MAX_TEXT, Layout
 from .sentences import rows as packed_sentences
@@ -56,8 +56,8 @@ class MilvusWriter(Writer):
         versions = backend.read_versions()
         self.committed = newest(versions, self.generation)
         self._undo([v for v in versions if v.gen > self.generation])
-        self.docs: dict[str, DocVersion] = dict(self.committed)
-        self.pending: list[Prepared] = []
+        super().__init__(self.committed)
+        self.docs: dict[str, DocVersion]
         self.intents: set[int] = set()  # document rows flushed for the next generation
         self.cleared = False
         self.layout: Layout | None = None
@@ -67,23 +67,12 @@ class MilvusWriter(Writer):
 
     # --- the library as it will be ----------------------------------------------------------------
 
-    def documents(self):
-        return [v.info for v in self.docs.values() if v.info is not None] + [
-            p.info for p in self.pending if p.info.source not in self.docs]
+    def _doc_info(self, record):
+        return record.info
 
     @property
     def recovering(self):
         return self.base is None
-
-    def add(self, documents):
-        for p in documents:
-            self.remove([p.info.source])
-            self.pending.append(p)
-
-    def remove(self, sources):
-        for source in sources:
-            self.docs.pop(source, None)
-            self.pending = [p for p in self.pending if p.info.source != source]
 
     def restamp(self, stamps):
         for source, (size, mtime_ns) in stamps.items():
@@ -93,8 +82,7 @@ class MilvusWriter(Writer):
                 self.docs[source] = replace(v, gen=self.next, info=info)
 
     def clear(self):
-        self.docs.clear()
-        self.pending.clear()
+        super().clear()
         self.cleared = True
 
     # --- writing ----------------------------------------------------------------------------------
