@@ -170,7 +170,8 @@ def signals(retrieval: Retrieval, intent: ans.Intent, first: Candidate, cands: l
         if own is not None:
             sim = own - base
             margin = own - max(others) if others else 0.0
-        dense_top = float(retrieval.passages.dense_top) - base
+        if retrieval.passages.dense_top is not None:
+            dense_top = float(retrieval.passages.dense_top) - base
     return ans.Signals(
         coverage=covered,
         focus=ans.focus_share(first.context, intent.focus, retrieval.weights, retrieval.rare_weight),

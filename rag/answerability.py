@@ -175,7 +175,8 @@ def type_span(sentence: str, kind: AnswerType, unit: str = "", names=(), counted
             if not new(m.start(), m.end()):
                 continue
             end = m.end()
-            full = _NUMBER_TAIL.match(sentence, end).end()
+            tail = _NUMBER_TAIL.match(sentence, end)  # every part optional: it always matches
+            full = tail.end() if tail else end
             with_unit = bool(unit) and any(u in sentence[end:full] for u in _SAME_UNIT.get(unit, unit))
             spans.append((not near(sentence, (m.start(), full), counted), not with_unit, m.start(), full))
         if not spans:

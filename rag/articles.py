@@ -148,7 +148,7 @@ def _find_starts(lines: list[str], markdown: bool, heads: frozenset[int] = froze
         if i <= taken:
             continue
         line = clean_inline(lines[i])
-        prev = prev_of[i]
+        prev, nxt = prev_of[i], next_of[i]
         start = None
         if i in heads:
             start = marked_start(i)
@@ -167,8 +167,8 @@ def _find_starts(lines: list[str], markdown: bool, heads: frozenset[int] = froze
             and prev is not None
             and is_headline_like(lines[prev])
             and visible_len(lines[prev]) >= 4
-            and next_of[i] is not None
-            and visible_len(lines[next_of[i]]) >= 8
+            and nxt is not None
+            and visible_len(lines[nxt]) >= 8
         ):
             title, kicker = headline_above(i)
             if title:
@@ -177,8 +177,8 @@ def _find_starts(lines: list[str], markdown: bool, heads: frozenset[int] = froze
             prev is not None
             and has_editor_code(lines[prev])
             and is_headline_like(lines[i], markdown)
-            and next_of[i] is not None
-            and not is_byline_line(lines[next_of[i]])
+            and nxt is not None
+            and not is_byline_line(lines[nxt])
         ):
             start = _Start(i, i + 1, [i], [])
         if start is not None:
@@ -236,7 +236,8 @@ def _page_lines(text: str) -> tuple[list[str], list[int]]:
 
 def _marks(lines: list[str]) -> tuple[frozenset[int], frozenset[int]]:
     """Strip the layout's headline and caption marks off `lines` (in place); their line numbers."""
-    heads, captions = set(), set()
+    heads: set[int] = set()
+    captions: set[int] = set()
     for i, line in enumerate(lines):
         for mark, found in ((HEADLINE_MARK, heads), (CAPTION_MARK, captions)):
             if line.startswith(mark):
@@ -266,7 +267,7 @@ def split_articles(doc: Document) -> list[Article]:
         title = [first_line] if is_headline_like(lines[first_line], markdown) else []
         lead = _Start(first_line, first_line + len(title), title, [])
         starts.insert(0, lead)
-    articles = []
+    articles: list[Article] = []
     for n, start in enumerate(starts):
         end = starts[n + 1].first if n + 1 < len(starts) else len(lines)
         article = _build(doc.source, lines, start, end, markdown, len(articles), page_label(doc, pages[start.first]), marked)

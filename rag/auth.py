@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
+from typing import Any
 
 from fastapi import Request
 
@@ -28,7 +29,7 @@ def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
 class Accounts:
     def __init__(self, accounts: list[tuple[str, str]] | None):
         self.accounts = dict(accounts or [])
-        self.gradio_app = None  # set once the UI is mounted: its login sessions count too
+        self.gradio_app: Any = None  # set once the UI is mounted: its login sessions count too
 
     @property
     def enabled(self) -> bool:

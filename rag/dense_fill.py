@@ -65,10 +65,12 @@ class DenseFill:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._ratio = DEFAULT_SENTENCE_RATIO
-        self._left = self._total = None  # units, as of the last step's snapshot
+        self._left: float | None = None  # units, as of the last step's snapshot
+        self._total: float | None = None
         self._done_now = 0  # texts of the part being embedded that are stored
         self._embedded = 0  # texts embedded by this process, and the seconds that took: the rate
         self._seconds = 0.0
+        self._last = 0.0  # when the last stored batch was counted (reset as each part starts)
         self._worked = False  # something was filled in since the last self-test
         self.error = ""
 

@@ -20,10 +20,11 @@ from typing import ClassVar, NamedTuple
 class RagError(Exception):
     """A failure reported to the user as it is. Subclasses set `status` and `code` (rag.tests check it)."""
 
-    status: ClassVar[int]  # the HTTP status the API answers with
-    code: ClassVar[str]  # machine-readable, stable: the API's error.code
-    field: ClassVar[str | None] = None  # the request parameter at fault, if one is
-    headers: ClassVar[dict[str, str] | None] = None  # e.g. Retry-After
+    # Set by each subclass's body (ApiError: per instance).
+    status: int  # the HTTP status the API answers with
+    code: str  # machine-readable, stable: the API's error.code
+    field: str | None = None  # the request parameter at fault, if one is
+    headers: dict[str, str] | None = None  # e.g. Retry-After
     zh: ClassVar[str] = ""  # what happened; "" when the exception's own message says it all
     en: ClassVar[str] = ""
 
@@ -159,8 +160,8 @@ def describe(exc: BaseException, lang: str | None = None) -> Failure:
         return Failure(exc.status, exc.code, exc.message(lang), exc.field, exc.headers)
     status = getattr(exc, "status_code", None) if _http_exception(exc) else None
     if isinstance(status, int) and 400 <= status < 500:
-        head = {"zh": "请求无效", "en": "Bad request"}.get(lang, "请求无效（bad request）")
-        return Failure(status, "bad_request", f"{head}：{exc.detail}", known=False)
+        head = {"zh": "请求无效", "en": "Bad request"}.get(lang or "", "请求无效（bad request）")
+        return Failure(status, "bad_request", f"{head}：{getattr(exc, 'detail', '')}", known=False)
     if isinstance(exc, ValueError):
         return Failure(400, "bad_request", str(exc), known=False)
     return Failure(500, "internal_error", INTERNAL.get(lang, INTERNAL[None]), known=False)

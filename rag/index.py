@@ -82,7 +82,7 @@ def choose_encoder(settings: Settings, meta: dict | None) -> tuple[Encoder | Non
 
         if not is_cached(settings.model):
             encoder, why = load_encoder("bundled", settings.device, settings.model_timeout)
-            return encoder, dense.get("note") if encoder is not None else why
+            return encoder, (dense.get("note") or "") if encoder is not None else why
     return load_encoder(settings.model, settings.device, settings.model_timeout)
 
 
@@ -418,7 +418,7 @@ class Index:
         tokens = list(query_weights)
         weights = idf_weights(tokens, snap.document_frequency(tokens), snap.n_chunks)
         lexical = snap.lexical(query_weights, n, query) if used in ("hybrid", "lexical") else []
-        dense = self._dense_leg(snap, encoder, query, n) if used in ("hybrid", "dense") else []
+        dense = self._dense_leg(snap, encoder, query, n) if encoder is not None and used in ("hybrid", "dense") else []
         lex_rank = {cid: r for r, (cid, _) in enumerate(lexical, 1)}
         dense_rank = {cid: r for r, (cid, _) in enumerate(dense, 1)}
         if used == "hybrid":
@@ -607,7 +607,7 @@ class Index:
             raise
         if all(up.change is not None for up in uploads):
             library.close()
-            return [up.change for up in uploads]
+            return [up.change for up in uploads if up.change is not None]
         return self._write(Library.commit_uploads, uploads, library=library)
 
     def remove(self, source: str | list[str]) -> list[Change]:

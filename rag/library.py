@@ -284,11 +284,13 @@ class Library:
                 parts.append(self._embed(texts[start : start + PROGRESS_SLICE], kind, desc, unit))
                 progress.advance(stage, len(parts[-1]))
             return np.concatenate(parts)
-        batch = self.settings.batch_size or self.encoder.batch_size
-        if self.encoder.cacheable:
-            vectors, embedded = self.cache.encode(self.encoder, texts, batch, self.progress, desc, unit)
+        encoder = self.encoder
+        assert encoder is not None  # only called when the dense leg is on
+        batch = self.settings.batch_size or encoder.batch_size
+        if encoder.cacheable:
+            vectors, embedded = self.cache.encode(encoder, texts, batch, self.progress, desc, unit)
         else:
-            vectors, embedded = self.encoder.encode_passages(texts, batch, self.progress), len(texts)
+            vectors, embedded = encoder.encode_passages(texts, batch, self.progress), len(texts)
         self.stats[f"{kind}embedded"] += embedded
         self.stats[f"{kind}cached"] += len(texts) - embedded
         return vectors
@@ -301,6 +303,7 @@ class Library:
         if self.progress and texts:
             log.info("向量化 %d 个句子（供语义检索与回答选句）…", len(texts))
         vectors = self._embed(texts, "sentences_", "向量化句子", "句") if texts else None
+        dim = self.encoder.dim if self.encoder is not None else 0
         row = 0
         for p, table in zip(prepared, tables):
             if table is None:
@@ -308,7 +311,7 @@ class Library:
             rows, part = table
             p.sentences = rows
             p.sentence_vectors = (vectors[row : row + len(part)] if vectors is not None
-                                  else np.zeros((0, self.encoder.dim), np.float32)).astype(np.float16)
+                                  else np.zeros((0, dim), np.float32)).astype(np.float16)
             row += len(part)
 
     def measure_self_test(self, prepared: list[Prepared]) -> float | None:
@@ -454,7 +457,8 @@ class Library:
         Each file's outcome is its own: a bad name or a bad file never stops the others.
         """
         uploads: list[Upload] = []
-        items, waiting = [], []
+        items: list[tuple[Document | None, DocumentInfo]] = []
+        waiting: list[Upload] = []
         seen: dict[str, str] = {}  # source -> sha256 within this request
         for name, data in files:
             up = Upload(str(name), data=data)

@@ -92,7 +92,7 @@ def visible_len(line: str) -> int:
     return len(re.sub(r"\s+", "", line))
 
 
-def _local_widths(lengths: list[int], radius: int = 6) -> list[float]:
+def _local_widths(lengths: list[int], radius: int = 6) -> list[int]:
     """Typical line width around each line (75th percentile of its neighbours)."""
     widths = []
     for i in range(len(lengths)):

@@ -103,7 +103,7 @@ class EmbeddingCache:
         if on_stored is not None:
             on_stored(len(texts) - sum(h not in cached for h in hashes), 0)
         if missing:
-            first_text = {}
+            first_text: dict[bytes, str] = {}
             for h, t in zip(hashes, texts):
                 first_text.setdefault(h, t)
             from tqdm import tqdm

@@ -70,10 +70,11 @@ def read_bytes(data: bytes, source: str, limits: IngestLimits | None = None) -> 
     except Exception as exc:  # any other failure of a reader (a missing module, a parser bug) is this file's only
         log.error("读取 %s 时出错", source, exc_info=exc)
         raise Unreadable(f"读取时出错（{type(exc).__name__}），已跳过") from exc
-    read = read if isinstance(read, Pages) else Pages(*read)
-    if not read.text.replace(PAGE_BREAK, "").strip():
+    pages = read if isinstance(read, Pages) else Pages(*read)
+    if not pages.text.replace(PAGE_BREAK, "").strip():
         raise Unreadable("文件中没有可提取的文字")
-    return Document(source, read.text, hashlib.sha256(data).hexdigest(), read.kind or reader.kind, read.count, read.printed)
+    return Document(source, pages.text, hashlib.sha256(data).hexdigest(), pages.kind or reader.kind, pages.n_pages,
+                    pages.printed)
 
 
 def read_file(path: Path, source: str | None = None, limits: IngestLimits | None = None) -> Document:

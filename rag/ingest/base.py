@@ -37,7 +37,7 @@ class Pages(NamedTuple):
     """What a reader of a paged format returns: its text, the page count and the printed page numbers."""
 
     text: str
-    count: int
+    n_pages: int  # not `count`: that is tuple.count
     printed: tuple[int | None, ...] = ()
     kind: str | None = None  # overrides the reader's kind: a PDF read wholly by OCR is a "scan"
 
@@ -55,7 +55,7 @@ class Reader(abc.ABC):
         """True when the first bytes of a file (up to 8 KiB) are this format. `suffix` only breaks ties."""
 
     @abc.abstractmethod
-    def read(self, data: bytes, name: str, limits: IngestLimits | None = None) -> tuple[str, int]:
+    def read(self, data: bytes, name: str, limits: IngestLimits | None = None) -> Pages | tuple[str, int]:
         """(text with pages separated by PAGE_BREAK, number of pages), or `Pages` when the reader also
         finds the numbers printed on the pages; raises Unreadable with the reason. `limits` are the
         caller's (`Settings.ingest`): pages, sizes, pixels, and whether OCR may run."""
