@@ -40,7 +40,7 @@ class LocalBackend(Backend):
         self._segments: dict[str, segment.Segment] = {}
         self._gen: Generation | None = None
         self._reloader: threading.Thread | None = None
-        self._failed_stamp = None
+        self._failed_stamp: tuple[int, int] | None = None
         self._closed = False
         self.reload_error = ""  # why the newest generation could not be opened (the previous one serves)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import xxhash
@@ -141,7 +142,7 @@ class Field:
 
     @classmethod
     def load(cls, folder: Path, name: str, mmap: bool = True) -> "Field":
-        mode = "r" if mmap else None
+        mode: Literal["r"] | None = "r" if mmap else None
         arrays = [np.asarray(np.load(folder / f"{name}.{key}.npy", mmap_mode=mode)) for key in ARRAYS]
         field = cls(*arrays)
         if len(field.indptr) != len(field.hashes) + 1 or int(field.indptr[-1]) != len(field.docs) or len(field.docs) != len(field.tf):

@@ -139,6 +139,9 @@ class Lease:
     writer never sees an unlocked lease of a live reader.
     """
 
+    path: Path
+    _fd: int | None
+
     def __init__(self, folder: Path, number: int):
         leases = Path(folder) / LEASES
         leases.mkdir(parents=True, exist_ok=True)
@@ -173,7 +176,7 @@ class Lease:
 
 def held_generations(folder: Path) -> set[int]:
     """Generations some live reader holds; dead readers' lease files are removed on the way."""
-    held = set()
+    held: set[int] = set()
     leases = Path(folder) / LEASES
     if not leases.is_dir():
         return held

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 import xxhash
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -18,8 +18,8 @@ from ...results import DocumentInfo
 from ..base import IndexCorrupt
 from .folder import write_durably
 
-SEGMENT_FORMAT = 1
-GENERATION_FORMAT = 2
+SEGMENT_FORMAT: Final = 1
+GENERATION_FORMAT: Final = 2
 _MARK = b"\n#xxh3:"
 
 

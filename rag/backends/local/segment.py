@@ -146,7 +146,7 @@ def build(
             builders["words"].add(title_tokens + [t for toks in sentence_tokens[i:j] for t in toks])
             if "bigrams" in builders:
                 builders["bigrams"].add(char_bigrams(c.embed_text))
-        spans[a_id] = by_article[a_id] = None  # release as we go
+        spans[a_id] = by_article[a_id] = None  # type: ignore[call-overload]  # release as we go; never read again
     totals = {}
     for name in ("words", "articles", "bigrams"):  # the largest field last, when the others are freed
         if name in builders:
@@ -163,6 +163,7 @@ def build(
     if vectors is not None:
         index = VectorIndex.build(vectors, settings.ann)
         index.save(tmp / "vectors.faiss")
+        assert vector_key is not None  # the writer passes vectors only with their key
         seg_vectors = SegmentVectors(key=vector_key, dim=index.dim)
     n_sentences = None
     if sentences is not None and seg_vectors is not None:
@@ -226,7 +227,8 @@ class Segment:
             self.store = store.Store(self.path / "store.sqlite")
             self.vectors = (VectorIndex.load(self.path / "vectors.faiss", mmap=True, ann=self.settings.ann)
                             if self.manifest.vectors else None)
-            self.sentence_rows = self.sentence_vectors = None
+            self.sentence_rows: np.ndarray | None = None
+            self.sentence_vectors: np.ndarray | None = None
             if self.manifest.sentences is not None:
                 self.sentence_rows = np.load(self.path / SENTENCES, mmap_mode="r")
                 self.sentence_vectors = np.load(self.path / SENTENCE_VECTORS, mmap_mode="r")
@@ -238,7 +240,7 @@ class Segment:
         if len(self.chunk_article) != m.chunks or len(self.article_keys) != m.articles or (
             self.vectors is not None and len(self.vectors) != m.chunks
         ) or any(f.n_docs != (m.articles if n == "articles" else m.chunks) for n, f in self.fields.items()) or (
-            self.sentence_rows is not None and not (
+            self.sentence_rows is not None and self.sentence_vectors is not None and not (
                 len(self.sentence_rows) == len(self.sentence_vectors) == m.sentences
                 and self.sentence_rows.shape[1:] == (3,)
                 and self.vectors is not None and self.sentence_vectors.shape[1:] == (self.vectors.dim,)
@@ -250,6 +252,7 @@ class Segment:
         """Per local article id: its sentences' (start, end) spans and float32 vectors; {} without them."""
         if self.sentence_rows is None:
             return {}
+        assert self.sentence_vectors is not None  # loaded together with sentence_rows
         column = self.sentence_rows[:, 0]
         out = {}
         for a in sorted(set(local_articles)):
@@ -352,11 +355,12 @@ def merge(folder: Path, seg_id: str, parts: list[tuple[Segment, np.ndarray]],
     if seg_vectors is not None and all(seg.sentence_rows is not None for seg, _ in parts):
         rows, blocks = [], []
         for (seg, live), m in zip(parts, article_maps):
-            keep = live[seg.sentence_rows[:, 0]]
-            kept = np.array(seg.sentence_rows[keep], dtype=np.int64)
+            assert seg.sentence_rows is not None and seg.sentence_vectors is not None  # checked above; loaded together
+            keep_rows = live[seg.sentence_rows[:, 0]]
+            kept = np.array(seg.sentence_rows[keep_rows], dtype=np.int64)
             kept[:, 0] = m[kept[:, 0]]
             rows.append(kept)
-            blocks.append(np.asarray(seg.sentence_vectors[keep]))
+            blocks.append(np.asarray(seg.sentence_vectors[keep_rows]))
         n_sentences = _write_sentences(tmp, np.concatenate(rows), blocks, seg_vectors.dim)
     final = folder / seg_id
     _finish(tmp, final, totals, base, int(len(chunk_article)), seg_vectors, n_sentences)

@@ -29,6 +29,7 @@ class VectorIndex:
         blocks = [np.ascontiguousarray(b, dtype=np.float32) for b in (vectors if isinstance(vectors, list) else [vectors])]
         blocks = [b for b in blocks if len(b)]
         n, dim = sum(len(b) for b in blocks), blocks[0].shape[1]
+        index: faiss.Index
         if n < ann.threshold:
             index = faiss.IndexFlatIP(dim)
         else:
@@ -36,14 +37,14 @@ class VectorIndex:
             # in well under a minute on 2 cores; memory-mappable, unlike HNSW.
             nlist = int(2 * math.sqrt(n))
             quantizer = faiss.IndexFlatIP(dim)
-            index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-            index.cp.niter = 10
+            index = ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            ivf.cp.niter = 10
             rng = np.random.default_rng(0)
             rows = np.sort(rng.choice(n, size=min(n, nlist * 50), replace=False))
             starts = np.cumsum([0] + [len(b) for b in blocks])
             sample = np.concatenate([b[rows[(rows >= a) & (rows < a + len(b))] - a] for b, a in zip(blocks, starts)])
             index.train(sample)
-            index.nprobe = ann.nprobe
+            ivf.nprobe = ann.nprobe
         for block in blocks:
             index.add(block)
         return cls(index)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ...articles import stored_key
+from ...articles import Article, stored_key
 from ...results import DocumentInfo
 from ..base import IndexCorrupt, Writer
 from . import folder as fs, segment
@@ -77,7 +77,7 @@ class LocalWriter(Writer):
     def _live_keys(self) -> dict[int, tuple[str, int]]:
         """Article key -> (segment, article) of every live stored article, for de-duplication."""
         if self._keys is None:
-            keys = {}
+            keys: dict[int, tuple[str, int]] = {}
             for doc in self.docs.values():
                 for seg_id, a0, a1 in doc.refs:
                     ak = self.backend.segment(seg_id).article_keys
@@ -92,6 +92,7 @@ class LocalWriter(Writer):
             return
         keys = self._live_keys()
         seg_id = f"{self.number:08d}-{len(self.written)}"
+        new_articles: list[Article]
         new_articles, new_chunks, chunk_articles, vector_blocks = [], [], array("i"), []
         sentence_rows, sentence_blocks, with_sentences = [], [], True  # all documents have them, or none is stored
         refs: dict[str, list[tuple[str, int, int]]] = {}

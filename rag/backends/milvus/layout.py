@@ -142,6 +142,7 @@ def schema_for(client, kind: str, layout: Layout | None):
         schema.add_field("expires", DataType.DOUBLE)
         _dummy(schema, index)
     elif kind == "chunks":
+        assert layout is not None, "chunks collections belong to a layout"
         schema.add_field("id", DataType.INT64, is_primary=True)
         for name in ("article", "start", "end", "page"):
             schema.add_field(name, DataType.INT64)
@@ -160,6 +161,7 @@ def schema_for(client, kind: str, layout: Layout | None):
         if not layout.lexical and not layout.dim:
             _dummy(schema, index)
     elif kind == "articles":
+        assert layout is not None, "articles collections belong to a layout"
         schema.add_field("id", DataType.INT64, is_primary=True)
         for name in ("page", "position", "chunks", "parts"):
             schema.add_field(name, DataType.INT64)

@@ -7,6 +7,8 @@ pinned state. Such rows are few and short-lived, so a field asks for some extra 
 
 from __future__ import annotations
 
+from typing import Any
+
 from ...chunks import Chunk
 from ...results import ArticleView
 from ..base import Snapshot
@@ -65,7 +67,7 @@ class MilvusSnapshot(Snapshot):
 
     def _search(self, kind: str, anns: str, data, metric: str, limit: int, flt: str = "", fields=("article",)):
         client = self.backend.client
-        params = {"metric_type": metric}
+        params: dict[str, Any] = {"metric_type": metric}
         if metric == "IP" and anns == "dense" and self.layout.dense_index == "HNSW":
             params["params"] = {"ef": max(64, limit)}
         res = self._call("检索", client.search, self._names[kind], data=[data], anns_field=anns, limit=limit,

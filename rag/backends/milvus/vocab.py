@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import zlib
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -33,7 +34,7 @@ class DfTable:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def apply(self, plus: list[tuple[np.ndarray, ...]], minus: list[tuple[np.ndarray, ...]]) -> "DfTable":
+    def apply(self, plus: Sequence[tuple[np.ndarray, ...]], minus: Sequence[tuple[np.ndarray, ...]]) -> "DfTable":
         """A new table: +1 for every key occurrence in `plus`, -1 in `minus` (each a tuple of key arrays)."""
         def counted(groups):
             arrays = [a for g in groups for a in g if len(a)]

@@ -101,10 +101,12 @@ class MilvusWriter(Writer):
         if any(p.vectors is None and p.chunks for p in self.pending) and vector_key is not None:
             raise ValueError("部分文档缺少向量：同一次写入中的文档必须都带向量或都不带")
         base = self.base_layout
-        dim = dims.pop() if dims else (base.dim if base is not None and self.base.vector_key == vector_key else None)
+        dim = dims.pop() if dims else (base.dim if base is not None and self.base is not None
+                                            and self.base.vector_key == vector_key else None)
         layout = self.b.make_layout(vector_key if dim else None, dim)
         if base is not None and layout.id != base.id:
             if not self.cleared and self._live_at_base():
+                assert self.base is not None  # base_layout comes from base
                 was = self.base.vector_key or "无"
                 raise ValueError(
                     f"索引中的向量来自 {was}（{base.dim or 0} 维，{base.lexical or '无关键词'}），新文档为 {vector_key or '无'}"
@@ -161,6 +163,7 @@ class MilvusWriter(Writer):
                     if aid not in stored:
                         sentences = None
                         if sentence_at is not None:
+                            assert p.sentences is not None and p.sentence_vectors is not None  # as sentence_at
                             lo, hi = sentence_at[i], sentence_at[i + 1]
                             sentences = (p.sentences[lo:hi, 1:], p.sentence_vectors[lo:hi])
                         new_items.append((aid, article, [p.chunks[r] for r in rows],
@@ -169,9 +172,9 @@ class MilvusWriter(Writer):
                 live.setdefault(aid, len(rows))
             info = DocumentInfo(**{**asdict(p.info), "duplicates": dup})
             versions.append(DocVersion(p.info.source, self.next, self._next_seq(), False, info, refs))
-        rows = [r for v in versions for r in v.rows()]
-        self.b.upsert("documents", None, rows)  # the intent: which articles the next generation lists
-        self.intents.update(r["id"] for r in rows)
+        doc_rows = [r for v in versions for r in v.rows()]
+        self.b.upsert("documents", None, doc_rows)  # the intent: which articles the next generation lists
+        self.intents.update(r["id"] for r in doc_rows)
         self._store(new_items)
         for v in versions:
             self.docs[v.source] = v
@@ -184,6 +187,7 @@ class MilvusWriter(Writer):
         from tqdm import tqdm
 
         layout = self.layout
+        assert layout is not None  # set by flush
         bar = tqdm(total=len(items), desc="写入 Milvus", unit="篇", disable=not self.b.progress, mininterval=1.0)
         try:
             for start in range(0, len(items), ARTICLES_PER_BATCH):
@@ -214,6 +218,7 @@ class MilvusWriter(Writer):
 
     def _avglen(self, sample, batch, counts) -> dict:
         """Mean field lengths of a new layout, from its first articles (exact for a library up to AVGLEN_SAMPLE)."""
+        assert self.layout is not None  # set by flush
         if len(sample) > len(batch):
             counts = terms.tokenize([(a, cs) for _, a, cs, _, _ in sample], self.b.hard_max, self.layout.fields,
                                     self.b.workers, parallel_min_articles=self.b.settings.parallel_min_articles)
@@ -228,6 +233,7 @@ class MilvusWriter(Writer):
 
     def _lexical_value(self, name: str, counts: Counter, raw: str):
         layout = self.layout
+        assert layout is not None  # set by flush
         if layout.lexical == "sparse":
             return {name: terms.bm25_vector(counts, layout.avglen.get(name, 1.0))}
         if layout.lexical == "jieba" and name != "bigrams":
@@ -236,6 +242,7 @@ class MilvusWriter(Writer):
 
     def _chunk_rows(self, aid: int, article: Article, chunks: list[Chunk], vectors, t: terms.ArticleTerms) -> list[dict]:
         layout = self.layout
+        assert layout is not None  # set by flush
         rows = []
         for i, c in enumerate(chunks):
             row = {"id": stable_id(aid, c.start, c.end), "article": aid, "start": c.start, "end": c.end,
@@ -257,6 +264,7 @@ class MilvusWriter(Writer):
         row = {"id": aid, "page": _page(article.page), "position": int(article.position), "chunks": n_chunks,
                "parts": parts, "title": _clip(article.title), "byline": _clip(article.byline),
                "kicker": _clip(article.kicker), "body": article.body[:BODY_PART]}
+        assert self.layout is not None  # set by flush
         if self.layout.lexical and "articles" in self.layout.fields:
             row.update(self._lexical_value("articles", t.article, f"{article.title}\n{article.body}"))
         else:
@@ -274,6 +282,7 @@ class MilvusWriter(Writer):
             keys = [terms.vocab_key(field, d) for c in counters for d in {terms.dim(tok) for tok in c}]
             return np.array(keys, dtype=np.uint64)
 
+        assert self.layout is not None  # set by flush
         sparse = self.layout.lexical == "sparse"
         words = chunk_keys("words", t.words)
         bigrams = chunk_keys("bigrams", t.bigrams) if sparse and "bigrams" in self.layout.fields else np.zeros(0, np.uint64)
@@ -286,6 +295,7 @@ class MilvusWriter(Writer):
     def commit(self, meta: dict, vector_key: str | None = None) -> int:
         self.flush(vector_key)
         layout = self.layout
+        assert layout is not None  # set by flush
         # Document versions: new and restamped ones, tombstones for what was committed and is gone.
         versions = [v for v in self.docs.values() if v.gen == self.next]
         versions += [DocVersion(s, self.next, v.seq, True) for s, v in self.committed.items() if s not in self.docs]
@@ -336,6 +346,7 @@ class MilvusWriter(Writer):
         if not articles:
             return []
         layout = self.layout
+        assert layout is not None  # set by flush
         out = []
         for start in range(0, len(articles), ARTICLES_PER_BATCH):
             ids = articles[start : start + ARTICLES_PER_BATCH]
