@@ -92,76 +92,20 @@ UPLOADS_AT_ONCE = 2
 HISTORY_KEEP = 6  # questions a follow-up may lean on (answer() reads the last few)
 KEEP = object()  # a dropdown's choice left as the page has it
 
-CSS = """
-#mode-radio.dense-off label:has(input[value="dense"]) { opacity: .45; pointer-events: none; }
-#qa-chat mark, #article-view mark { background: #ffe58a; padding: 0 1px; border-radius: 2px; color: inherit; }
-#qa-chat a.cite { font-weight: 600; color: #b45309; text-decoration: none; margin: 0 1px; }
-#qa-chat a.src { color: inherit; text-decoration: none; border-bottom: 1px dotted #b45309; }
-#qa-chat a.cite:hover, #qa-chat a.src:hover { background: #fff3c4; }
-#qa-chat small.hint { color: #6b7280; font-weight: normal; }
-#qa-chat em.notice { color: #92400e; }
-#qa-chat a.copy-answer { font-size: .85em; color: #6b7280; text-decoration: none; border: 1px solid #d1d5db;
-  border-radius: 6px; padding: 1px 8px; }
-#qa-chat a.copy-answer.copied::after { content: " ✓"; color: #059669; }
-#qa-chat .copy-text { display: none; }
-#examples { gap: 6px; flex-wrap: wrap; align-items: center; }
-#examples .chip { flex: 0 0 auto !important; min-width: 0 !important; border-radius: 999px; font-weight: normal; }
-#examples-label { flex: 0 0 auto !important; min-width: 0 !important; color: #6b7280; }
-#article-view { border: 1px solid var(--border-color-primary); border-radius: 8px; }
-#article-view .article-ref { color: #6b7280; font-size: .85em; }
-#article-view .article-headline { margin: 4px 0 2px; font-size: 1.15em; }
-#article-view .article-byline { color: #4b5563; font-size: .9em; margin-bottom: 8px; }
-#article-view .article-body p { margin: 0 0 .6em; line-height: 1.7; }
-#article-view mark.cited { background: #ffd666; font-weight: 600; }
-#article-view mark.passage { background: #fff5cc; }
-#qa-chat table { font-size: .85em; }
-#qa-chat table td, #qa-chat table th { padding: 4px 6px; }
-#qa-chat table b.cited { color: #b45309; }
-#article-view .article-empty, #article-view .article-note { color: #6b7280; }
-#article-view .article-also { color: #6b7280; font-size: .85em; margin-top: 8px; }
-#index-status { color: #4b5563; font-size: .9em; }
-#lib-preview details { border-bottom: 1px solid var(--border-color-primary); padding: 6px 0; }
-#lib-preview summary { cursor: pointer; }
-#lib-preview .lib-meta, #lib-preview .lib-kicker { color: #6b7280; font-size: .9em; }
-#lib-preview .lib-body p { margin: 0 0 .5em; line-height: 1.7; }
-#lib-preview .lib-preview-head { font-weight: 600; margin-bottom: 6px; }
-"""
+# The page's stylesheet and the two components' scripts live in rag/ui_assets/ (shipped as package data).
+# Citations and the copy link are plain fragment links inside the (sanitised) chat markdown; bridge.js
+# turns their clicks into a `click` event of the hidden bridge, whose value says which one. article.js
+# scrolls the article view to its first highlight.
+ASSETS = Path(__file__).resolve().parent / "ui_assets"
 
-# Citations and the copy link are plain fragment links inside the (sanitised) chat markdown; this
-# turns their clicks into a `click` event of the hidden bridge, whose value says which one.
-BRIDGE_JS = """
-window.__ragOpen = (key) => { props.value = key + '@' + Date.now(); trigger('click'); };
-if (!window.__ragLinks) {
-  window.__ragLinks = true;
-  const fallback = (text) => {
-    const area = document.createElement('textarea');
-    area.value = text; area.style.position = 'fixed'; area.style.opacity = '0';
-    document.body.appendChild(area); area.select();
-    let ok = false; try { ok = document.execCommand('copy'); } catch (err) {}
-    area.remove(); return ok;
-  };
-  document.addEventListener('click', (event) => {
-    const link = event.target.closest ? event.target.closest('a[href^="#cite-"], a[href^="#copy-"]') : null;
-    if (!link) return;
-    event.preventDefault(); event.stopPropagation();
-    const href = link.getAttribute('href');
-    if (href.startsWith('#cite-')) { window.__ragOpen(href.slice(6)); return; }
-    const holder = link.parentElement;
-    const source = holder ? holder.querySelector('.copy-text') : null;
-    const text = source ? source.textContent : '';
-    const done = () => { link.classList.add('copied'); setTimeout(() => link.classList.remove('copied'), 1500); };
-    if (navigator.clipboard && window.isSecureContext) {
-      navigator.clipboard.writeText(text).then(done, () => { if (fallback(text)) done(); });
-    } else if (fallback(text)) { done(); }
-  }, true);
-}
-"""
-ARTICLE_JS = """
-watch('value', () => {
-  const mark = element.querySelector('mark.cited, mark.passage');
-  if (mark) mark.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
-});
-"""
+
+def _asset(name: str) -> str:
+    return (ASSETS / name).read_text(encoding="utf-8")
+
+
+CSS = _asset("chat.css")
+BRIDGE_JS = _asset("bridge.js")
+ARTICLE_JS = _asset("article.js")
 
 
 def status_markdown(index: Index, info: IndexInfo | None = None, lang: str = "zh") -> str:
