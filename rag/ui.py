@@ -95,6 +95,8 @@ HISTORY_KEEP = 6  # questions a follow-up may lean on (answer() reads the last f
 
 
 class _Keep(enum.Enum):
+    """A sentinel type of one value, so that `preview is KEEP` narrows the type."""
+
     KEEP = "keep"
 
 
@@ -251,7 +253,7 @@ class LibraryHandlers:
         self.ledger = ledger  # the gate's record of who uploaded which file; None: no upload is taken
 
     def refused(self, lang: str = "zh") -> str:
-        return page_texts(lang)["read_only"]
+        return self.refusal_text(Refusal("read_only"), lang)
 
     @staticmethod
     def refusal_text(refusal: Refusal, lang: str = "zh") -> str:
@@ -644,7 +646,7 @@ def _pick_document(evt: gr.SelectData):
 
 def _library_tab(settings: Settings, i18n: gr.I18n) -> dict:
     """The 资料库 tab's components; upload and delete controls only exist when the library may change."""
-    read_only = settings.read_only
+    read_only = UploadRules(settings).read_only
     c: dict = {}
     gr.Markdown(i18n("lib_intro"), elem_id="lib-intro")
     if read_only:
