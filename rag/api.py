@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path as FilePath
-from typing import Annotated, Callable
+from typing import Annotated, Any, Callable, cast
 
 import fastapi_offline
 from fastapi import APIRouter, Depends, FastAPI, File, Path, Query, Request, UploadFile
@@ -18,12 +18,13 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.routing import APIRoute
+from starlette.types import Scope
 
 from . import __version__
 from .answer import answer
 from .api_models import (
     MAX_K, AskIn, AskOut, ArticleOut, ArticlesOut, ChangeOut, ChangesOut, CitationOut, DocumentOut, DocumentsOut,
-    DocumentStatusOut, ErrorOut, HealthOut, InfoOut, Mode, NoticeOut, PassageOut, RetrieveOut, UploadStateOut,
+    DocumentStatusOut, ErrorOut, HealthOut, InfoOut, Language, Mode, NoticeOut, PassageOut, RetrieveOut, UploadStateOut,
 )
 from .auth import Accounts
 from .errors import ApiError, RagError, Unauthorized, describe
@@ -32,12 +33,11 @@ from .lang import detect_language, engine_label, not_found
 from .library import Change
 from .notices import render
 from .settings import Settings
-from .uploads import UploadLog, library_name
+from .uploads import Refusal, UploadLog, UploadRules, library_name
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1"
-UPLOAD_CHUNK = 1 << 20
 DOCS_ASSETS = "/api/docs/static"
 
 
@@ -118,7 +118,7 @@ class GuardedRoute(APIRoute):
         return guarded
 
 
-ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 405, 409, 422, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 405, 409, 422, 503)}
 
 
 def _sources(index: Index) -> dict:
@@ -131,6 +131,7 @@ def build_api(index: Index, settings: Settings, accounts: Accounts, uploads: Upl
     `uploads` is shared with the UI: GET /documents/{name} tells a client that timed out how its upload ended.
     """
     uploads = uploads or UploadLog()
+    rules = UploadRules(settings)
     signed_in = [Depends(accounts.require)]
     api = APIRouter(prefix=PREFIX, route_class=GuardedRoute, responses=ERRORS)
 
@@ -153,7 +154,7 @@ def build_api(index: Index, settings: Settings, accounts: Accounts, uploads: Upl
         if not q.strip():
             raise ApiError(400, "empty_query", "查询不能为空（q must not be empty）", "q")
         passages = index.retrieve(q, k=k, mode=mode, sources=source or None)
-        return RetrieveOut(query=q.strip(), mode=passages.mode, notice=passages.notice,
+        return RetrieveOut(query=q.strip(), mode=cast(Mode, passages.mode), notice=passages.notice,
                            notices=[NoticeOut.of(n) for n in passages.notices], engine=passages.engine,
                            elapsed_ms=passages.elapsed_ms, passages=[PassageOut.of(p) for p in passages])
 
@@ -175,8 +176,8 @@ def build_api(index: Index, settings: Settings, accounts: Accounts, uploads: Upl
         return AskOut(question=result.question, answer=result.text if result.found else not_found(lang),
                       found=result.found, citations=citations, passages=[PassageOut.of(p) for p in result.passages],
                       notice=render(result.notices, lang),
-                      notices=[NoticeOut.of(n) for n in result.notices], query=result.query, mode=result.mode,
-                      engine=engine_label(result.engine, lang), language=lang, elapsed_ms=elapsed)
+                      notices=[NoticeOut.of(n) for n in result.notices], query=result.query, mode=cast(Mode, result.mode),
+                      engine=engine_label(result.engine, lang), language=cast(Language, lang), elapsed_ms=elapsed)
 
     @api.get("/documents", response_model=DocumentsOut, tags=["library"], dependencies=signed_in,
              summary="资料库中的文档")
@@ -206,20 +207,18 @@ def build_api(index: Index, settings: Settings, accounts: Accounts, uploads: Upl
     @api.post("/documents", response_model=ChangesOut, tags=["library"], dependencies=signed_in,
               summary="上传一个或多个文件（multipart，字段名 files）；每个文件各有结果")
     def upload(files: Annotated[list[UploadFile], File(description="要加入资料库的文件")]):
-        if settings.read_only:
-            raise ApiError(403, "read_only", "只读模式：不能上传文档（the library is read-only）")
-        if len(files) > settings.max_uploads:
-            raise ApiError(400, "too_many_files", f"一次最多上传 {settings.max_uploads} 个文件"
-                           f"（at most {settings.max_uploads} files per upload）", "files")
-        limit = settings.max_upload_mb * 2**20
+        rules.require_change("upload")
+        too_many = rules.batch(len(files))
+        if too_many is not None:
+            raise too_many.error()
         outcome: list[ChangeOut | None] = []
         todo: list[tuple[str, bytes]] = []
         for f in files:
             name = f.filename or "upload"
-            data = _read_limited(f, limit)
-            if data is None:
+            data = rules.read(f.file)
+            if isinstance(data, Refusal):
                 outcome.append(ChangeOut(name=library_name(name), status="refused", articles=0, chunks=0,
-                                         message=f"文件过大（上限 {settings.max_upload_mb} MB）"))
+                                         message=data.message()))
                 continue
             outcome.append(None)
             todo.append((name, data))
@@ -234,14 +233,13 @@ def build_api(index: Index, settings: Settings, accounts: Accounts, uploads: Upl
                     changes = [Change(library_name(n), "refused", "处理时出错（已记录）") for n, _ in todo]
             uploads.finished(changes)
             done = iter(changes)
-            outcome = [c if c is not None else ChangeOut.of(next(done)) for c in outcome]
-        return ChangesOut(changes=outcome)
+            return ChangesOut(changes=[c if c is not None else ChangeOut.of(next(done)) for c in outcome])
+        return ChangesOut(changes=[c for c in outcome if c is not None])  # nothing to add: every file was refused
 
     @api.delete("/documents/{name:path}", response_model=ChangesOut, tags=["library"], dependencies=signed_in,
                 summary="删除一篇上传的文档")
     def delete(name: Annotated[str, Path(description="文档名")]):
-        if settings.read_only:
-            raise ApiError(403, "read_only", "只读模式：不能删除文档（the library is read-only）")
+        rules.require_change("delete")
         doc = _sources(index).get(name)
         if doc is None:
             raise ApiError(404, "not_found", f"资料库中没有名为 {name!r} 的文档（document not found）", "name")
@@ -263,28 +261,17 @@ def build_api(index: Index, settings: Settings, accounts: Accounts, uploads: Upl
     return api
 
 
-def _methods_for(router: APIRouter, scope: dict) -> list[str]:
+def _methods_for(router: APIRouter, scope: Scope) -> list[str]:
     """The methods the other routes accept at this path (a GET to POST /ask is a 405, not a 404)."""
     from starlette.routing import Match
 
     methods: set[str] = set()
     for route in router.routes:
-        if isinstance(route, APIRoute) and route.name != "unknown":
+        if isinstance(route, APIRoute) and route.name != "unknown" and route.methods:  # an APIRoute has methods
             match, _ = route.matches({**scope, "method": next(iter(route.methods))})
             if match is Match.FULL:
                 methods |= route.methods
     return sorted(methods - {"HEAD"})
-
-
-def _read_limited(upload: UploadFile, limit: int) -> bytes | None:
-    """The file's bytes, or None as soon as it is larger than `limit` (never reads more than limit + 1 MiB)."""
-    parts, size = [], 0
-    while block := upload.file.read(UPLOAD_CHUNK):
-        size += len(block)
-        if size > limit:
-            return None
-        parts.append(block)
-    return b"".join(parts)
 
 
 def swagger_assets() -> dict[str, FilePath]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, cast
 
 from pydantic import BaseModel, Field
 
@@ -11,6 +11,8 @@ from .notices import Notice, NoticeCode
 from .results import ArticleView, DocumentInfo, IndexInfo, Passage
 
 Mode = Literal["hybrid", "lexical", "dense"]
+Language = Literal["zh", "en"]
+ChangeStatus = Literal["added", "replaced", "unchanged", "removed", "skipped", "refused"]
 MAX_K = 50
 
 
@@ -103,7 +105,7 @@ class AskOut(BaseModel):
     query: str = Field(description="实际检索的文本（追问时带上前文的主题词）")
     mode: Mode
     engine: str = Field(description="本次使用的语义引擎（按问题的语言）；未使用语义检索时为空字符串")
-    language: Literal["zh", "en"] = Field("zh", description="问题的语言：answer、notice 用这种语言；引用的原文句子保持原样")
+    language: Language = Field("zh", description="问题的语言：answer、notice 用这种语言；引用的原文句子保持原样")
     elapsed_ms: float
 
 
@@ -201,14 +203,15 @@ class ArticlesOut(BaseModel):
 
 class ChangeOut(BaseModel):
     name: str
-    status: Literal["added", "replaced", "unchanged", "removed", "skipped", "refused"]
+    status: ChangeStatus
     message: str
     articles: int
     chunks: int
 
     @classmethod
     def of(cls, c: Change) -> "ChangeOut":
-        return cls(name=c.source, status=c.status, message=c.message, articles=c.articles, chunks=c.chunks)
+        # Change.status is a plain str in the core; pydantic still checks the value.
+        return cls(name=c.source, status=cast(ChangeStatus, c.status), message=c.message, articles=c.articles, chunks=c.chunks)
 
 
 class ChangesOut(BaseModel):

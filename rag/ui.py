@@ -9,6 +9,7 @@ All archive text is untrusted and escaped before rendering (see rag/chat_view.py
 from __future__ import annotations
 
 import atexit
+import enum
 import logging
 import os
 import shutil
@@ -16,6 +17,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Final, Literal, TypedDict
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home; must precede `import gradio`
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -38,7 +40,7 @@ from .library_view import (  # noqa: E402
 )
 from .results import IndexInfo  # noqa: E402
 from .settings import Settings  # noqa: E402
-from .uploads import UploadLog  # noqa: E402
+from .uploads import Refusal, UploadLog, UploadRules  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -90,78 +92,30 @@ EXAMPLES = [
 ENGLISH_EXAMPLE = "How many enterprises signed up in the Smart Island core area?"
 UPLOADS_AT_ONCE = 2
 HISTORY_KEEP = 6  # questions a follow-up may lean on (answer() reads the last few)
-KEEP = object()  # a dropdown's choice left as the page has it
 
-CSS = """
-#mode-radio.dense-off label:has(input[value="dense"]) { opacity: .45; pointer-events: none; }
-#qa-chat mark, #article-view mark { background: #ffe58a; padding: 0 1px; border-radius: 2px; color: inherit; }
-#qa-chat a.cite { font-weight: 600; color: #b45309; text-decoration: none; margin: 0 1px; }
-#qa-chat a.src { color: inherit; text-decoration: none; border-bottom: 1px dotted #b45309; }
-#qa-chat a.cite:hover, #qa-chat a.src:hover { background: #fff3c4; }
-#qa-chat small.hint { color: #6b7280; font-weight: normal; }
-#qa-chat em.notice { color: #92400e; }
-#qa-chat a.copy-answer { font-size: .85em; color: #6b7280; text-decoration: none; border: 1px solid #d1d5db;
-  border-radius: 6px; padding: 1px 8px; }
-#qa-chat a.copy-answer.copied::after { content: " ✓"; color: #059669; }
-#qa-chat .copy-text { display: none; }
-#examples { gap: 6px; flex-wrap: wrap; align-items: center; }
-#examples .chip { flex: 0 0 auto !important; min-width: 0 !important; border-radius: 999px; font-weight: normal; }
-#examples-label { flex: 0 0 auto !important; min-width: 0 !important; color: #6b7280; }
-#article-view { border: 1px solid var(--border-color-primary); border-radius: 8px; }
-#article-view .article-ref { color: #6b7280; font-size: .85em; }
-#article-view .article-headline { margin: 4px 0 2px; font-size: 1.15em; }
-#article-view .article-byline { color: #4b5563; font-size: .9em; margin-bottom: 8px; }
-#article-view .article-body p { margin: 0 0 .6em; line-height: 1.7; }
-#article-view mark.cited { background: #ffd666; font-weight: 600; }
-#article-view mark.passage { background: #fff5cc; }
-#qa-chat table { font-size: .85em; }
-#qa-chat table td, #qa-chat table th { padding: 4px 6px; }
-#qa-chat table b.cited { color: #b45309; }
-#article-view .article-empty, #article-view .article-note { color: #6b7280; }
-#article-view .article-also { color: #6b7280; font-size: .85em; margin-top: 8px; }
-#index-status { color: #4b5563; font-size: .9em; }
-#lib-preview details { border-bottom: 1px solid var(--border-color-primary); padding: 6px 0; }
-#lib-preview summary { cursor: pointer; }
-#lib-preview .lib-meta, #lib-preview .lib-kicker { color: #6b7280; font-size: .9em; }
-#lib-preview .lib-body p { margin: 0 0 .5em; line-height: 1.7; }
-#lib-preview .lib-preview-head { font-weight: 600; margin-bottom: 6px; }
-"""
 
-# Citations and the copy link are plain fragment links inside the (sanitised) chat markdown; this
-# turns their clicks into a `click` event of the hidden bridge, whose value says which one.
-BRIDGE_JS = """
-window.__ragOpen = (key) => { props.value = key + '@' + Date.now(); trigger('click'); };
-if (!window.__ragLinks) {
-  window.__ragLinks = true;
-  const fallback = (text) => {
-    const area = document.createElement('textarea');
-    area.value = text; area.style.position = 'fixed'; area.style.opacity = '0';
-    document.body.appendChild(area); area.select();
-    let ok = false; try { ok = document.execCommand('copy'); } catch (err) {}
-    area.remove(); return ok;
-  };
-  document.addEventListener('click', (event) => {
-    const link = event.target.closest ? event.target.closest('a[href^="#cite-"], a[href^="#copy-"]') : null;
-    if (!link) return;
-    event.preventDefault(); event.stopPropagation();
-    const href = link.getAttribute('href');
-    if (href.startsWith('#cite-')) { window.__ragOpen(href.slice(6)); return; }
-    const holder = link.parentElement;
-    const source = holder ? holder.querySelector('.copy-text') : null;
-    const text = source ? source.textContent : '';
-    const done = () => { link.classList.add('copied'); setTimeout(() => link.classList.remove('copied'), 1500); };
-    if (navigator.clipboard && window.isSecureContext) {
-      navigator.clipboard.writeText(text).then(done, () => { if (fallback(text)) done(); });
-    } else if (fallback(text)) { done(); }
-  }, true);
-}
-"""
-ARTICLE_JS = """
-watch('value', () => {
-  const mark = element.querySelector('mark.cited, mark.passage');
-  if (mark) mark.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
-});
-"""
+class _Keep(enum.Enum):
+    """A sentinel type of one value, so that `preview is KEEP` narrows the type."""
+
+    KEEP = "keep"
+
+
+KEEP: Final = _Keep.KEEP  # a dropdown's choice left as the page has it
+
+# The page's stylesheet and the two components' scripts live in rag/ui_assets/ (shipped as package data).
+# Citations and the copy link are plain fragment links inside the (sanitised) chat markdown; bridge.js
+# turns their clicks into a `click` event of the hidden bridge, whose value says which one. article.js
+# scrolls the article view to its first highlight.
+ASSETS = Path(__file__).resolve().parent / "ui_assets"
+
+
+def _asset(name: str) -> str:
+    return (ASSETS / name).read_text(encoding="utf-8")
+
+
+CSS = _asset("chat.css")
+BRIDGE_JS = _asset("bridge.js")
+ARTICLE_JS = _asset("article.js")
 
 
 def status_markdown(index: Index, info: IndexInfo | None = None, lang: str = "zh") -> str:
@@ -211,7 +165,7 @@ class ChatHandlers:
     def __init__(self, index: Index):
         self.index = index
 
-    def ask(self, message, k, mode_label, sources, session, request: gr.Request = None):
+    def ask(self, message, k, mode_label, sources, session, request: gr.Request | None = None):
         """Show the question at once, then the answer bubble and its folded "how this was found" view.
 
         The answer speaks the question's language; an empty question is answered in the page's."""
@@ -294,13 +248,24 @@ class LibraryHandlers:
         self.index = index
         self.uploads = uploads or UploadLog()
         self.settings = settings
+        self.rules = UploadRules(settings)  # read-only, files per upload, size per file: the API's rules too
         self.on_change = on_change or (lambda: None)
         self.ledger = ledger  # the gate's record of who uploaded which file; None: no upload is taken
 
     def refused(self, lang: str = "zh") -> str:
-        return page_texts(lang)["read_only"]
+        return self.refusal_text(Refusal("read_only"), lang)
 
-    def tables(self, lang: str = "zh", preview: str | None = KEEP, remove: str | None = None):
+    @staticmethod
+    def refusal_text(refusal: Refusal, lang: str = "zh") -> str:
+        """An UploadRules refusal in the page's language."""
+        w = page_texts(lang)
+        if refusal.reason == "read_only":
+            return w["read_only"]
+        if refusal.reason == "too_many_files":
+            return w["too_many"].format(refusal.limit)
+        return w["too_large"].format(size=(refusal.size or 0) / 2**20, limit=refusal.limit)
+
+    def tables(self, lang: str = "zh", preview: str | None | _Keep = KEEP, remove: str | None = None):
         """The documents table, the library's counts, both dropdowns and the page's status line.
 
         The counts and the status line come from one info(), so they always agree; a dropdown keeps its
@@ -338,27 +303,29 @@ class LibraryHandlers:
         def table(rows):
             return _frame(rows, headers)
 
-        if self.settings.read_only:
-            yield table([status_row("—", "refused", self.refused(lang), lang)]), *self.tables(lang), None
+        read_only = self.rules.change("upload")
+        if read_only is not None:
+            yield table([status_row("—", "refused", self.refusal_text(read_only, lang), lang)]), *self.tables(lang), None
             return
         if not given:
             yield table([status_row("—", "refused", w["pick_files"], lang)]), *self.tables(lang), None
             return
         files = [self.received(p, user) for p in given]
-        limit_n = self.settings.max_uploads
         rows = []
+        todo: list[tuple[int, Path]] = []
         for i, (path, real) in enumerate(zip(given, files)):
+            over = self.rules.over(i)
             if real is None:
                 rows.append(status_row(_upload_name(path), "refused", w["not_received"], lang))
-            elif i >= limit_n:
-                rows.append(status_row(_upload_name(path), "refused", w["too_many"].format(limit_n), lang))
+            elif over is not None:
+                rows.append(status_row(_upload_name(path), "refused", self.refusal_text(over, lang), lang))
             else:
                 rows.append(status_row(_upload_name(path), "waiting", "", lang))
-        todo = [(i, real) for i, real in enumerate(files) if real is not None and i < limit_n]
+                todo.append((i, real))
         for i, real in enumerate(files):
             if self.ledger is not None and real is not None:
                 self.ledger.forget(str(given[i]))  # taken once: a replay of the same path finds nothing
-            if real is not None and i >= limit_n:
+            if real is not None and self.rules.over(i) is not None:
                 self._discard(real)
         unchanged = (gr.skip(),) * 6
         changed = False
@@ -419,12 +386,10 @@ class LibraryHandlers:
 
     def _add_one(self, real: Path, name: str, lang: str = "zh") -> tuple[str, list]:
         w = page_texts(lang)
-        limit_mb = self.settings.max_upload_mb
         try:
-            size = real.stat().st_size
-            if size > limit_mb * 2**20:
-                return "refused", status_row(name, "refused", w["too_large"].format(size=size / 2**20, limit=limit_mb), lang)
-            data = real.read_bytes()
+            data = self.rules.read_file(real)
+            if isinstance(data, Refusal):
+                return "refused", status_row(name, "refused", self.refusal_text(data, lang), lang)
         except OSError as exc:
             return "refused", status_row(name, "refused", w["unreadable"].format(exc.strerror or exc), lang)
         finally:
@@ -449,11 +414,12 @@ class LibraryHandlers:
             return w["not_uploaded"].format(escape(name))
         return None
 
-    def confirm(self, name, request: gr.Request = None):
+    def confirm(self, name, request: gr.Request | None = None):
         lang = request_language(request)
         w = page_texts(lang)
-        if self.settings.read_only:
-            return gr.Row(visible=False), self.refused(lang)
+        read_only = self.rules.change("delete")
+        if read_only is not None:
+            return gr.Row(visible=False), self.refusal_text(read_only, lang)
         if not name:
             return gr.Row(visible=False), w["pick_delete"]
         why = self._deletable(name, lang)
@@ -461,12 +427,13 @@ class LibraryHandlers:
             return gr.Row(visible=False), why
         return gr.Row(visible=True), w["confirm"].format(escape(name))
 
-    def delete(self, name, request: gr.Request = None):
+    def delete(self, name, request: gr.Request | None = None):
         """Delete one uploaded document (documents of the docs folder are removed by deleting the file)."""
         lang = request_language(request)
         w = page_texts(lang)
-        if self.settings.read_only:
-            return gr.Row(visible=False), self.refused(lang), *self.tables(lang)
+        read_only = self.rules.change("delete")
+        if read_only is not None:
+            return gr.Row(visible=False), self.refusal_text(read_only, lang), *self.tables(lang)
         if not name:
             return gr.Row(visible=False), w["pick_delete"], *self.tables(lang)
         why = self._deletable(name, lang)
@@ -480,7 +447,7 @@ class LibraryHandlers:
             message = w["cannot_delete"].format(escape(failure_text(exc, lang, w["failed"], "删除失败：%s", name)))
         return gr.Row(visible=False), message, *self.tables(lang)
 
-    def preview(self, name, request: gr.Request = None):
+    def preview(self, name, request: gr.Request | None = None):
         if not name:
             return ""
         return preview_html(name, self.index.articles(name), request_language(request))
@@ -537,10 +504,12 @@ def build_demo(index: Index, settings: Settings | None = None, on_change=None,
                     with gr.Column(scale=3, min_width=420):
                         chatbot = gr.Chatbot(
                             label="对话", show_label=False, elem_id="qa-chat", height=560, buttons=[], feedback_options=None,
-                            placeholder=i18n("chat_placeholder"),
+                            # gradio's hints say str; an I18nData is translated in the browser
+                            placeholder=i18n("chat_placeholder"),  # type: ignore[arg-type]
                         )
                         box = gr.Textbox(show_label=False, placeholder=i18n("placeholder"), elem_id="qa-input",
-                                         submit_btn=i18n("ask"), autofocus=True, lines=1, max_lines=4)
+                                         submit_btn=i18n("ask"),  # type: ignore[arg-type]  # I18nData, as above
+                                         autofocus=True, lines=1, max_lines=4)
                         with gr.Row(elem_id="examples"):
                             gr.Markdown(i18n("examples"), elem_id="examples-label")
                             chips = [gr.Button(q, size="sm", elem_classes=["chip"]) for q in EXAMPLES]
@@ -651,7 +620,12 @@ def build_demo(index: Index, settings: Settings | None = None, on_change=None,
 # told the new event is accepted, and the answer never arrives (seen with Gradio 6.31 in Chromium 156 whenever a
 # tab switch, a row click's follow-up or an upload's .then() met the next event). Questions, uploads and deletes
 # stay queued, for their concurrency limits.
-QUICK = {"api_visibility": "private", "queue": False}
+class _Quick(TypedDict):
+    api_visibility: Literal["private"]
+    queue: bool
+
+
+QUICK: _Quick = {"api_visibility": "private", "queue": False}
 
 
 def _asker(chat: ChatHandlers, question: str):
@@ -672,7 +646,7 @@ def _pick_document(evt: gr.SelectData):
 
 def _library_tab(settings: Settings, i18n: gr.I18n) -> dict:
     """The 资料库 tab's components; upload and delete controls only exist when the library may change."""
-    read_only = settings.read_only
+    read_only = UploadRules(settings).read_only
     c: dict = {}
     gr.Markdown(i18n("lib_intro"), elem_id="lib-intro")
     if read_only:

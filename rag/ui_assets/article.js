@@ -1,0 +1,5 @@
+
+watch('value', () => {
+  const mark = element.querySelector('mark.cited, mark.passage');
+  if (mark) mark.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
+});
