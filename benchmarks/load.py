@@ -66,7 +66,7 @@ def run(clients: int, requests: int, model: str, long_clients: int, work: Path) 
                 break
             except (urllib.error.URLError, ConnectionError, OSError):
                 if time.monotonic() > deadline:
-                    raise RuntimeError("app.py did not answer /health in 15 minutes")
+                    raise RuntimeError("app.py did not answer /health in 15 minutes") from None
                 time.sleep(0.5)
         qs = _questions()
         reference = {q: _post(base + "/ask", {"question": q})["answer"] for q in qs}

@@ -37,12 +37,11 @@ def main(argv=None) -> int:
 
     from rag.articles import split_articles
     from rag.backends.local.vectors import VectorIndex
-    from rag.settings import AnnSettings
     from rag.chunks import chunk_article
     from rag.encoders import load_encoder
     from rag.encoders.cache import EmbeddingCache
     from rag.ingest import read_documents
-    from rag.settings import Settings
+    from rag.settings import AnnSettings, Settings
 
     from .corpus import generate
     from .worker import questions

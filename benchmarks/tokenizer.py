@@ -14,10 +14,10 @@ import json
 import time
 from pathlib import Path
 
+from rag.articles import split_articles
 from rag.chunks import sentence_spans
 from rag.evaluate import load_questions
 from rag.ingest import read_documents
-from rag.articles import split_articles
 from rag.tokenizer import Engine, Tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent

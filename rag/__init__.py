@@ -23,7 +23,15 @@ logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its AVX2 probe lo
 __version__ = "0.1.0"
 
 from .index import (  # noqa: E402
-    BackendUnavailable, DenseUnavailable, Index, IndexCorrupt, IndexLocked, LexicalUnavailable, build_index, load_index, open_index,
+    BackendUnavailable,
+    DenseUnavailable,
+    Index,
+    IndexCorrupt,
+    IndexLocked,
+    LexicalUnavailable,
+    build_index,
+    load_index,
+    open_index,
 )
 from .library import Change, LibraryError  # noqa: E402
 from .results import Answer, ArticleView, Citation, DocumentInfo, IndexInfo, Passage, Passages  # noqa: E402

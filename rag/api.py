@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path as FilePath
-from typing import Annotated, Any, Callable, cast
+from typing import Annotated, Any, cast
 
 import fastapi_offline
 from fastapi import APIRouter, Depends, FastAPI, File, Path, Query, Request, UploadFile
@@ -23,8 +24,26 @@ from starlette.types import Scope
 from . import __version__
 from .answer import answer
 from .api_models import (
-    MAX_K, AskIn, AskOut, ArticleOut, ArticlesOut, ChangeOut, ChangesOut, CitationOut, DocumentOut, DocumentsOut,
-    DocumentStatusOut, ErrorOut, HealthOut, InfoOut, Language, Mode, NoticeOut, PassageOut, RetrieveOut, UploadStateOut,
+    MAX_K,
+    ArticleOut,
+    ArticlesOut,
+    AskIn,
+    AskOut,
+    ChangeOut,
+    ChangesOut,
+    CitationOut,
+    DocumentOut,
+    DocumentsOut,
+    DocumentStatusOut,
+    ErrorOut,
+    HealthOut,
+    InfoOut,
+    Language,
+    Mode,
+    NoticeOut,
+    PassageOut,
+    RetrieveOut,
+    UploadStateOut,
 )
 from .auth import Accounts
 from .errors import ApiError, RagError, Unauthorized, describe

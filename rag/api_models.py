@@ -48,7 +48,7 @@ class PassageOut(BaseModel):
     ranks: Ranks
 
     @classmethod
-    def of(cls, p: Passage) -> "PassageOut":
+    def of(cls, p: Passage) -> PassageOut:
         return cls(text=p.text, score=round(p.score, 6), source=p.source, sources=list(p.sources or (p.source,)),
                    title=p.title, byline=p.byline, page=p.page, span=Span(start=p.start, end=p.end),
                    ranks=Ranks(lexical=p.lexical_rank, dense=p.dense_rank))
@@ -135,7 +135,7 @@ class InfoOut(BaseModel):
     read_only: bool
 
     @classmethod
-    def of(cls, info: IndexInfo, read_only: bool) -> "InfoOut":
+    def of(cls, info: IndexInfo, read_only: bool) -> InfoOut:
         return cls(documents=info.documents, articles=info.articles, chunks=info.chunks, skipped=info.skipped,
                    model=info.model, generation=info.generation, built_at=info.built_at, read_only=read_only,
                    dense=DenseOut(enabled=info.dense, engine=info.engine, label=info.dense_label, dim=info.dim,
@@ -169,7 +169,7 @@ class DocumentOut(BaseModel):
     duplicates: int
 
     @classmethod
-    def of(cls, d: DocumentInfo) -> "DocumentOut":
+    def of(cls, d: DocumentInfo) -> DocumentOut:
         return cls(name=d.source, type=d.kind, pages=d.pages, articles=d.articles, chunks=d.chunks, added_at=d.added_at,
                    status="ok" if d.status == "ok" else "skipped", reason=d.reason,
                    origin="stored" if d.origin == "stored" else "folder", size=d.size, duplicates=d.duplicates)
@@ -190,7 +190,7 @@ class ArticleOut(BaseModel):
     sources: list[str]
 
     @classmethod
-    def of(cls, a: ArticleView) -> "ArticleOut":
+    def of(cls, a: ArticleView) -> ArticleOut:
         return cls(headline=a.title, byline=a.byline, kicker=a.kicker, page=a.page, body=a.body, chunks=a.chunks,
                    sources=list(a.sources))
 
@@ -209,7 +209,7 @@ class ChangeOut(BaseModel):
     chunks: int
 
     @classmethod
-    def of(cls, c: Change) -> "ChangeOut":
+    def of(cls, c: Change) -> ChangeOut:
         # Change.status is a plain str in the core; pydantic still checks the value.
         return cls(name=c.source, status=cast(ChangeStatus, c.status), message=c.message, articles=c.articles, chunks=c.chunks)
 

@@ -60,7 +60,7 @@ class Report:
     n: int
     hits: dict[int, float]
     mrr: float
-    by_kind: dict[str, "Report"] = field(default_factory=dict)
+    by_kind: dict[str, Report] = field(default_factory=dict)
     misses: list[tuple[str, str, int | None]] = field(default_factory=list)  # (id, question, rank or None)
 
     def table(self, name: str = "") -> str:
@@ -153,7 +153,7 @@ class AnswerReport:
     first_correct: float  # ... in the first quoted sentence
     refused: float  # "not found" (share of all questions; right for unanswerable ones)
     median_chars: float  # median length of the answers given (quoted sentences, without [n])
-    by_kind: dict[str, "AnswerReport"] = field(default_factory=dict)
+    by_kind: dict[str, AnswerReport] = field(default_factory=dict)
     misses: list[tuple[str, str, str]] = field(default_factory=list)  # (id, question, what was answered)
 
     HEAD = f"{'subset':<14}{'n':>6}{'correct':>9}{'first':>9}{'refused':>9}{'median':>9}"

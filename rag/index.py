@@ -121,7 +121,7 @@ def build_index(
     progress: bool = True,
     embedder: Encoder | None = None,
     wait_dense: bool = True,
-) -> "Index":
+) -> Index:
     """Read every document again and write a fresh index (one writer at a time); returns it open.
 
     `embedder` replaces loading `model` (benchmarks pass a labelled random-vector encoder).
@@ -141,7 +141,7 @@ def build_index(
 
 
 def _build(settings: Settings, backend: Backend, encoder: Encoder | None, note: str, progress: bool,
-           defer: bool = False, background_dense: bool = False) -> "Index":
+           defer: bool = False, background_dense: bool = False) -> Index:
     if encoder is None:
         _warn(f"语义模型不可用，仅使用关键词检索（BM25）：{note}")
     library = Library(settings, encoder, progress, defer_vectors=defer and _defers(backend, encoder))
@@ -161,7 +161,7 @@ def _build(settings: Settings, backend: Backend, encoder: Encoder | None, note: 
     return index
 
 
-def load_index(index_dir: str | Path | None = None, settings: Settings | None = None, embedder: Encoder | None = None) -> "Index":
+def load_index(index_dir: str | Path | None = None, settings: Settings | None = None, embedder: Encoder | None = None) -> Index:
     """Open a persisted index read-only; raises IndexCorrupt with a clear message when it is missing or damaged."""
     settings = (settings or Settings()).with_(index_dir=index_dir)
     backend = open_backend(settings)
@@ -178,7 +178,7 @@ def load_index(index_dir: str | Path | None = None, settings: Settings | None = 
 
 
 def open_index(settings: Settings | None = None, progress: bool = True, embedder: Encoder | None = None,
-               background_dense: bool = False) -> "Index":
+               background_dense: bool = False) -> Index:
     """The index over the docs folder, up to date: built, synced or rebuilt as needed.
 
     `embedder` replaces choosing the encoder from the settings (benchmarks use random vectors).

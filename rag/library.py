@@ -25,7 +25,6 @@ import numpy as np
 
 from . import fusion, progress
 from .articles import Article, article_key, split_articles
-from .near_duplicates import NearDuplicates, signature
 from .backends.base import Prepared, Writer
 from .chunks import chunk_article, sentence_spans
 from .encoders import Encoder
@@ -33,6 +32,7 @@ from .encoders.cache import EmbeddingCache
 from .errors import LibraryError  # raised here, defined with the others
 from .ingest import SUFFIXES, Document, Unreadable, detect, read_bytes, read_file, scan_folder
 from .meta import now, wants_sentences
+from .near_duplicates import NearDuplicates, signature
 from .results import DocumentInfo
 from .settings import Settings
 
@@ -450,7 +450,7 @@ class Library:
         """Add (name, content) pairs inside one writer (`Index.add` prepares outside the lock instead)."""
         return self.commit_uploads(writer, self.prepare_uploads(files, {d.source: d for d in writer.documents()}))
 
-    def prepare_uploads(self, files: list[tuple[str, bytes]], known: dict[str, DocumentInfo]) -> list["Upload"]:
+    def prepare_uploads(self, files: list[tuple[str, bytes]], known: dict[str, DocumentInfo]) -> list[Upload]:
         """Read, check, split, chunk and embed uploaded files: the slow part, done without the writer lock.
 
         `known` is the library as last committed; `commit_uploads` checks again under the lock.
@@ -501,7 +501,7 @@ class Library:
                 up.prepared = p
         return uploads
 
-    def commit_uploads(self, writer: Writer, uploads: list["Upload"]) -> list[Change]:
+    def commit_uploads(self, writer: Writer, uploads: list[Upload]) -> list[Change]:
         """Store prepared uploads in `writer` (short: the originals are written, nothing is parsed)."""
         progress.begin(progress.Stage.SAVE)
         known = {d.source: d for d in writer.documents()}
@@ -527,7 +527,7 @@ class Library:
         return [c for c in changes if c is not None]
 
     @staticmethod
-    def _decided(up: "Upload", old: DocumentInfo | None) -> Change | None:
+    def _decided(up: Upload, old: DocumentInfo | None) -> Change | None:
         """The outcome known without storing anything: identical content, or a name that would replace another file."""
         if old is None:
             return None

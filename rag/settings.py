@@ -146,7 +146,7 @@ class Settings:
 
         object.__setattr__(self, "device", check_device(self.device))
 
-    def with_(self, **changes) -> "Settings":
+    def with_(self, **changes) -> Settings:
         """A copy with the given fields changed; `None` values are ignored (unset CLI flags)."""
         known = {f.name for f in fields(self)}
         clean = {k: v for k, v in changes.items() if v is not None and k in known}

@@ -24,19 +24,37 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
+from . import progress  # noqa: E402
 from .answer import answer  # noqa: E402
 from .chat_view import (  # noqa: E402,F401  (escape/highlight are part of this module's API for tests)
-    MAX_TURNS, Trace, answer_markdown, article_html, build_turn, empty_article_html, escape, highlight,
-    how_found_markdown, how_found_title,
+    MAX_TURNS,
+    Trace,
+    answer_markdown,
+    article_html,
+    build_turn,
+    empty_article_html,
+    escape,
+    highlight,
+    how_found_markdown,
+    how_found_title,
 )
-from .guard import UploadLedger  # noqa: E402
 from .errors import describe  # noqa: E402
+from .guard import UploadLedger  # noqa: E402
 from .index import MAX_QUERY_CHARS, Index  # noqa: E402
-from . import progress  # noqa: E402
 from .lang import PAGE, detect_language, engine_label, page_language, page_texts, texts  # noqa: E402
 from .library_view import (  # noqa: E402
-    CHANGE_HEADERS, CHANGE_HEADERS_BY, DOC_HEADERS, HEADERS, ORIGIN_COLUMN, UPLOADED, change_row, document_rows,
-    preview_html, shared_articles, status_row, summary_markdown,
+    CHANGE_HEADERS,
+    CHANGE_HEADERS_BY,
+    DOC_HEADERS,
+    HEADERS,
+    ORIGIN_COLUMN,
+    UPLOADED,
+    change_row,
+    document_rows,
+    preview_html,
+    shared_articles,
+    status_row,
+    summary_markdown,
 )
 from .results import IndexInfo  # noqa: E402
 from .settings import Settings  # noqa: E402

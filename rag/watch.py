@@ -25,7 +25,7 @@ class Upkeep:
         self._thread: threading.Thread | None = None
         self.syncs = 0  # completed folder checks (tests wait on it)
 
-    def start(self) -> "Upkeep":
+    def start(self) -> Upkeep:
         self._thread = threading.Thread(target=self._run, name="rag-upkeep", daemon=True)
         self._thread.start()
         return self

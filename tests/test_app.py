@@ -243,7 +243,8 @@ def test_nothing_about_the_archive_is_visible_before_login(lexical_index):
             assert not leaked, f"{path} ({response.status_code}) shows {leaked[:3]}"
         assert pages["/"].status_code == 200 and "auth_required" in pages["/"].text  # the login page itself
         assert pages["/api/v1/info"].status_code == 401 and pages["/gradio_api/info"].status_code == 401
-        with pytest.raises(Exception), _client(s) as anonymous:
+        # gradio_client refuses while fetching the config or on predict, with an error type that varies by version
+        with pytest.raises(Exception), _client(s) as anonymous:  # noqa: B017
             anonymous.predict(QUESTION, api_name="/ask")
 
         # Signed in, the page config still holds no archive data: it is fetched per request after load.

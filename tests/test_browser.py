@@ -12,8 +12,8 @@ import pytest
 
 from rag import build_index
 
-from .conftest import ARTIFACTS
 from . import pages
+from .conftest import ARTIFACTS
 from .serving import fresh_index, serve
 from .test_app import MALICIOUS
 

@@ -15,10 +15,10 @@ import importlib
 import importlib.metadata as md
 import re
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 # What each part of the project may import: the core dependencies plus these extras.

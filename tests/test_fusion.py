@@ -11,9 +11,9 @@ import xxhash
 
 from rag import fusion, open_index
 from rag.answer import answer
-from rag.passages import coverage
 from rag.encoders.base import Encoder
 from rag.library import sentence_table
+from rag.passages import coverage
 from rag.settings import Settings
 
 from .conftest import SEEDS

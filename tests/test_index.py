@@ -189,9 +189,9 @@ def test_garbage_or_truncation_is_detected(tmp_path, seeds_dir):
 
 
 def test_a_manifest_of_the_wrong_shape_is_corrupt_not_a_crash(tmp_path, seeds_dir):
-    from rag.backends.local.manifest import _MARK
-
     import xxhash
+
+    from rag.backends.local.manifest import _MARK
 
     index = build_index(seeds_dir, tmp_path / "index", model="none", progress=False)
     index.close()

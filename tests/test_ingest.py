@@ -10,8 +10,7 @@ import re
 import pytest
 
 from rag.articles import split_articles
-from rag.ingest import READERS, Unreadable, detect, read_bytes, read_documents
-from rag.ingest import ocr
+from rag.ingest import READERS, Unreadable, detect, ocr, read_bytes, read_documents
 from rag.ingest.layout import Run, page_text, xy_cut
 
 from . import pages

@@ -15,7 +15,6 @@ import threading
 import time
 from pathlib import Path
 
-
 from rag import ask, build_index, load_index, open_index
 from rag.settings import Settings
 
@@ -119,7 +118,7 @@ def test_concurrent_builds_are_serialised_and_all_succeed(tmp_path, seeds_dir):
         time.sleep(rng.uniform(0, 0.8))
         pairs.append((folder, first, _rag("build", "--docs", seeds_dir, "--index", folder)))
         if i % 5 == 4:  # five pairs at a time: 2 cores
-            for folder, a, b in pairs[-5:]:
+            for _, a, b in pairs[-5:]:
                 for proc in (a, b):
                     out, err = proc.communicate(timeout=600)
                     assert proc.returncode == 0, err[-2000:]

@@ -13,7 +13,6 @@ import contextlib
 from dataclasses import dataclass, field
 from enum import Enum
 
-
 import numpy as np
 
 from ..articles import Article
@@ -112,7 +111,7 @@ class Snapshot(abc.ABC):
         """(live chunks whose vectors are stored, live chunks)."""
         return (self.n_chunks if self.vector_key is not None else 0), self.n_chunks
 
-    def missing_vectors(self, sentences: bool) -> list[tuple[str, "VectorPhase", int]]:
+    def missing_vectors(self, sentences: bool) -> list[tuple[str, VectorPhase, int]]:
         """(part, what it lacks, its chunks) of the stored parts still without chunk vectors, or (when
         `sentences`) without sentence vectors; a backend that always stores vectors with the text returns []."""
         return []

@@ -9,9 +9,9 @@ only. `RAG_BATCH_SIZE` overrides the batch size.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable
 
 from .base import ModelUnavailable
 

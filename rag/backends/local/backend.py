@@ -16,7 +16,8 @@ from pathlib import Path
 
 from ...settings import Settings
 from ..base import Backend, IndexCorrupt, IndexLocked
-from . import folder as fs, segment
+from . import folder as fs
+from . import segment
 from .generation import Generation
 from .manifest import GenerationManifest, load
 from .snapshot import LocalSnapshot

@@ -141,7 +141,7 @@ class Field:
     lengths: np.ndarray  # int32 tokens per document
 
     @classmethod
-    def load(cls, folder: Path, name: str, mmap: bool = True) -> "Field":
+    def load(cls, folder: Path, name: str, mmap: bool = True) -> Field:
         mode: Literal["r"] | None = "r" if mmap else None
         arrays = [np.asarray(np.load(folder / f"{name}.{key}.npy", mmap_mode=mode)) for key in ARRAYS]
         field = cls(*arrays)

@@ -31,7 +31,7 @@ def plan_merge(segments: list[tuple[str, int, int, int]]) -> list[str]:
     """Segments to merge next, from (id, articles, live articles, chunks): a full tier, else one
     segment with too many dead articles; [] when nothing needs doing."""
     tiers = defaultdict(list)
-    for seg_id, n_articles, n_live, n_chunks in segments:
+    for seg_id, _, _, n_chunks in segments:
         tiers[int(math.log(max(n_chunks, 1), MERGE_FACTOR))].append(seg_id)
     for tier in sorted(tiers):
         if len(tiers[tier]) >= MERGE_FACTOR:

@@ -173,7 +173,7 @@ def build(
     return final
 
 
-def with_vectors(folder: Path, seg_id: str, old: "Segment", vector_key: str, vectors: np.ndarray | None,
+def with_vectors(folder: Path, seg_id: str, old: Segment, vector_key: str, vectors: np.ndarray | None,
                  sentences: tuple[np.ndarray, np.ndarray] | None, settings: Settings | None = None) -> Path:
     """A new segment: `old`'s files (hard links: segments are immutable) plus chunk vectors and/or
     sentence rows and vectors that `old` was written without (serve first, embed after)."""

@@ -19,7 +19,7 @@ class VectorIndex:
         self.index = index
 
     @classmethod
-    def build(cls, vectors: np.ndarray | list[np.ndarray], ann: AnnSettings | None = None) -> "VectorIndex":
+    def build(cls, vectors: np.ndarray | list[np.ndarray], ann: AnnSettings | None = None) -> VectorIndex:
         """FAISS ids are row numbers, which are chunk ids. `vectors` may come in blocks, added one by
         one, so a 1M-chunk build never holds a second copy of them all."""
         import faiss
@@ -55,7 +55,7 @@ class VectorIndex:
         faiss.write_index(self.index, str(path))
 
     @classmethod
-    def load(cls, path: Path, mmap: bool = False, ann: AnnSettings | None = None) -> "VectorIndex":
+    def load(cls, path: Path, mmap: bool = False, ann: AnnSettings | None = None) -> VectorIndex:
         import faiss
 
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0

@@ -15,7 +15,8 @@ import numpy as np
 from ...articles import Article, stored_key
 from ...results import DocumentInfo
 from ..base import IndexCorrupt, Writer
-from . import folder as fs, segment
+from . import folder as fs
+from . import segment
 from .manifest import GENERATION_FORMAT, DocRecord, GenerationManifest, dump, info_of, load, record_of
 from .merge import live_articles, plan_merge
 

@@ -48,19 +48,19 @@ class Layout:
 
     @classmethod
     def make(cls, signature: dict, dim: int | None, lexical: str | None, fields: tuple[str, ...], analyzer: dict,
-             dense_index: str) -> "Layout":
+             dense_index: str) -> Layout:
         body = json.dumps({"format": FORMAT, **signature, "dim": dim, "lexical": lexical, "fields": fields,
                            "analyzer": analyzer, "dense_index": dense_index}, sort_keys=True)
         return cls(hashlib.sha256(body.encode()).hexdigest()[:8], dim, lexical, tuple(fields), analyzer, dense_index)
 
-    def with_avglen(self, avglen: dict) -> "Layout":
+    def with_avglen(self, avglen: dict) -> Layout:
         return replace(self, avglen=dict(avglen))
 
     def to_json(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> "Layout":
+    def from_json(cls, data: dict) -> Layout:
         try:
             return cls(data["id"], data["dim"], data["lexical"], tuple(data["fields"]), data.get("analyzer") or {},
                        data.get("dense_index", "FLAT"), data.get("avglen") or {})

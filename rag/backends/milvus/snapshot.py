@@ -13,8 +13,8 @@ from ...chunks import Chunk
 from ...results import ArticleView
 from ..base import Snapshot
 from . import lexical as lex
-from . import terms
 from . import sentences as packed
+from . import terms
 from .layout import Layout
 from .state import State
 

@@ -59,7 +59,7 @@ class Commit:
     meta: dict
 
     @classmethod
-    def from_row(cls, row: dict) -> "Commit":
+    def from_row(cls, row: dict) -> Commit:
         try:
             return cls(int(row["generation"]), float(row["created"]), json.loads(row["layout"]),
                        row["vector_key"] or None, json.loads(row["meta"]))

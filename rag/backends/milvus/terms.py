@@ -17,7 +17,7 @@ import xxhash
 
 from ...articles import Article
 from ...chunks import Chunk, sentence_spans
-from ..local.bm25 import B, K1
+from ..local.bm25 import K1, B
 from ..local.segment import char_bigrams
 
 FIELDS = ("words", "bigrams", "articles")
@@ -58,7 +58,7 @@ def tokenize(items: list[tuple[Article, list[Chunk]]], hard_max: int, fields: tu
     work = ((a.title, [a.body[s:e] for s, e in sp]) for (a, _), sp in zip(items, spans))
     results = tokenize_articles(work, workers if len(items) >= parallel_min_articles else 1)
     out = []
-    for (article, chunks), sp, (title_tokens, sentence_tokens) in zip(
+    for (_, chunks), sp, (title_tokens, sentence_tokens) in zip(
         items, spans, tqdm(results, total=len(items), desc="分词", unit="篇", disable=not progress, mininterval=1.0)
     ):
         starts = [s for s, _ in sp]

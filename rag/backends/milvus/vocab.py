@@ -28,13 +28,13 @@ class DfTable:
         self.df = df  # uint32
 
     @classmethod
-    def empty(cls) -> "DfTable":
+    def empty(cls) -> DfTable:
         return cls(np.zeros(0, np.uint64), np.zeros(0, np.uint32))
 
     def __len__(self) -> int:
         return len(self.keys)
 
-    def apply(self, plus: Sequence[tuple[np.ndarray, ...]], minus: Sequence[tuple[np.ndarray, ...]]) -> "DfTable":
+    def apply(self, plus: Sequence[tuple[np.ndarray, ...]], minus: Sequence[tuple[np.ndarray, ...]]) -> DfTable:
         """A new table: +1 for every key occurrence in `plus`, -1 in `minus` (each a tuple of key arrays)."""
         def counted(groups):
             arrays = [a for g in groups for a in g if len(a)]
@@ -67,7 +67,7 @@ class DfTable:
                  "data": base64.b64encode(piece).decode("ascii"), "_v": [0.0, 0.0]} for p, piece in enumerate(pieces)]
 
     @classmethod
-    def from_rows(cls, rows: list[dict], generation: int) -> "DfTable":
+    def from_rows(cls, rows: list[dict], generation: int) -> DfTable:
         rows = sorted((r for r in rows if int(r["gen"]) == generation), key=lambda r: int(r["part"]))
         if not rows:
             raise IndexCorrupt(f"Milvus 中缺少第 {generation} 代的词频表；请运行 python -m rag build 重建")
