@@ -58,25 +58,3 @@ def test_empty_question_is_rejected(lexical_index):
     with pytest.raises(ValueError):
         ask("  ", index=lexical_index)
 
-
-@pytest.mark.parametrize("fixture", ["lexical_index", "bundled_index"])
-def test_one_ask_reads_one_snapshot(fixture, request, monkeypatch):
-    """Retrieval, term weights, sentence similarities and the article bodies the view opens all come
-    from one pinned snapshot: a commit between them could otherwise mix two versions of an article."""
-    index = request.getfixturevalue(fixture)
-    taken = []
-    real = index.backend.snapshot
-
-    def counting():
-        taken.append(1)
-        return real()
-
-    monkeypatch.setattr(index.backend, "snapshot", counting)
-    first = ask("许寨社区有多少名党员？", index=index)
-    assert first.found and len(taken) == 1
-    taken.clear()
-    follow = ask("那它的总投资是多少？", history=["许寨社区有多少名党员？"], index=index)
-    assert len(taken) == 1 and follow.query != follow.question
-    for c in first.citations:  # the bodies came with the answer, from that same snapshot
-        body = first.bodies[c.passage.article_id]
-        assert c.sentence in body

@@ -166,19 +166,28 @@ def test_contact_details_areas_and_ages_are_quoted_only_where_a_sentence_holds_o
 
 # --- rag.ask on the real seeds ---------------------------------------------------------------------
 
-def test_one_ask_reads_one_snapshot(lexical_index, monkeypatch):
+@pytest.mark.parametrize("fixture", ["lexical_index", "bundled_index"])
+def test_one_ask_reads_one_snapshot(fixture, request, monkeypatch):
+    """Retrieval, term weights, sentence similarities and the article bodies the view opens all come
+    from one pinned snapshot, for a question and for a follow-up: a commit between reads could
+    otherwise mix two versions of an article."""
     from rag import ask
 
+    index = request.getfixturevalue(fixture)
     taken = []
-    original = type(lexical_index.backend).snapshot
+    original = type(index.backend).snapshot
 
     def counting(self, *a, **kw):
         taken.append(1)
         return original(self, *a, **kw)
 
-    monkeypatch.setattr(type(lexical_index.backend), "snapshot", counting)
-    result = ask("智慧岛核心区签约入驻了多少家企业？", index=lexical_index)
+    monkeypatch.setattr(type(index.backend), "snapshot", counting)
+    result = ask("智慧岛核心区签约入驻了多少家企业？", index=index)
     assert result.found and len(taken) == 1
+    assert all(c.sentence in result.bodies[c.passage.article_id] for c in result.citations)  # bodies of that snapshot
+    taken.clear()
+    follow = ask("那它的总投资是多少？", history=["许寨社区有多少名党员？"], index=index)
+    assert len(taken) == 1 and follow.query != follow.question
 
 
 def test_follow_up_the_topic_cannot_answer_is_not_found(lexical_index):
