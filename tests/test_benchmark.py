@@ -43,12 +43,15 @@ def test_real_recall_smoke(tmp_path):
     """IVF recall on real vectors of the bundled model: probing every list finds what exact search finds."""
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.real_recall", "--n", "40", "--queries", "20", "--cache", str(tmp_path / "v.sqlite"),
-         "--json", str(tmp_path / "r.json")],
+         "--json", str(tmp_path / "r.json"), "--scale", "600", "--candidates"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "r.json").read_text())
-    assert result["vectors"] >= 30 and result["embedded_now"] == result["vectors"]
+    assert result["real_vectors"] >= 30 and result["embedded_now"] == result["real_vectors"] and result["vectors"] == 600
     sweep = list(result["recall_at_10"].values())
     assert sweep[-1]["share_of_lists"] == 1.0 and sweep[-1]["recall"] == 1.0
     assert all(a["recall"] <= b["recall"] + 1e-9 for a, b in zip(sweep, sweep[1:]))  # more lists never find less
+    # the candidates: probing every 8-bit list, or a search list longer than the archive, finds nearly all
+    assert list(result["ivf_sq8"]["recall_at_10"].values())[-1]["recall"] >= 0.95
+    assert list(result["hnsw_m32"]["recall_at_10"].values())[-1]["recall"] >= 0.99
