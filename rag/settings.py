@@ -63,13 +63,35 @@ class IngestLimits:
         return self.max_docx_mb * 2**20
 
 
+ANN_INDEXES = ("ivf", "hnsw")
+
+
+def _choice(name: str, default: str, choices: tuple[str, ...]):
+    def read() -> str:
+        value = _env(name, default).strip().lower()
+        if value not in choices:
+            raise ValueError(f"环境变量 {name}={value!r} 无效：应为 {' / '.join(choices)}（invalid {name}: expected one of "
+                             f"{', '.join(choices)}）")
+        return value
+
+    return field(default_factory=read)
+
+
 @dataclass(frozen=True)
 class AnnSettings:
-    """FAISS in the local backend's segments: exact search below `threshold` vectors, IVF probing
-    `nprobe` lists above (an IVF answers in about a millisecond where exact search takes 100+ ms)."""
+    """FAISS in the local backend's segments: exact search below `threshold` vectors; above it an IVF
+    probing `nprobe` lists (memory-mapped, builds in seconds) or, with `index="hnsw"`, an HNSW graph
+    searched with `ef_search` (recall 0.9495 where IVF finds 0.60 at 1M, in RAM, builds in minutes:
+    README, "Dense index at archive scale")."""
 
     threshold: int = _int("RAG_ANN_THRESHOLD", 200_000)
     nprobe: int = _int("RAG_ANN_NPROBE", 16)
+    index: str = _choice("RAG_ANN_INDEX", "ivf", ANN_INDEXES)
+    ef_search: int = _int("RAG_ANN_EF_SEARCH", 1024)
+
+    def __post_init__(self):
+        if self.index not in ANN_INDEXES:
+            raise ValueError(f"未知的向量索引 {self.index!r}，可选：{', '.join(ANN_INDEXES)}")
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ NUMBERS = [
     ("RAG_MAX_OCR_PAGES", lambda s: s.ingest.max_ocr_pages, 48),
     ("RAG_ANN_THRESHOLD", lambda s: s.ann.threshold, 200_000),
     ("RAG_ANN_NPROBE", lambda s: s.ann.nprobe, 16),
+    ("RAG_ANN_EF_SEARCH", lambda s: s.ann.ef_search, 1024),
     ("RAG_VERIFY_SYNC_MB", lambda s: s.verify_sync_mb, 256),
     ("RAG_PARALLEL_MIN_ARTICLES", lambda s: s.parallel_min_articles, 2000),
     ("RAG_MILVUS_TIMEOUT", lambda s: s.milvus.timeout, 10.0),
@@ -117,6 +118,39 @@ def test_readers_follow_the_limits_they_are_given(clean_env):
         read_bytes(data, "big.txt")
     with pytest.raises(Unreadable, match="上限 2 MB"):
         read_bytes(data, "big.txt", Settings().ingest)
+
+
+def test_an_hnsw_index_above_the_threshold_when_asked_for(tmp_path, clean_env):
+    """RAG_ANN_INDEX=hnsw: large segments get an HNSW graph searched with RAG_ANN_EF_SEARCH; a merge
+    keeps the kind and copies the vectors exactly; an unknown kind is refused by name."""
+    from rag.backends.local import segment
+
+    clean_env.setenv("RAG_ANN_INDEX", "hnsw")
+    clean_env.setenv("RAG_ANN_EF_SEARCH", "77")
+    settings = Settings(ann=AnnSettings(threshold=10), verify_sync_mb=0)
+    assert (settings.ann.index, settings.ann.ef_search) == ("hnsw", 77)
+    rng = np.random.default_rng(1)
+    articles = [Article("s", f"标题{i}", "", f"周口市第{i}条新闻正文，内容足够长。") for i in range(40)]
+    chunks = [Chunk("s", a.title, "", i, 0, len(a.body), a.body) for i, a in enumerate(articles)]
+    parts = []
+    for name in ("a", "b"):
+        vectors = rng.standard_normal((40, 8)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        seg = segment.Segment(segment.build(tmp_path, name, articles, chunks, vectors, "key", ("words",), settings=settings),
+                              settings=settings)
+        assert seg.vectors.index.hnsw.efSearch == 77 and not hasattr(seg.vectors.index, "nprobe")
+        assert seg.vectors.search(vectors[5], 3)[0][0] == 5  # a search list longer than the segment: exact
+        parts.append((seg, np.ones(40, dtype=bool), vectors))
+    path, _ = segment.merge(tmp_path, "m", [(seg, live) for seg, live, _ in parts], settings)
+    merged = segment.Segment(path, settings=settings)
+    assert hasattr(merged.vectors.index, "hnsw") and len(merged.vectors) == 80
+    np.testing.assert_array_equal(merged.vectors.vectors(), np.concatenate([v for _, _, v in parts]))
+    for seg, _, _ in parts:
+        seg.close()
+    merged.close()
+    clean_env.setenv("RAG_ANN_INDEX", "annoy")
+    with pytest.raises(ValueError, match="RAG_ANN_INDEX"):
+        Settings()
 
 
 def test_segments_take_ann_and_verification_from_the_settings(tmp_path, clean_env):
