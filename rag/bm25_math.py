@@ -1,4 +1,4 @@
-"""BM25's idf, in one place: ln(1 + (N - df + 0.5) / (df + 0.5)), N and df over live documents.
+"""BM25's parameters and idf, in one place: ln(1 + (N - df + 0.5) / (df + 0.5)), N and df over live documents.
 
 `idf` is the scalar form (query weights for answers and coverage, Milvus's sparse query vector);
 `idf_array` the numpy form the local backend scores with. They are the same formula, each written
@@ -11,6 +11,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+# Lucene's (and bm25s') defaults; both backends score with them.
+K1, B = 1.5, 0.75
 
 
 def idf(df: int, n: int) -> float:

@@ -234,3 +234,17 @@ def default_tokenizer() -> Tokenizer:
         if _default is None:
             _default = Tokenizer()
         return _default
+
+
+_CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
+
+
+def char_bigrams(text: str) -> list[str]:
+    """Overlapping CJK character bigrams; a lone CJK character stands for itself."""
+    out = []
+    for run in _CJK_RUN.findall(text):
+        if len(run) == 1:
+            out.append(run)
+        else:
+            out.extend(run[i : i + 2] for i in range(len(run) - 1))
+    return out

@@ -22,9 +22,8 @@ from typing import Literal
 import numpy as np
 import xxhash
 
-from ...bm25_math import idf_array
+from ...bm25_math import K1, B, idf_array
 
-K1, B = 1.5, 0.75
 ARRAYS = ("hashes", "indptr", "docs", "tf", "lengths")
 
 

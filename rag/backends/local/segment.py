@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import threading
 import time
@@ -45,18 +44,6 @@ MANIFEST = "segment.json"
 # - tokenizer processes only for `parallel_min_articles` (RAG_PARALLEL_MIN_ARTICLES) or more articles:
 #   starting them costs more than tokenizing fewer on one core;
 # - FAISS exact or IVF by `ann` (RAG_ANN_THRESHOLD, RAG_ANN_NPROBE; vectors.py).
-_CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
-
-
-def char_bigrams(text: str) -> list[str]:
-    """Overlapping CJK character bigrams; a lone CJK character stands for itself."""
-    out = []
-    for run in _CJK_RUN.findall(text):
-        if len(run) == 1:
-            out.append(run)
-        else:
-            out.extend(run[i : i + 2] for i in range(len(run) - 1))
-    return out
 
 
 def _now() -> str:
@@ -119,7 +106,7 @@ def build(
     at a time."""
     from tqdm import tqdm
 
-    from ...tokenizer import tokenize_articles
+    from ...tokenizer import char_bigrams, tokenize_articles
 
     settings = settings or Settings()
     tmp = folder / f".{seg_id}.tmp"

@@ -8,8 +8,9 @@ import numpy as np
 
 from ...chunks import Chunk
 from ...results import ArticleView
+from ...tokenizer import char_bigrams
 from ..base import IndexCorrupt, Snapshot, VectorPhase
-from . import bm25, segment
+from . import bm25
 from .generation import Generation
 
 
@@ -44,7 +45,7 @@ class LocalSnapshot(Snapshot):
         size = int(gen.chunk_offsets[-1])
         combined = None
         bigrams = {}
-        for b in segment.char_bigrams(query) if query else []:
+        for b in char_bigrams(query) if query else []:
             bigrams[b] = bigrams.get(b, 0.0) + 1.0
         for name, field_weights in (("words", weights), ("bigrams", bigrams)):
             scores = self._field(name, field_weights, size)

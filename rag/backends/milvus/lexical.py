@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import Counter
 
 from ...bm25_math import idf
-from ..local.segment import char_bigrams
+from ...tokenizer import char_bigrams
 from . import terms
 
 STRATEGIES = ("sparse", "tokens", "jieba")

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from ..base import IndexLocked
-from ..local.folder import WriterLock
+from ..writer_lock import WriterLock
 from .connection import Target
 
 CLAIM_TTL = 30.0

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import xxhash
 
 from ...articles import Article
+from ...bm25_math import K1, B
 from ...chunks import Chunk, sentence_spans
-from ..local.bm25 import K1, B
-from ..local.segment import char_bigrams
+from ...tokenizer import char_bigrams
 
 FIELDS = ("words", "bigrams", "articles")
 NAMESPACE = {"words": 1, "bigrams": 2, "articles": 3}
