@@ -6,9 +6,8 @@ import pytest
 
 from rag.articles import split_articles
 from rag.backends.local import bm25
-from rag.backends.local.segment import char_bigrams
 from rag.ingest import read_documents
-from rag.tokenizer import default_tokenizer
+from rag.tokenizer import char_bigrams, default_tokenizer
 
 QUERIES = ({"智慧岛": 1.0, "企业": 1.0}, {"许寨社区": 1.0, "党员": 0.5, "多少": 1.0}, {"开发区": 1.0})
 
