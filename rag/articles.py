@@ -15,15 +15,7 @@ import xxhash
 
 from .ingest import PAGE_BREAK, Document
 from .ingest.layout import CAPTION_MARK, HEADLINE_MARK
-from .repair import (
-    clean_inline,
-    ends_sentence,
-    has_editor_code,
-    normalize_width,
-    undouble,
-    unwrap,
-    visible_len,
-)
+from .repair import clean_inline, ends_sentence, has_editor_code, normalize_width, undouble, unwrap, visible_len
 
 _NAME = r"[\u4e00-\u9fff]{2,4}"
 _REPORTER_LINE = re.compile(rf"^(?:本报)?记者(?:\s+{_NAME})+(?:\s+通讯员(?:\s+{_NAME})+)?(?:\s+文/图)?$")

@@ -7,16 +7,7 @@ import html
 import pytest
 
 from rag.answer import answer
-from rag.chat_view import (
-    Trace,
-    answer_markdown,
-    article_html,
-    build_turn,
-    escape,
-    how_found_markdown,
-    plain_text,
-    split_notice,
-)
+from rag.chat_view import Trace, answer_markdown, article_html, build_turn, escape, how_found_markdown, plain_text, split_notice
 from rag.lang import detect_language
 from rag.notices import Notice, NoticeCode
 from rag.results import Answer
