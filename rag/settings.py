@@ -156,7 +156,7 @@ class Settings:
     # Limits of one file and whether OCR runs (RAG_MAX_FILE_MB, RAG_MAX_PDF_PAGES, RAG_MAX_DOCX_MB,
     # RAG_MAX_IMAGE_PIXELS, RAG_MAX_OCR_PAGES, RAG_OCR).
     ingest: IngestLimits = field(default_factory=IngestLimits)
-    # The local backend: FAISS per segment (RAG_ANN_THRESHOLD, RAG_ANN_NPROBE), and segments up to this
+    # The local backend: FAISS per segment (RAG_ANN_THRESHOLD, RAG_ANN_NPROBE, RAG_ANN_INDEX, RAG_ANN_EF_SEARCH), and segments up to this
     # many MB verified before they serve, larger ones in a background thread (README, "Operating it").
     ann: AnnSettings = field(default_factory=AnnSettings)
     verify_sync_mb: int = _int("RAG_VERIFY_SYNC_MB", 256)

@@ -43,7 +43,7 @@ MANIFEST = "segment.json"
 #   a background thread, so a 1M-chunk index still opens in about a second (see README, "Operating it");
 # - tokenizer processes only for `parallel_min_articles` (RAG_PARALLEL_MIN_ARTICLES) or more articles:
 #   starting them costs more than tokenizing fewer on one core;
-# - FAISS exact or IVF by `ann` (RAG_ANN_THRESHOLD, RAG_ANN_NPROBE; vectors.py).
+# - FAISS exact, IVF or HNSW by `ann` (RAG_ANN_THRESHOLD, RAG_ANN_NPROBE, RAG_ANN_INDEX; vectors.py).
 
 
 def _now() -> str:
