@@ -55,3 +55,16 @@ def test_real_recall_smoke(tmp_path):
     # the candidates: probing every 8-bit list, or a search list longer than the archive, finds nearly all
     assert list(result["ivf_sq8"]["recall_at_10"].values())[-1]["recall"] >= 0.95
     assert list(result["hnsw_m32"]["recall_at_10"].values())[-1]["recall"] >= 0.99
+
+
+def test_lexical_profile_smoke(lexical_index, tmp_path):
+    """The lexical leg's step-by-step profile runs on a real index and times every step it names."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.lexical_profile", str(lexical_index.folder), "--queries", "5",
+         "--json", str(tmp_path / "p.json")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "p.json").read_text())
+    assert result["chunks"] == lexical_index.info().chunks and result["candidates_p50"] > 0
+    assert set(result["steps_ms"]) >= {"words + bigrams into one archive-wide array", "articles field", "top 50"}
