@@ -66,17 +66,6 @@ class IngestLimits:
 ANN_INDEXES = ("ivf", "hnsw")
 
 
-def _choice(name: str, default: str, choices: tuple[str, ...]):
-    def read() -> str:
-        value = _env(name, default).strip().lower()
-        if value not in choices:
-            raise ValueError(f"环境变量 {name}={value!r} 无效：应为 {' / '.join(choices)}（invalid {name}: expected one of "
-                             f"{', '.join(choices)}）")
-        return value
-
-    return field(default_factory=read)
-
-
 @dataclass(frozen=True)
 class AnnSettings:
     """FAISS in the local backend's segments: exact search below `threshold` vectors; above it an IVF
@@ -86,12 +75,13 @@ class AnnSettings:
 
     threshold: int = _int("RAG_ANN_THRESHOLD", 200_000)
     nprobe: int = _int("RAG_ANN_NPROBE", 16)
-    index: str = _choice("RAG_ANN_INDEX", "ivf", ANN_INDEXES)
+    index: str = field(default_factory=lambda: _env("RAG_ANN_INDEX", "ivf").strip().lower())
     ef_search: int = _int("RAG_ANN_EF_SEARCH", 1024)
 
     def __post_init__(self):
         if self.index not in ANN_INDEXES:
-            raise ValueError(f"未知的向量索引 {self.index!r}，可选：{', '.join(ANN_INDEXES)}")
+            raise ValueError(f"向量索引 RAG_ANN_INDEX={self.index!r} 无效：应为 {' / '.join(ANN_INDEXES)}"
+                             f"（invalid RAG_ANN_INDEX: expected one of {', '.join(ANN_INDEXES)}）")
 
 
 @dataclass(frozen=True)
