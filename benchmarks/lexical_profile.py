@@ -1,10 +1,13 @@
 """Where a lexical query's time goes, step by step: python -m benchmarks.lexical_profile INDEX [--queries N].
 
 Replays `LocalSnapshot.lexical` (rag/backends/local/snapshot.py) on a local index with a timer around
-each step: scoring the words and bigrams fields into one array as wide as the archive, picking the
-chunks that scored (the candidates), the articles field, each candidate's article score, and the top
-k. The questions are CMRC trial questions (benchmarks.worker.questions), as in the size sweep. Use
-the index the sweep keeps (`python -m benchmarks --sizes 1M --keep`: /tmp/rag-bench/index-1M).
+each step: the postings of the words and bigrams fields (document ids and term scores), the chunks
+they name (the candidates; skipped when there are as many postings as chunks: the sums then run over
+the whole archive), each candidate's summed and normalised score, the articles field, dropping the
+candidates that even the best article score cannot lift into the top k, the article scores of the
+rest, and the top k. The questions are CMRC trial questions (benchmarks.worker.questions), as in the
+size sweep. Use the index the sweep keeps (`python -m benchmarks --sizes 1M --keep`:
+/tmp/rag-bench/index-1M).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ def main(argv=None) -> int:
     qs = questions(args.queries + 21)[21:]  # past the 21 dev questions: CMRC's
     steps: dict[str, list[float]] = {}
     candidates = []
+    archive_wide = []  # queries summed over the whole archive (postings >= chunks)
+    remaining = []  # candidates left for the article score
 
     def timed(name: str, started: float) -> None:
         steps.setdefault(name, []).append((time.perf_counter() - started) * 1000)
@@ -52,27 +57,64 @@ def main(argv=None) -> int:
                 bigrams[b] = bigrams.get(b, 0.0) + 1.0
             size = int(gen.chunk_offsets[-1])
             started = time.perf_counter()
-            combined = None
-            for name, field_weights in (("words", weights), ("bigrams", bigrams)):
-                scores = snap._field(name, field_weights, size)
-                if scores is not None:
-                    scores *= snap._weights.get(name, 1.0)
-                    combined = scores if combined is None else np.add(combined, scores, out=combined)
-            timed("words + bigrams into one archive-wide array", started)
-            if combined is None:
+            fields = [(name, found) for name, field_weights in (("words", weights), ("bigrams", bigrams))
+                      if (found := snap._hits(name, field_weights)) is not None]
+            timed("words + bigrams postings", started)
+            if not fields:
                 continue
             started = time.perf_counter()
-            found = np.flatnonzero(combined)
-            values = combined[found]
-            timed("candidates: the chunks that scored", started)
+            wide = sum(len(docs) for _, (docs, _) in fields) >= size  # as many postings as chunks
+            found, slot = None, None
+            if not wide:
+                hit = np.zeros(size, dtype=bool)
+                for _, (docs, _) in fields:
+                    hit[docs] = True
+                found = np.flatnonzero(hit)
+                slot = np.empty(size, dtype=np.int32)
+                slot[found] = np.arange(len(found), dtype=np.int32)
+            timed("candidates: the chunks the postings name", started)
+            started = time.perf_counter()
+            values = None
+            for name, (docs, contributions) in fields:
+                sums = np.bincount(docs if slot is None else slot[docs], weights=contributions,
+                                   minlength=size if slot is None else len(found))
+                top = sums.max()
+                if top > 0:
+                    sums /= top
+                    sums *= snap._weights.get(name, 1.0)
+                    values = sums if values is None else np.add(values, sums, out=values)
+            if values is None:
+                continue
+            if found is None:
+                found = np.flatnonzero(values != 0)
+                values = values[found]
+            elif not (scored := values != 0).all():
+                found, values = found[scored], values[scored]
             candidates.append(len(found))
+            archive_wide.append(wide)
+            timed("sum per candidate, normalise, weight", started)
+            if not len(found):
+                continue
             started = time.perf_counter()
-            articles = snap._field("articles", weights, int(gen.article_offsets[-1]))
-            timed("articles field", started)
-            started = time.perf_counter()
+            articles = snap._hits("articles", weights)
             if articles is not None:
-                values += snap._weights.get("articles", 0.5) * articles[gen.chunk_article[found]]
-            timed("each candidate's article score", started)
+                sums = np.bincount(articles[0], weights=articles[1], minlength=int(gen.article_offsets[-1]))
+                top = sums.max()
+            timed("articles field", started)
+            near = len(found)
+            if articles is not None and top > 0:
+                weight = snap._weights.get("articles", 0.5)
+                started = time.perf_counter()
+                if weight > 0 and 0 < args.k < len(found):
+                    kth = np.partition(values, len(found) - args.k)[len(found) - args.k]
+                    keep = values + weight >= kth
+                    found, values = found[keep], values[keep]
+                timed("drop the chunks an article cannot lift into the top k", started)
+                near = len(found)
+                started = time.perf_counter()
+                values += weight * (sums[gen.chunk_article[found]] / top)
+                timed("each remaining candidate's article score", started)
+            remaining.append(near)
             started = time.perf_counter()
             k = min(args.k, len(found))
             top = np.argpartition(-values, k - 1)[:k]
@@ -85,6 +127,8 @@ def main(argv=None) -> int:
 
     out = {"index": args.index, "chunks": size, "segments": len(gen.segments), "queries": len(qs),
            "candidates_p50": int(statistics.median(candidates)), "candidates_p95": int(pct(candidates, 0.95)),
+           "remaining_p50": int(statistics.median(remaining)), "remaining_p95": int(pct(remaining, 0.95)),
+           "archive_wide_share": round(sum(archive_wide) / max(1, len(archive_wide)), 3),
            "steps_ms": {name: {"p50": round(statistics.median(v), 3), "p95": pct(v, 0.95)} for name, v in steps.items()}}
     text = json.dumps(out, ensure_ascii=False, indent=1)
     print(text)

@@ -67,4 +67,4 @@ def test_lexical_profile_smoke(lexical_index, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "p.json").read_text())
     assert result["chunks"] == lexical_index.info().chunks and result["candidates_p50"] > 0
-    assert set(result["steps_ms"]) >= {"words + bigrams into one archive-wide array", "articles field", "top 50"}
+    assert set(result["steps_ms"]) >= {"words + bigrams postings", "candidates: the chunks the postings name", "articles field", "top 50"}

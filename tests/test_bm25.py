@@ -1,5 +1,7 @@
 """BM25 over segments must score exactly like bm25s over the live documents, after adds, deletes and merges."""
 
+from collections import Counter
+
 import bm25s
 import numpy as np
 import pytest
@@ -101,3 +103,24 @@ def test_parallel_tokenization_matches_serial(seeds_dir, monkeypatch):
 
     items = [(a.title, [a.body[s:e] for s, e in sentence_spans(a.body)]) for d in read_documents(seeds_dir) for a in split_articles(d)]
     assert list(tokenize_articles(iter(items * 3), workers=2)) == list(tokenize_articles(iter(items * 3), workers=1))
+
+
+@pytest.mark.parametrize("query", ["许寨社区有多少名党员？", "智慧岛", "开发区的企业在哪里？是什么时候的事情？"])
+def test_lexical_ranks_as_archive_wide_sums_do(lexical_index, query):
+    """The local lexical leg sums over the candidates alone when postings are few, over the whole archive
+    when they are many (a common bigram): either way it scores as the plain archive-wide BM25 fields do."""
+    weights = lexical_index.tokenizer.weighted(query)
+    bigrams = {b: float(n) for b, n in Counter(char_bigrams(query)).items()}
+    with lexical_index.backend.snapshot() as snap:
+        gen, field_weights = snap.gen, snap._weights
+        size = int(gen.chunk_offsets[-1])
+        expected = np.zeros(size)
+        for name, w in (("words", weights), ("bigrams", bigrams)):
+            found = bm25.scores(gen.parts[name], w, *gen.stats[name], size)
+            expected += 0 if found is None else field_weights[name] * found
+        articles = bm25.scores(gen.parts["articles"], weights, *gen.stats["articles"], int(gen.article_offsets[-1]))
+        expected += (expected != 0) * field_weights["articles"] * articles[gen.chunk_article]
+        got = snap.lexical(weights, 20, query)
+    ids = [i for i, _ in got]
+    np.testing.assert_allclose([s for _, s in got], np.sort(expected)[::-1][: len(got)], rtol=1e-12)
+    np.testing.assert_allclose([s for _, s in got], expected[ids], rtol=1e-12)

@@ -14,6 +14,7 @@ exactly as `bm25s.BM25().index(tokens)` does (tests/test_bm25.py checks this, al
 
 from __future__ import annotations
 
+import dataclasses
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,6 +172,16 @@ class Part:
     field: Field
     offset: int  # global id of the segment's first document
     live: np.ndarray | None  # bool per document; None when all are live
+    _norm: tuple[float, np.ndarray] | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    def length_norm(self, avg_len: float) -> np.ndarray:
+        """K1 * (1 - B + B * len(d) / avglen) per document, float32: the query-independent part of BM25,
+        computed once per mean length instead of for every posting of every query."""
+        cached = self._norm
+        if cached is None or cached[0] != avg_len:
+            lengths = self.field.lengths.astype(np.float32)
+            cached = self._norm = (avg_len, K1 * (1 - B + B * lengths / np.float32(avg_len)))
+        return cached[1]
 
 
 def statistics(parts: list[Part]) -> tuple[int, float]:
@@ -183,12 +194,13 @@ def statistics(parts: list[Part]) -> tuple[int, float]:
     return n, (total / n if n else 1.0)
 
 
-def scores(parts: list[Part], weights: dict[str, float], n_live: int, avg_len: float, size: int) -> np.ndarray | None:
-    """BM25 of every document (global ids, dead ones 0), max-normalised; None when no token occurs."""
-    hits = []  # (global doc ids, term weight * idf, tf, lengths)
+def hits(parts: list[Part], weights: dict[str, float], n_live: int, avg_len: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """(global doc id, float32 BM25 term score) of every live posting of the query's tokens, token by token;
+    None when no token occurs. A document appears once per token it holds: sum per document to score it."""
+    found = []  # (part, doc ids, tfs, term weight * idf)
     for token, w in weights.items():
         h = token_hash(token)
-        found, df = [], 0
+        postings, df = [], 0
         for p in parts:
             posting = p.field.postings(h)
             if posting is None:
@@ -198,21 +210,37 @@ def scores(parts: list[Part], weights: dict[str, float], n_live: int, avg_len: f
                 keep = p.live[docs]
                 docs, tf = docs[keep], tf[keep]
             if len(docs):
-                found.append((p, docs, tf))
+                postings.append((p, docs, tf))
                 df += len(docs)
-        if not df:
-            continue
-        idf = idf_array(df, n_live)
-        for p, docs, tf in found:
-            hits.append((docs + p.offset if p.offset else docs, w * idf, tf, p.field.lengths[docs]))
-    if not hits:
+        if df:
+            weight = np.float32(w * idf_array(df, n_live))
+            found += [(p, docs, tf, weight) for p, docs, tf in postings]
+    if not found:
         return None
-    docs = np.concatenate([d for d, _, _, _ in hits])
-    tf = np.concatenate([t for _, _, t, _ in hits]).astype(np.float32)
-    lengths = np.concatenate([ln for _, _, _, ln in hits]).astype(np.float32)
-    weight = np.concatenate([np.full(len(d), wi, dtype=np.float32) for d, wi, _, _ in hits])
-    values = weight * tf / (tf + K1 * (1 - B + B * lengths / np.float32(avg_len)))
-    out = np.bincount(docs, weights=values, minlength=size)
+    # Written in place into the two outputs (no temporaries to concatenate): a common bigram's posting
+    # list can hold most of the archive. The same float32 operations as weight * tf / (tf + norm).
+    total = sum(len(docs) for _, docs, _, _ in found)
+    out_docs, out_values = np.empty(total, dtype=np.int32), np.empty(total, dtype=np.float32)
+    start = 0
+    for p, docs, tf, weight in found:
+        end = start + len(docs)
+        out_docs[start:end] = docs
+        if p.offset:
+            out_docs[start:end] += p.offset
+        values = out_values[start:end]
+        np.take(p.length_norm(avg_len), docs, out=values)
+        values += tf
+        np.divide(weight * tf, values, out=values)
+        start = end
+    return out_docs, out_values
+
+
+def scores(parts: list[Part], weights: dict[str, float], n_live: int, avg_len: float, size: int) -> np.ndarray | None:
+    """BM25 of every document (global ids, dead ones 0), max-normalised; None when no token occurs."""
+    found = hits(parts, weights, n_live, avg_len)
+    if found is None:
+        return None
+    out = np.bincount(found[0], weights=found[1], minlength=size)
     top = out.max()
     return out / top if top > 0 else None
 

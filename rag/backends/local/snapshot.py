@@ -33,34 +33,68 @@ class LocalSnapshot(Snapshot):
     def vector_key(self) -> str | None:
         return self.gen.vector_key
 
-    def _field(self, name, weights, size):
+    def _hits(self, name, weights):
         if name not in self.gen.parts or not weights:
             return None
         n, avg = self.gen.stats[name]
-        return bm25.scores(self.gen.parts[name], weights, n, avg, size)
+        return bm25.hits(self.gen.parts[name], weights, n, avg)
 
     def lexical(self, weights, k, query=""):
         gen = self.gen
         gen.check()
-        size = int(gen.chunk_offsets[-1])
-        combined = None
         bigrams = {}
         for b in char_bigrams(query) if query else []:
             bigrams[b] = bigrams.get(b, 0.0) + 1.0
-        for name, field_weights in (("words", weights), ("bigrams", bigrams)):
-            scores = self._field(name, field_weights, size)
-            if scores is not None:
-                scores *= self._weights.get(name, 1.0)
-                combined = scores if combined is None else np.add(combined, scores, out=combined)
-        if combined is None:
+        fields = [(name, found) for name, field_weights in (("words", weights), ("bigrams", bigrams))
+                  if (found := self._hits(name, field_weights)) is not None]
+        if not fields:
             return []
-        candidates = np.flatnonzero(combined)
+        size = int(gen.chunk_offsets[-1])
+        if sum(len(docs) for _, (docs, _) in fields) < size:
+            # Few postings: sum over the candidates (the chunks some posting names), not the whole archive.
+            hit = np.zeros(size, dtype=bool)
+            for _, (docs, _) in fields:
+                hit[docs] = True
+            candidates = np.flatnonzero(hit)
+            slot = np.empty(size, dtype=np.int32)  # candidate -> its place in `candidates`; the rest is never read
+            slot[candidates] = np.arange(len(candidates), dtype=np.int32)
+        else:
+            # As many postings as chunks (a common bigram): archive-wide sums cost less than mapping each posting.
+            candidates, slot = None, None
+        # Either way each chunk gets the same float64 sums, added in the same order: the same scores.
+        values = None
+        for name, (docs, contributions) in fields:
+            sums = np.bincount(docs if slot is None else slot[docs], weights=contributions,
+                               minlength=size if slot is None else len(candidates))
+            top = sums.max()
+            if top > 0:  # max-normalised per field, then weighted
+                sums /= top
+                sums *= self._weights.get(name, 1.0)
+                values = sums if values is None else np.add(values, sums, out=values)
+        if values is None:
+            return []
+        if candidates is None:
+            candidates = np.flatnonzero(values != 0)  # a few times faster than on the floats themselves
+            values = values[candidates]
+        elif not (scored := values != 0).all():  # a chunk whose terms weigh nothing is no result, as before
+            candidates, values = candidates[scored], values[scored]
         if not len(candidates):
             return []
-        values = combined[candidates]
-        articles = self._field("articles", weights, int(gen.article_offsets[-1]))
+        articles = self._hits("articles", weights)
         if articles is not None:
-            values += self._weights.get("articles", 0.5) * articles[gen.chunk_article[candidates]]
+            # Each candidate's article score; the field's max runs over every article the query hits.
+            sums = np.bincount(articles[0], weights=articles[1], minlength=int(gen.article_offsets[-1]))
+            top = sums.max()
+            if top > 0:
+                weight = self._weights.get("articles", 0.5)
+                if weight > 0 and 0 < k < len(candidates):
+                    # An article adds at most `weight` (its score is normalised to 1 at most): a chunk that
+                    # falls short of the k-th best chunk score by more cannot make the top k. Exact; only
+                    # which of several chunks tied at the k-th final score are kept may differ.
+                    kth = np.partition(values, len(candidates) - k)[len(candidates) - k]
+                    near = values + weight >= kth
+                    candidates, values = candidates[near], values[near]
+                values += weight * (sums[gen.chunk_article[candidates]] / top)
         k = min(k, len(candidates))
         top = np.argpartition(-values, k - 1)[:k]
         top = top[np.argsort(-values[top], kind="stable")]
