@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 
 from rag import DenseUnavailable, load_index, open_index
@@ -109,3 +110,25 @@ def test_a_changed_page_re_embeds_only_its_own_chunks(tmp_path, bundled_index):
     assert index.retrieve("天文馆里有什么？", k=1, mode="dense")[0].title == "周口新建天文馆"
     index.rebuild()  # a full rebuild of unchanged text embeds nothing
     assert index.manifest["timings"]["embedded"] == 0 and index.manifest["timings"]["cached"] == index.info().chunks
+
+
+@pytest.mark.slow
+def test_torch_runs_the_bundled_weights_as_the_c_engine_does():
+    """Both runners fill one vector space: the same tokens, and vectors with a cosine of 0.999 or more."""
+    pytest.importorskip("torch")
+    from benchmarks.encoders import seed_texts
+    from rag.encoders.bundled import BundledEncoder, Runner
+
+    c, torch_runner = BundledEncoder(runner=Runner.C), BundledEncoder(device="cpu", runner=Runner.TORCH)
+    assert torch_runner.runner == Runner.TORCH and torch_runner.device == "cpu" and "torch" in torch_runner.label
+    assert c.key == torch_runner.key, "one vector space: an index built by one is queried by the other"
+    odd = ["", "  两个  空格  ", "ＡＢＣ全角１２３", "Who is the mayor of Zhoukou? 😀", "jean-pierre 6-2 ½ ﬁ", "\t换行\n之后"]
+    tokenizer = torch_runner._torch.model.tokenizer
+    for text in seed_texts(87) + odd:
+        assert len(tokenizer.encode("passage: " + text)[0]) + 2 == c._e5.token_count(text), text
+    texts = seed_texts(40)[::4] + odd[1:] + ["x" * 1500]  # the last one is longer than one 512-token window
+    cosines = (c.encode_passages(texts) * torch_runner.encode_passages(texts)).sum(axis=1)
+    assert cosines.min() >= 0.999, cosines
+    question = "许寨社区有多少名党员？"
+    mine = torch_runner._run_torch([question], 1, False, True)[0]
+    assert float(c._e5.query(question) @ mine) / float(np.linalg.norm(mine)) >= 0.999

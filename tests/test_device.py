@@ -71,3 +71,15 @@ def test_the_encoder_benchmark_reports_texts_per_second_per_engine_and_device(mi
     row = measure(SentenceTransformerEncoder(minilm_path, "cpu"), texts, queries=2)
     assert (row["engine"], row["device"], row["fp16"], row["texts"]) == ("sentence-transformers", "cpu", False, 8)
     assert row["texts_per_s"] > 0 and row["query_p50_ms"] > 0 and row["model"].endswith("/model")
+
+
+def test_the_bundled_model_runs_on_the_planned_device():
+    pytest.importorskip("torch")
+    from rag.encoders.bundled import BundledEncoder, Runner
+
+    cpu = BundledEncoder("cpu")
+    assert (cpu.runner, cpu.device, cpu.fp16) == (Runner.TORCH, "cpu", False)
+    assert BundledEncoder("cpu", Runner.C).device == "cpu"
+    if not cuda_available():
+        encoder, why = load_encoder("bundled", "cuda")
+        assert encoder is None and "RAG_DEVICE=cuda" in why

@@ -42,7 +42,7 @@ def load_encoder(model: str, device: str = "auto", timeout: float = 20.0) -> tup
         return None, "未配置语义模型（RAG_MODEL=none）"
     if engine == "bundled":
         try:
-            return BundledEncoder(), ""
+            return BundledEncoder(device), ""
         except ModelUnavailable as exc:
             return None, str(exc)
     from .sentence_transformers import SentenceTransformerEncoder
@@ -53,7 +53,7 @@ def load_encoder(model: str, device: str = "auto", timeout: float = 20.0) -> tup
         if model.strip() != BUNDLED_MODEL:
             return None, str(exc)
         try:
-            encoder = BundledEncoder()
+            encoder = BundledEncoder(device)
         except ModelUnavailable as bundled_exc:
             return None, f"{exc}；{bundled_exc}"
         note = f"sentence-transformers 无法加载 {model}（{exc}），改用内置 4-bit 版本"

