@@ -130,5 +130,5 @@ def test_torch_runs_the_bundled_weights_as_the_c_engine_does():
     cosines = (c.encode_passages(texts) * torch_runner.encode_passages(texts)).sum(axis=1)
     assert cosines.min() >= 0.999, cosines
     question = "许寨社区有多少名党员？"
-    mine = torch_runner._run_torch([question], 1, False, True)[0]
+    mine = torch_runner._torch.embed([question], True)[0]
     assert float(c._e5.query(question) @ mine) / float(np.linalg.norm(mine)) >= 0.999

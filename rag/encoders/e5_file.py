@@ -39,7 +39,7 @@ class _Reader:
         self.data, self.at = data, at
 
     def take(self, fmt: str):
-        values = struct.unpack_from("<" + fmt, self.data, self.at)
+        values = struct.unpack_from("<" + fmt, self.data.data, self.at)
         self.at += struct.calcsize("<" + fmt)
         return values if len(values) > 1 else values[0]
 
@@ -125,7 +125,8 @@ class ModelFile:
         if bytes(data[:4]) != MAGIC:
             raise ValueError(f"{self.path} is not an e5 model file")
         r = _Reader(data, 8)  # magic, version
-        self.config = Config(*r.take("7i"), eps=r.take("f"))
+        hidden, layers, heads, ffn, vocab, positions, types = r.take("7i")
+        self.config = Config(hidden, layers, heads, ffn, vocab, positions, types, eps=r.take("f"))
         r.take("i")  # block size, QK
         n_pieces, self.bos, self.eos, self.pad, unk = r.take("5i")
         blob_len = r.take("Q")
