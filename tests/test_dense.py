@@ -130,5 +130,8 @@ def test_torch_runs_the_bundled_weights_as_the_c_engine_does():
     cosines = (c.encode_passages(texts) * torch_runner.encode_passages(texts)).sum(axis=1)
     assert cosines.min() >= 0.999, cosines
     question = "许寨社区有多少名党员？"
+    states, where = torch_runner._torch.states(["许寨社区现有党员81名。"])[0]
+    assert states.shape == (len(where), 384) and where[0][0] == 0 and where[-1][1] == len("许寨社区现有党员81名。")
+    assert all(a < b for a, b in where) and all(b1 <= a2 for (_, b1), (a2, _) in zip(where, where[1:]))
     mine = torch_runner._torch.embed([question], True)[0]
     assert float(c._e5.query(question) @ mine) / float(np.linalg.norm(mine)) >= 0.999

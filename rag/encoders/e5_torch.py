@@ -3,9 +3,10 @@
 Why: on this 2-core AVX2 CPU torch's fp32 matrix products over the dequantised weights embed chunks
 about 1.6x faster than the C engine's int8 x int4 kernels, the vectors agree with the C engine's to
 a cosine of 0.9999 (tests/test_dense.py), so both fill one vector space; and torch runs on a GPU.
-Its `_forward` gives each token's final hidden state, and the tokenizer (rag/encoders/e5_file.py)
-the characters each token came from: what pooling a sentence's vector from its chunk's pass ("late
-chunking") would need. That is not done yet; sentences are still embedded on their own.
+`states` gives each token's final hidden state and the characters it came from: what pooling a
+sentence's vector from its chunk's pass ("late chunking") needs. `python -m benchmarks.late_chunking`
+measured it against a sentence's own pass: it ranked the answer's sentence worse on every eval set
+(README, The device), so the index keeps embedding sentences on their own.
 
 Pooling is the C engine's: the mean of every token's state, <s> and </s> included; a text longer than
 the model's 512 positions is cut into windows of 510 tokens, each run on its own, and the window
@@ -98,3 +99,22 @@ class TorchE5:
                     sums[i] += content * means[row]
                     weights[i] += content
         return (sums / np.maximum(weights, 1)[:, None]).astype(np.float32)
+
+    def states(self, texts: list[str], batch: int = 16) -> list[tuple[np.ndarray, list[tuple[int, int]]]]:
+        """Per passage: the final hidden state of each content token (T, H; <s>, </s> and the prefix's
+        tokens left out) and the [start, end) of the text each came from. Only the first 510 tokens."""
+        prefix = "passage: "
+        encoded = []
+        for text in texts:
+            ids, where = self.model.tokenizer.encode(prefix + text)
+            ids, where = ids[: self.window], where[: self.window]
+            encoded.append((ids, [(a - len(prefix), b - len(prefix)) for a, b in where]))
+        out: list[tuple[np.ndarray, list[tuple[int, int]]]] = []
+        with self.torch.inference_mode():
+            for at in range(0, len(encoded), batch):
+                group = encoded[at : at + batch]
+                states, _ = self._forward([[self.model.bos, *ids, self.model.eos] for ids, _ in group])
+                for row, (ids, where) in enumerate(group):
+                    keep = [i for i, (a, _) in enumerate(where) if a >= 0]  # past the prefix
+                    out.append((states[row, 1 : len(ids) + 1].cpu().numpy()[keep], [where[i] for i in keep]))
+        return out
