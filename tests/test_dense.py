@@ -120,7 +120,7 @@ def test_torch_runs_the_bundled_weights_as_the_c_engine_does():
     from rag.encoders.bundled import BundledEncoder, Runner
 
     c, torch_runner = BundledEncoder(runner=Runner.C), BundledEncoder(device="cpu", runner=Runner.TORCH)
-    assert torch_runner.runner == Runner.TORCH and torch_runner.device == "cpu" and "torch" in torch_runner.label
+    assert torch_runner.runner == Runner.TORCH and torch_runner.device == "cpu" and torch_runner.label == c.label
     assert c.key == torch_runner.key, "one vector space: an index built by one is queried by the other"
     odd = ["", "  两个  空格  ", "ＡＢＣ全角１２３", "Who is the mayor of Zhoukou? 😀", "jean-pierre 6-2 ½ ﬁ", "\t换行\n之后"]
     tokenizer = torch_runner._torch.model.tokenizer

@@ -110,7 +110,7 @@ class BundledEncoder(Encoder):
 
     @property
     def label(self) -> str:
-        return LABEL if self.runner == Runner.C else f"{LABEL[:-1]}，torch {self.device}）"
+        return LABEL  # the same model and vector space whichever runner embeds (the views translate it)
 
     def _encode(self, texts, batch_size, progress, query):
         if query and self.device == "cpu":
