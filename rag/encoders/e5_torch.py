@@ -1,7 +1,7 @@
 """The bundled e5 run by torch: the same weights as the C engine, and the token states it keeps inside.
 
 Why: on this 2-core AVX2 CPU torch's fp32 matrix products over the dequantised weights embed chunks
-about 1.6x faster than the C engine's int8 x int4 kernels, the vectors agree with the C engine's to
+2.2x (busy machine) to 2.8x (idle) faster than the C engine's int8 x int4 kernels, the vectors agree with the C engine's to
 a cosine of 0.9999 (tests/test_dense.py), so both fill one vector space; and torch runs on a GPU.
 `states` gives each token's final hidden state and the characters it came from: what pooling a
 sentence's vector from its chunk's pass ("late chunking") needs. `python -m benchmarks.late_chunking`
