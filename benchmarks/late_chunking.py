@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from rag.articles import split_articles
-from rag.chunks import chunk_article, sentence_spans
+from rag.chunks import chunk_article
 from rag.encoders.bundled import BundledEncoder, Runner
-from rag.evaluate import normalize
+from rag.evaluate import Question, load_questions, normalize
 from rag.ingest import read_documents
+from rag.library import body_sentence_table
 from rag.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,16 +33,10 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
 
 
-def question_sets() -> dict[str, list[dict]]:
-    files = sorted((ROOT / "eval").glob("*_questions.jsonl"))
+def question_sets() -> dict[str, list[Question]]:
     dev = ROOT.parent / "shared" / "eval" / "dev_questions.jsonl"
-    out = {}
-    for f in ([dev] if dev.exists() else []) + files:
-        rows = [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
-        rows = [r for r in rows if r.get("answers")]
-        if rows:
-            out[f.stem] = rows
-    return out
+    files = ([dev] if dev.exists() else []) + sorted((ROOT / "eval").glob("*_questions.jsonl"))
+    return {f.stem: rows for f in files if (rows := [q for q in load_questions(f) if q.answers])}
 
 
 def main(argv=None) -> int:
@@ -50,16 +45,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     hard_max = Settings().chunk_hard_max
     encoder = BundledEncoder("cpu", Runner.TORCH)
-    runner = encoder._torch
+    runner = encoder._torch_runner()
     assert runner is not None
     articles = [a for d in read_documents(ROOT / "seeds") for a in split_articles(d)]
-    sentences: list[str] = []
-    spans: list[tuple[int, int, int]] = []  # (article, start, end) in the body
-    for i, a in enumerate(articles):
-        for s, e in sentence_spans(a.body, hard_max):
-            if a.body[s:e].strip():
-                sentences.append(a.body[s:e].strip())
-                spans.append((i, s, e))
+    table, sentences = body_sentence_table([a.body for a in articles], hard_max)
+    spans = [(int(a), int(s), int(e)) for a, s, e in table]  # (article, start, end) in the body
     chunks = [c for i, a in enumerate(articles) for c in chunk_article(a, i, hard_max=hard_max)]
 
     started = time.perf_counter()
@@ -95,13 +85,13 @@ def main(argv=None) -> int:
                     "unpooled": int((counts == 0).sum()), "sets": {}}
     normalised = [normalize(s) for s in sentences]
     for name, rows in question_sets().items():
-        queries = _unit(np.stack([encoder.encode_query(r["question"]) for r in rows]))
+        queries = _unit(np.stack([encoder.encode_query(r.question) for r in rows]))
         result["sets"][name] = {"n": len(rows)}
         for kind, vectors in kinds.items():
             order = np.argsort(-(queries @ vectors.T), axis=1)
             first = top3 = 0
             for r, ranked in zip(rows, order):
-                good = [any(normalize(ans) in normalised[j] for ans in r["answers"]) for j in ranked[:3]]
+                good = [any(normalize(ans) in normalised[j] for ans in r.answers) for j in ranked[:3]]
                 first += good[0]
                 top3 += any(good)
             result["sets"][name][kind] = (round(first / len(rows), 3), round(top3 / len(rows), 3))

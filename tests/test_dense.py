@@ -123,15 +123,15 @@ def test_torch_runs_the_bundled_weights_as_the_c_engine_does():
     assert torch_runner.runner == Runner.TORCH and torch_runner.device == "cpu" and torch_runner.label == c.label
     assert c.key == torch_runner.key, "one vector space: an index built by one is queried by the other"
     odd = ["", "  两个  空格  ", "ＡＢＣ全角１２３", "Who is the mayor of Zhoukou? 😀", "jean-pierre 6-2 ½ ﬁ", "\t换行\n之后"]
-    tokenizer = torch_runner._torch.model.tokenizer
+    tokenizer = torch_runner._torch_runner().model.tokenizer
     for text in seed_texts(87) + odd:
         assert len(tokenizer.encode("passage: " + text)[0]) + 2 == c._e5.token_count(text), text
     texts = seed_texts(40)[::4] + odd[1:] + ["x" * 1500]  # the last one is longer than one 512-token window
     cosines = (c.encode_passages(texts) * torch_runner.encode_passages(texts)).sum(axis=1)
     assert cosines.min() >= 0.999, cosines
     question = "许寨社区有多少名党员？"
-    states, where = torch_runner._torch.states(["许寨社区现有党员81名。"])[0]
+    states, where = torch_runner._torch_runner().states(["许寨社区现有党员81名。"])[0]
     assert states.shape == (len(where), 384) and where[0][0] == 0 and where[-1][1] == len("许寨社区现有党员81名。")
     assert all(a < b for a, b in where) and all(b1 <= a2 for (_, b1), (a2, _) in zip(where, where[1:]))
-    mine = torch_runner._torch.embed([question], True)[0]
+    mine = torch_runner._torch_runner().embed([question], True)[0]
     assert float(c._e5.query(question) @ mine) / float(np.linalg.norm(mine)) >= 0.999

