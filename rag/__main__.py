@@ -206,8 +206,10 @@ def cmd_eval(args) -> int:
 def cmd_calibrate(args) -> int:
     """Fit the answerability model (rag/answerability.py) and show what it answers, set by set.
 
-    Answerable sets should be answered, the near-domain unanswerable set and the out-of-domain list
-    refused. Held-out sets are never read here."""
+    Answerable questions whose best sentence quotes the answer should be answered; the rest refused:
+    the near-domain unanswerable set, the out-of-domain list, and answerable questions whose best
+    sentence does not hold the answer (quoting it would be a confident wrong answer). Held-out sets are
+    never read here."""
     from . import answerability
     from .answer import answer
     from .evaluate import load_questions
@@ -218,18 +220,27 @@ def cmd_calibrate(args) -> int:
     _print_dense_status(index)
     ood_file = Path(args.ood) if args.ood else Path(__file__).parent / "data" / "ood_questions.txt"
     ood = [ln.strip() for ln in ood_file.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")]
-    groups: dict[str, list[tuple[str, bool]]] = {}
+    groups: dict[str, list[tuple[str, object]]] = {}  # group -> [(question, its Question or None)]
     for path in _existing(args.questions or DEFAULT_QUESTION_SETS):
         questions = load_questions(Path(path))
-        groups[Path(path).stem.replace("_questions", "")] = [(q.question, q.answerable) for q in questions]
+        groups[Path(path).stem.replace("_questions", "")] = [(q.question, q) for q in questions]
     for q in ood:
-        groups.setdefault(f"ood-{query_language(q) or 'other'}", []).append((q, False))
+        groups.setdefault(f"ood-{query_language(q) or 'other'}", []).append((q, None))
+    always = answerability.Model(weights=(), bias=0.0, threshold=0.0)  # quotes whatever it would choose
+    answerable = {name for name, items in groups.items() if any(q is not None and q.answerable for _, q in items)}
+
+    def labelled(question: str, q, mode: str):
+        quoted = answer(index, question, mode=mode, model=always)
+        text = "".join(c.sentence for c in quoted.citations)
+        if args.labels == "answerable":
+            return quoted.signals, bool(q is not None and q.answerable)
+        return quoted.signals, bool(q is not None and q.answerable and text and q.in_text(text))
 
     modes = ["hybrid", "lexical"] if index.dense_enabled else ["lexical"]
     for mode in modes:
         rows: dict[str, list] = {}  # group -> [(signals, or None when refused before the model; should answer)]
         for name, items in groups.items():
-            rows[name] = [(answer(index, q, mode=mode).signals, label) for q, label in items]
+            rows[name] = [labelled(text, q, mode) for text, q in items]
         langs = ("zh", "other") if mode == "hybrid" else (None,)
         for lang in langs:  # hybrid: one model per question language (answerability.model_for)
             def mine(sig, lang=lang):
@@ -247,17 +258,19 @@ def cmd_calibrate(args) -> int:
             print("  " + "  ".join(f"{f}={w:.3f}" for f, w in zip(answerability.FEATURES, weights)) + f"  bias={bias:.3f}")
             print(f"  粘贴到 rag/answerability.py：Model(weights={weights}, bias={bias}, threshold=…)")
 
-            def rate(model, items, t):
-                return sum(sig is not None and model.probability(sig) >= t for sig, _ in items) / max(len(items), 1)
+            def rate(model, items, t, name=""):
+                """Answerable sets: the share answered with the answer quoted; the others: the share answered."""
+                return sum(sig is not None and model.probability(sig) >= t and (label or name not in answerable)
+                           for sig, label in items) / max(len(items), 1)
 
             names = list(part)
-            print("  回答率（可回答的集合越高越好；unanswerable 与 ood-* 越低越好）")
+            print("  可回答的集合：答对（引用含答案）的比例，越高越好；unanswerable 与 ood-*：回答率，越低越好")
             print(f"{'':>26}" + "".join(f"{n[:13]:>14}" for n in names))
             print(f"{'n':>26}" + "".join(f"{len(part[n]):>14}" for n in names))
             print(f"{f'current, p >= {current.threshold:.2f}':>26}"
-                  + "".join(f"{rate(current, part[n], current.threshold):>14.3f}" for n in names))
+                  + "".join(f"{rate(current, part[n], current.threshold, n):>14.3f}" for n in names))
             for t in (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7):
-                print(f"{f'fitted, p >= {t:.2f}':>26}" + "".join(f"{rate(fitted, part[n], t):>14.3f}" for n in names))
+                print(f"{f'fitted, p >= {t:.2f}':>26}" + "".join(f"{rate(fitted, part[n], t, n):>14.3f}" for n in names))
     return 0
 
 
@@ -323,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--questions", action="append",
                    help="问题文件（jsonl），可重复；默认 dev、extra、paraphrase、english 与 unanswerable")
     p.add_argument("--ood", help="领域外问题文件（每行一个；默认 rag/data/ood_questions.txt）")
+    p.add_argument("--labels", choices=("quoted", "answerable"), default="quoted",
+                   help="quoted（默认）：可回答且首选句含答案才算应回答；answerable：可回答即算应回答（旧做法）")
     p.set_defaults(func=cmd_calibrate)
 
     args = parser.parse_args(argv)

@@ -184,6 +184,7 @@ def signals(retrieval: Retrieval, intent: ans.Intent, first: Candidate, cands: l
         entity=ans.entity_share(first.context, intent.entities),
         similarity=sim, margin=margin, dense_top=dense_top,
         english=0.0 if intent.lang == "zh" else 1.0,
+        asked=(1.0 if intent.asked in first.context else -1.0) if intent.asked else 0.0,
     )
 
 
@@ -209,8 +210,10 @@ def choose(scored: list[tuple[float, Candidate]], intent: ans.Intent) -> list[Ca
     return chosen
 
 
-def compose(question: str, retrieval: Retrieval, tokenizer: Tokenizer, notices: tuple[Notice, ...] = ()) -> Answer:
-    """The answer to `question` from one search's `Retrieval` (pure: reads nothing else)."""
+def compose(question: str, retrieval: Retrieval, tokenizer: Tokenizer, notices: tuple[Notice, ...] = (),
+            model: ans.Model | None = None) -> Answer:
+    """The answer to `question` from one search's `Retrieval` (pure: reads nothing else). `model`: the
+    answerability model (None: the fitted one for the mode and language; calibration quotes always)."""
     passages = retrieval.passages
     own = tokenizer.weighted(question) if retrieval.query != question else retrieval.terms
     intent = ans.intent(question, own, tokenizer.tagged(question) if _WORD.search(question) else ())
@@ -221,14 +224,14 @@ def compose(question: str, retrieval: Retrieval, tokenizer: Tokenizer, notices: 
     if not passages or not _WORD.search(question) or (not intent.focus and intent.type == AnswerType.OTHER):
         return refused  # punctuation, emoji, or nothing asked about
     cands = candidates(list(passages), intent, retrieval.weights, retrieval.rare_weight, tokenizer, question)
-    if ans.needs_evidence(intent):  # a phone number or an area no sentence holds is not there to quote
-        cands = [c for c in cands if c.span is not None and (c.unit or intent.type == AnswerType.CONTACT)]
+    if ans.needs_evidence(intent):  # a phone number, an area or a name no sentence holds is not there to quote
+        cands = [c for c in cands if c.span is not None and (c.unit or intent.type != AnswerType.NUMBER)]
     if not cands:
         return refused
     scored = score_candidates(cands, context_terms, retrieval.similarity, intent.type != AnswerType.OTHER)
     first = scored[0][1]
     sig = signals(retrieval, intent, first, cands)
-    model = ans.model_for(retrieval.dense, intent.lang)
+    model = model or ans.model_for(retrieval.dense, intent.lang)
     confidence = model.probability(sig)
     if confidence < model.threshold:
         return Answer(question, NOT_FOUND, False, [], list(passages), retrieval.query, notices, terms, passages.mode,
@@ -244,7 +247,8 @@ def compose(question: str, retrieval: Retrieval, tokenizer: Tokenizer, notices: 
                   passages.engine, confidence, sig, retrieval.bodies)
 
 
-def answer(index: Index, question: str, k: int = 5, history=None, mode: str = "hybrid", sources=None) -> Answer:
+def answer(index: Index, question: str, k: int = 5, history=None, mode: str = "hybrid", sources=None,
+           model: ans.Model | None = None) -> Answer:
     """Search once (one snapshot) and compose the answer."""
     if not isinstance(question, str) or not question.strip():
         raise ValueError("问题不能为空（question must be a non-empty string）")
@@ -255,4 +259,4 @@ def answer(index: Index, question: str, k: int = 5, history=None, mode: str = "h
         notices = (Notice(NoticeCode.SHORTENED, {"n": MAX_QUERY_CHARS}),)
     query = contextualize(index, question, history)
     retrieval = index.search(query, k=k, mode=mode, sources=sources, sentences_from=CANDIDATE_PASSAGES)
-    return compose(question, retrieval, index.tokenizer, notices + retrieval.passages.notices)
+    return compose(question, retrieval, index.tokenizer, notices + retrieval.passages.notices, model)

@@ -20,6 +20,7 @@ from . import fusion
 from .backends import open_backend
 from .backends.base import Backend, BackendUnavailable, IndexCorrupt, IndexLocked, Snapshot
 from .chunks import sentence_spans
+from .crosslingual import default_bridge
 from .encoders import Encoder, load_encoder, wanted_engine
 from .errors import DenseUnavailable, LexicalUnavailable
 from .library import Change, Library, LibraryError, folder_changes
@@ -414,10 +415,12 @@ class Index:
         if wanted is not None:
             n = max(n, 2000)
         if query_weights is None:  # one jieba pass serves BM25, passage widening and answering
-            query_weights = self.tokenizer.weighted(query)
+            query_weights = self._query_terms(snap, query)
         tokens = list(query_weights)
         weights = idf_weights(tokens, snap.document_frequency(tokens), snap.n_chunks)
-        lexical = snap.lexical(query_weights, n, query) if used in ("hybrid", "lexical") else []
+        # Character bigrams come from the query, or from the Chinese terms an English question names.
+        text = " ".join(query_weights) if fusion.query_language(query) == "other" else query
+        lexical = snap.lexical(query_weights, n, text) if used in ("hybrid", "lexical") else []
         dense = self._dense_leg(snap, encoder, query, n) if encoder is not None and used in ("hybrid", "dense") else []
         lex_rank = {cid: r for r, (cid, _) in enumerate(lexical, 1)}
         dense_rank = {cid: r for r, (cid, _) in enumerate(dense, 1)}
@@ -428,6 +431,18 @@ class Index:
         chosen = self._passages(snap, ranked, k, weights, wanted, lex_rank, dense_rank)
         return Passages(chosen, mode=used, notices=notices, engine=encoder.label if encoder is not None and used != "lexical" else "",
                         dense_top=dense[0][1] if dense else None)
+
+    def _query_terms(self, snap: Snapshot, query: str) -> dict[str, float]:
+        """The query's weighted tokens (Tokenizer.weighted). A question in another language gets the
+        Chinese terms it names instead of its own words that the archive never uses (rag/crosslingual.py)."""
+        terms = self.tokenizer.weighted(query)
+        if not self.settings.crosslingual or fusion.query_language(query) != "other":
+            return terms
+        bridged = default_bridge(self.tokenizer.frequency).terms(query, lambda ts: snap.document_frequency(ts))
+        if not bridged:
+            return terms
+        known = snap.document_frequency(list(terms))
+        return {**{t: w for t, w in terms.items() if t in known}, **bridged}
 
     def _fuse(self, snap: Snapshot, tokens, weights, lexical, dense) -> list[tuple[int, float]]:
         """Both legs' rankings -> one (rag/fusion.py); RAG_FUSION=rrf keeps plain RRF for comparison.
@@ -487,7 +502,7 @@ class Index:
         self._check_request(k, mode)
         try:
             with self.backend.snapshot() as snap:
-                query_weights = self.tokenizer.weighted(query)
+                query_weights = self._query_terms(snap, query)
                 passages = self._retrieve(snap, query, k, mode, sources, query_weights)
                 tokens = list(query_weights)
                 weights = idf_weights(tokens, snap.document_frequency(tokens), snap.n_chunks)

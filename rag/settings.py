@@ -123,6 +123,9 @@ class Settings:
     sentence_vectors: bool = field(default_factory=lambda: _env("RAG_SENTENCE_VECTORS", "1").lower() not in ("0", "false", "no"))
     # "score": rag/fusion.py's score fusion gated by lexical coverage; "rrf": plain reciprocal-rank fusion.
     fusion: str = field(default_factory=lambda: _env("RAG_FUSION", "score"))
+    # A question in another language also searches for the Chinese terms it names (rag/crosslingual.py:
+    # CC-CEDICT glosses and pinyin names); RAG_CROSSLINGUAL=0 searches its own words only.
+    crosslingual: bool = field(default_factory=lambda: _env("RAG_CROSSLINGUAL", "1").lower() not in ("0", "false", "no"))
     # Candidates each leg hands to fusion.
     candidates: int = 50
     workers: int = field(default_factory=lambda: _number("RAG_WORKERS", str(os.cpu_count() or 1), int))

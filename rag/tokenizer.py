@@ -155,6 +155,10 @@ class Tokenizer:
                 out[p] = out.get(p, 0.0) + 1.0 / len(pieces) ** alpha
         return out
 
+    def frequency(self, word: str) -> int:
+        """jieba's corpus frequency of `word` (0 when unknown)."""
+        return self._jieba.FREQ.get(word, 0) or 0
+
     def tagged(self, text: str) -> list[tuple[str, str]]:
         """(word, part-of-speech) pairs (jieba posseg with the user dictionary's tags)."""
         return [(w.word, w.flag) for w in self._pos_tokenizer().lcut(text)]

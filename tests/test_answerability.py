@@ -26,9 +26,24 @@ EVAL = Path(__file__).resolve().parent.parent / "eval"
     ("“五不”指的是什么？", AnswerType.OTHER),
     ("开元社区的联系电话是多少？", AnswerType.CONTACT),
     ("What is the complaint email address of the center?", AnswerType.CONTACT),
+    # An English question asks with its own question word, not with a clause's when / where / who.
+    ("What was the secretary's temperature when he checked it?", AnswerType.OTHER),
+    ("How many people who live there were tested?", AnswerType.NUMBER),
+    ("The meeting, where was it held?", AnswerType.PLACE),
 ])
 def test_question_type(question, kind):
     assert ans.answer_type(question) == kind
+
+
+@pytest.mark.parametrize("question, word", [
+    ("周口市中心城区检验检测行业座谈会由谁主持？", "主持"),
+    ("河南三川司法鉴定中心是哪一年成立的？", "成立"),
+    ("关爱留守儿童捐赠活动给徐庄小学捐赠了哪些物资？", "物资"),
+    ("太昊路办事处共评选出多少名道德文明使者？", "道德文明使者"),
+    ("开发区的会议是什么时候召开的？", "召开"),
+])
+def test_the_word_at_the_question_word_is_what_is_asked(question, word):
+    assert ans.asked_word(default_tokenizer().tagged(question)) == word
 
 
 def test_a_number_with_the_unit_asked_for_wins_over_a_bare_number():
