@@ -223,6 +223,8 @@ def compose(question: str, retrieval: Retrieval, tokenizer: Tokenizer, notices: 
                      passages.engine, bodies=retrieval.bodies)
     if not passages or not _WORD.search(question) or (not intent.focus and intent.type == AnswerType.OTHER):
         return refused  # punctuation, emoji, or nothing asked about
+    if intent.lang != "zh" and not any(t in retrieval.weights for t in intent.focus):
+        return refused  # another language, and not one word the archive uses or a dictionary names (asdfghjkl qwerty)
     cands = candidates(list(passages), intent, retrieval.weights, retrieval.rare_weight, tokenizer, question)
     if ans.needs_evidence(intent):  # a phone number, an area or a name no sentence holds is not there to quote
         cands = [c for c in cands if c.span is not None and (c.unit or intent.type != AnswerType.NUMBER)]

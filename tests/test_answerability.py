@@ -229,3 +229,13 @@ def test_answerable_questions_quote_the_answer_with_its_span(bundled_index):
     assert result.found and "359家" in first.sentence[first.answer_span[0]:first.answer_span[1]]
     english = ask("How many enterprises signed up in the Smart Island core area?", index=bundled_index)
     assert english.found and "359家" in english.citations[0].sentence
+
+
+def test_latin_gibberish_is_refused_with_the_dense_leg_on(bundled_index):
+    """The dense leg finds something for any text; a question in another language that names nothing
+    the archive uses (no dictionary gloss, no pinyin name) is refused before the model."""
+    from rag import ask
+
+    for junk in ("asdfghjkl qwerty", "lorem ipsum dolor sit amet", "How many?"):
+        assert not ask(junk, index=bundled_index).found, junk
+    assert ask("How many enterprises signed up in the Smart Island core area?", index=bundled_index).found
