@@ -212,7 +212,7 @@ def cmd_calibrate(args) -> int:
     never read here."""
     from . import answerability
     from .answer import answer
-    from .evaluate import load_questions
+    from .evaluate import Question, load_questions
     from .fusion import query_language
     from .index import open_index
 
@@ -220,12 +220,12 @@ def cmd_calibrate(args) -> int:
     _print_dense_status(index)
     ood_file = Path(args.ood) if args.ood else Path(__file__).parent / "data" / "ood_questions.txt"
     ood = [ln.strip() for ln in ood_file.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")]
-    groups: dict[str, list[tuple[str, object]]] = {}  # group -> [(question, its Question or None)]
+    groups: dict[str, list[tuple[str, Question | None]]] = {}  # group -> [(question, its Question or None)]
     for path in _existing(args.questions or DEFAULT_QUESTION_SETS):
         questions = load_questions(Path(path))
         groups[Path(path).stem.replace("_questions", "")] = [(q.question, q) for q in questions]
-    for q in ood:
-        groups.setdefault(f"ood-{query_language(q) or 'other'}", []).append((q, None))
+    for text in ood:
+        groups.setdefault(f"ood-{query_language(text) or 'other'}", []).append((text, None))
     always = answerability.Model(weights=(), bias=0.0, threshold=0.0)  # quotes whatever it would choose
     answerable = {name for name, items in groups.items() if any(q is not None and q.answerable for _, q in items)}
 
@@ -241,14 +241,13 @@ def cmd_calibrate(args) -> int:
         rows: dict[str, list] = {}  # group -> [(signals, or None when refused before the model; should answer)]
         for name, items in groups.items():
             rows[name] = [labelled(text, q, mode) for text, q in items]
-        langs = ("zh", "other") if mode == "hybrid" else (None,)
-        for lang in langs:  # hybrid: one model per question language (answerability.model_for)
+        for lang in ("zh", "other"):  # one model per mode and question language (answerability.model_for)
             def mine(sig, lang=lang):
-                return sig is None or lang is None or (sig.english == 0) == (lang == "zh")
+                return sig is None or (sig.english == 0) == (lang == "zh")
 
             part = {name: [(sig, label) for sig, label in items if mine(sig)] for name, items in rows.items()}
             part = {name: items for name, items in part.items() if items}
-            current = answerability.model_for(mode == "hybrid", lang or "zh")
+            current = answerability.model_for(mode == "hybrid", lang)
             train = [(sig, label) for items in part.values() for sig, label in items if sig is not None]
             if len({label for _, label in train}) < 2:
                 continue

@@ -177,7 +177,7 @@ def signals(retrieval: Retrieval, intent: ans.Intent, first: Candidate, cands: l
         focus=ans.focus_share(first.context, intent.focus, retrieval.weights, retrieval.rare_weight),
         own_focus=first.focus,
         missing_top=ans.missing_top(first.context, intent.focus, retrieval.weights, retrieval.rare_weight),
-        unseen=ans.unseen_share(intent.focus, retrieval.weights, retrieval.rare_weight) if intent.lang == "zh" else 0.0,
+        unseen=ans.unseen_share(intent.focus, retrieval.weights, retrieval.rare_weight),
         typed=(1.0 if first.span is not None else -1.0) if typed else 0.0,
         unit=1.0 if first.unit else -1.0 if intent.unit else 0.0,
         counted=1.0 if first.counted else -1.0 if intent.counted else 0.0,

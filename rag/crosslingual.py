@@ -24,6 +24,7 @@ import threading
 import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 # Most characters tried per pinyin syllable, and most strings looked up for one name.
 CHARS_PER_SYLLABLE = 60
@@ -74,6 +75,14 @@ def _forms(word: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+@dataclass(frozen=True)
+class Bridged:
+    """What a Latin-script question names in the archive's language."""
+
+    terms: dict[str, float]  # Chinese term -> query weight
+    unmatched: tuple[str, ...]  # its content words that lead to no term the archive uses (France, GDP)
+
+
 class Bridge:
     """Latin-script question -> {Chinese term: query weight}. The dictionaries load on first use (about
     1.5 s) and are shared by every thread."""
@@ -121,13 +130,15 @@ class Bridge:
         turn: the phrase as written first (meeting -> 会议), then its stem (meet -> 满足)."""
         if self._glosses is None:
             self._load()
+        glosses = self._glosses or {}
         words = phrase.lower().split()
-        return [found for form in _forms(words[-1]) if (found := self._glosses.get(" ".join(words[:-1] + [form])))]
+        return [found for form in _forms(words[-1]) if (found := glosses.get(" ".join(words[:-1] + [form])))]
 
     def syllables(self, word: str) -> list[list[str]]:
         """Every way to read `word` as pinyin syllables (at most MAX_SYLLABLES)."""
         if self._syllables is None:
             self._load()
+        syllables = self._syllables or {}
         word = word.lower().replace("'", "")
         out: list[list[str]] = []
 
@@ -138,7 +149,7 @@ class Bridge:
             if len(parts) == MAX_SYLLABLES:
                 return
             for n in range(min(6, len(rest)), 0, -1):
-                if rest[:n] in self._syllables:
+                if rest[:n] in syllables:
                     walk(rest[n:], parts + [rest[:n]])
 
         walk(word, [])
@@ -147,19 +158,22 @@ class Bridge:
     def pinyin_candidates(self, word: str) -> list[str]:
         """Chinese strings that read as `word` (Xuzhai -> 许寨, 徐寨 …), the likeliest first."""
         out: list[str] = []
-        for parts in self.syllables(word):
+        readings = self.syllables(word)  # loads the tables
+        chars = self._syllables or {}
+        for parts in readings:
             if len(parts) < 2:
                 continue  # one syllable is any of dozens of characters
             per = max(2, int(MAX_NAME_CANDIDATES ** (1 / len(parts))))
-            choices = [self._syllables[p][:per] for p in parts]
+            choices = [chars[p][:per] for p in parts]
             out += ["".join(chars) for chars in itertools.product(*choices)]
         return list(dict.fromkeys(out))[:MAX_NAME_CANDIDATES]
 
-    def terms(self, text: str, known: Callable[[list[str]], Iterable[str]]) -> dict[str, float]:
+    def terms(self, text: str, known: Callable[[list[str]], Iterable[str]]) -> Bridged:
         """Chinese terms for the Latin words of `text` that the archive uses (`known`: those of the
-        given terms it holds); {} when none is found. The longest phrase with a known term wins."""
+        given terms it holds), and the words that lead to none. The longest phrase with a known term wins."""
         words = _WORDS.findall(text)
         out: dict[str, float] = {}
+        unmatched: list[str] = []
         i = 0
         while i < len(words):
             if words[i].lower() in STOPWORDS or words[i].isdigit():
@@ -178,8 +192,9 @@ class Bridge:
                     i += n
                     break
             else:
+                unmatched.append(words[i].lower())
                 i += 1
-        return out
+        return Bridged(out, tuple(dict.fromkeys(unmatched)))
 
     @staticmethod
     def _known(candidates, known) -> list[str]:

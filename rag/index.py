@@ -434,15 +434,17 @@ class Index:
 
     def _query_terms(self, snap: Snapshot, query: str) -> dict[str, float]:
         """The query's weighted tokens (Tokenizer.weighted). A question in another language gets the
-        Chinese terms it names instead of its own words that the archive never uses (rag/crosslingual.py)."""
+        Chinese terms it names (rag/crosslingual.py) in place of its own words, of which only those that
+        lead to no archive term stay (unseen: they lower its coverage, as 市长 does a Chinese question's)."""
         terms = self.tokenizer.weighted(query)
         if not self.settings.crosslingual or fusion.query_language(query) != "other":
             return terms
         bridged = default_bridge(self.tokenizer.frequency).terms(query, lambda ts: snap.document_frequency(ts))
-        if not bridged:
+        if not bridged.terms:
             return terms
+        # Words that lead to nothing stay, as terms the archive never uses (France in "the capital of France").
         known = snap.document_frequency(list(terms))
-        return {**{t: w for t, w in terms.items() if t in known}, **bridged}
+        return {**{t: w for t, w in terms.items() if t in known}, **bridged.terms, **dict.fromkeys(bridged.unmatched, 1.0)}
 
     def _fuse(self, snap: Snapshot, tokens, weights, lexical, dense) -> list[tuple[int, float]]:
         """Both legs' rankings -> one (rag/fusion.py); RAG_FUSION=rrf keeps plain RRF for comparison.

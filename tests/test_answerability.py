@@ -102,10 +102,12 @@ def test_fit_separates_what_it_can():
     assert ans.Model(weights, bias, 0.5, min_coverage=0.5).probability(bad) == 0.0
 
 
-def _retrieval(text: str, question: str, similarity=None, title: str = "标题") -> Retrieval:
+def _retrieval(text: str, question: str, similarity=None, title: str = "标题", named: str = "") -> Retrieval:
+    """One passage searched for `question`; `named`: Chinese words an English question names (the
+    terms Index.search adds through rag/crosslingual.py)."""
     tk = default_tokenizer()
     p = Passage(text, 1.0, "a.txt", title, "", 0, 0, len(text), 1, None, 0)
-    terms = tk.weighted(question)
+    terms = {**tk.weighted(question), **tk.weighted(named)}
     weights = {t: 3.0 for t in terms if t in text}
     return Retrieval(question, Passages([p], mode="lexical"), terms, weights, 8.0, similarity or {})
 
@@ -172,8 +174,9 @@ def test_contact_details_areas_and_ages_are_quoted_only_where_a_sentence_holds_o
     assert ans.needs_evidence(ans.intent(question, tk.weighted(question)))
     monkeypatch.setattr(ans, "model_for", lambda dense, lang: ans.Model(weights=(0.0,) * len(ans.FEATURES), bias=0.0,
                                                                          threshold=0.0))  # always confident
-    assert not compose(question, _retrieval(lacks, question), tk).found
-    found = compose(question, _retrieval(lacks + holds, question), tk)
+    named = "许寨社区书记" if "Xuzhai" in question else ""
+    assert not compose(question, _retrieval(lacks, question, named=named), tk).found
+    found = compose(question, _retrieval(lacks + holds, question, named=named), tk)
     assert found.found and [c.sentence for c in found.citations] == [holds]
     other = "许寨社区现有多少名党员？"  # a count: any sentence may still be quoted
     assert not ans.needs_evidence(ans.intent(other, tk.weighted(other)))

@@ -43,7 +43,7 @@ def test_a_paraphrase_sharing_no_word_is_found_by_meaning(bundled_index):
 
 def test_an_english_question_finds_its_chinese_passage(bundled_index):
     question, answer = ENGLISH
-    assert bundled_index.retrieve(question, k=5, mode="lexical") == [] or _rank(bundled_index.retrieve(question, k=5, mode="lexical"), answer) is None
+    assert _rank(bundled_index.retrieve(question, k=5, mode="lexical"), answer) is not None  # through its dictionary terms
     assert _rank(bundled_index.retrieve(question, k=3, mode="dense"), answer) is not None
     assert _rank(bundled_index.retrieve(question, k=3), answer) is not None
 
