@@ -381,8 +381,8 @@ def fit(rows: list[tuple[Signals, bool]], l2: float = 1.0, steps: int = 20000) -
 
 
 def model_for(dense: bool, lang: str) -> Model:
-    """Hybrid questions in Chinese and in other languages get their own weights: an English question
-    shares no term with the Chinese pages, so its term signals say nothing and the dense ones decide."""
+    """One model per mode and question language: an English question's terms come through the
+    dictionaries (rag/crosslingual.py), weaker than a Chinese question's own, so its signals weigh differently."""
     if not dense:
         return LEXICAL if lang == "zh" else LEXICAL_OTHER
     return HYBRID_ZH if lang == "zh" else HYBRID_OTHER

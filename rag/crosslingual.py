@@ -37,9 +37,10 @@ _LINE = re.compile(r"^(\S+) (\S+) \[[^\]]*\] /(.*)/$")
 _PARENS = re.compile(r"\([^)]*\)|\[[^\]]*\]")
 _PLACEHOLDERS = re.compile(r"\b(?:sth|sb|something|somebody|someone|one's|etc)\b")
 _LEADING = re.compile(r"^(?:to|a|an|the) ")
-# Glosses that describe an entry rather than translate it.
+# Glosses that describe an entry rather than translate it: by how they start, or by a register tag.
 _NOT_GLOSS = ("CL:", "variant of", "old variant", "surname ", "see ", "used in", "abbr. for", "also written",
-              "erhua variant", "Japanese variant", "(Tw)", "(old)", "(archaic)", "(dialect)", "(slang)")
+              "erhua variant", "Japanese variant")
+_NOT_GLOSS_TAGS = ("(Tw)", "(old)", "(archaic)", "(dialect)", "(slang)")
 # Words that ask or join: they name nothing to search for.
 STOPWORDS = frozenset(
     "how many much what which who whom whose where when why is are was were the a an of in on at to for did do "
@@ -107,7 +108,7 @@ class Bridge:
                     if m is None or len(m.group(2)) < 2:  # one character means too many things
                         continue
                     for gloss in m.group(3).split("/"):
-                        if gloss.startswith(_NOT_GLOSS) or any(tag in gloss for tag in _NOT_GLOSS[-5:]):
+                        if gloss.startswith(_NOT_GLOSS) or any(tag in gloss for tag in _NOT_GLOSS_TAGS):
                             continue
                         for part in re.split(r"[;,]", gloss):
                             key = _gloss_key(part)
