@@ -75,6 +75,39 @@ def test_dates_names_and_places_are_found_in_sentences():
     assert ans.type_span("会议强调要加强作风建设。", AnswerType.PERSON, names=()) is None
 
 
+@pytest.mark.parametrize("question, office", [
+    ("周口的市长是谁？", "市长"), ("市自然资源和规划局哪位副局长到开发区对接工作？", "副局长"),
+    ("谁是开发区党委书记？", "书记"), ("三川司法鉴定中心的总经理是谁？", "总经理"),
+    ("王文峰书记和谁一起调研？", ""), ("会议由谁主持？", ""),
+])
+def test_the_office_a_who_question_asks_about(question, office):
+    assert ans.asked_office(question) == office
+
+
+def test_only_the_holder_of_the_asked_office_answers_a_who_question():
+    tk = default_tokenizer()
+    deputy = "市自然资源和规划局副局长马力克带领有关同志到开发区。"
+    head = "区管委会主任刘涛主持会议。"
+    for sentence, question, held in ((deputy, "市自然资源和规划局局长是谁？", False),
+                                     (deputy, "市自然资源和规划局哪位副局长到了开发区？", True),
+                                     (head, "区管委会主任是谁？", True), (head, "周口的市长是谁？", False),
+                                     ("王文峰书记指出，要狠抓落实。", "谁是开发区党委书记？", True)):
+        span = ans.type_span(sentence, AnswerType.PERSON, names=tk.names(sentence), question=question)
+        assert (span is not None) == held, (sentence, question)
+    # A four-character run the tagger calls a name (严格管理) is no name.
+    assert ans.type_span("骨科医院周边全面清理、绿化提升、严格管理；", AnswerType.PERSON,
+                         names=("严格管理",)) is None
+
+
+def test_a_who_question_about_an_office_nobody_in_the_passage_holds_is_refused():
+    tk = default_tokenizer()
+    text = "5月16日，市自然资源和规划局副局长马力克带领有关同志到开发区对接规划编制工作。"
+    assert not compose("市自然资源和规划局局长是谁？", _retrieval(text, "市自然资源和规划局局长是谁？"), tk).found
+    deputy = compose("市自然资源和规划局哪位副局长到开发区对接规划编制工作？",
+                     _retrieval(text, "市自然资源和规划局哪位副局长到开发区对接规划编制工作？"), tk)
+    assert deputy.found and "马力克" in deputy.text
+
+
 def test_captions_datelines_and_cut_sentences_are_weak():
     assert ans.is_caption("图为与会人员参观实验室。")
     assert ans.is_caption("（记者 周5明 摄）")
