@@ -420,10 +420,8 @@ class Index:
         weights = idf_weights(tokens, snap.document_frequency(tokens), snap.n_chunks)
         # Character bigrams come from the query, or from the Chinese terms an English question names.
         text = " ".join(query_weights) if fusion.query_language(query) == "other" else query
-        vector = self._query_vector(encoder, query) if encoder is not None and used in ("hybrid", "dense") else None
-        lexical, dense = snap.legs(query_weights if used in ("hybrid", "lexical") else None, vector, n, text)
-        if vector is not None:
-            dense = self._with_sentences(snap, vector, dense)
+        lexical = snap.lexical(query_weights, n, text) if used in ("hybrid", "lexical") else []
+        dense = self._dense_leg(snap, encoder, query, n) if encoder is not None and used in ("hybrid", "dense") else []
         lex_rank = {cid: r for r, (cid, _) in enumerate(lexical, 1)}
         dense_rank = {cid: r for r, (cid, _) in enumerate(dense, 1)}
         if used == "hybrid":
@@ -459,8 +457,10 @@ class Index:
         covered = coverage(tokens, weights, rare_weight(snap.n_chunks), [c.embed_text for c in top.values()])
         return fusion.fuse(lexical, dense, lexical_coverage=covered)
 
-    def _with_sentences(self, snap: Snapshot, vector: np.ndarray, dense: list[tuple[int, float]]) -> list[tuple[int, float]]:
-        """The dense leg's chunks rescored with each chunk's best sentence where the snapshot has sentence vectors."""
+    def _dense_leg(self, snap: Snapshot, encoder: Encoder, query: str, n: int) -> list[tuple[int, float]]:
+        """The top `n` chunks by cosine, rescored with each chunk's best sentence where the snapshot has sentence vectors."""
+        vector = self._query_vector(encoder, query)
+        dense = snap.dense(vector, n)
         if not dense:
             return dense
         rows = snap.chunks([cid for cid, _ in dense])

@@ -278,65 +278,6 @@ def test_same_questions_same_top_results_as_the_local_backend(tmp_path):
 
 
 @milvus_lite
-def test_one_question_makes_one_search_call_on_milvus(tmp_path, monkeypatch):
-    """Words, bigrams, the article field and the dense leg in one hybrid search: the same candidates and
-    scores as searching field by field (the path a layout written before chunks carried their article's
-    terms still takes), with one call to the server instead of six or seven."""
-    from rag.backends.base import Snapshot
-
-    index = build_index(settings=_settings(backend_uri("milvus-lite", tmp_path), tmp_path), progress=False,
-                        embedder=CharEncoder())
-    calls: list[str] = []
-    call = type(index.backend).call
-
-    def counted(self, doing, fn, *args, **kwargs):
-        calls.append(getattr(fn, "__name__", doing))
-        return call(self, doing, fn, *args, **kwargs)
-
-    monkeypatch.setattr(type(index.backend), "call", counted)
-    try:
-        for question in _dev_questions()[:5]:
-            for mode in ("lexical", "hybrid"):
-                weights = index.tokenizer.weighted(question)
-                with index.backend.snapshot() as snap:
-                    assert snap.layout.article_terms
-                    vector = CharEncoder().encode_query(question) if mode == "hybrid" else None
-                    calls.clear()
-                    one = snap.legs(weights, vector, 20, question)
-                    assert [c for c in calls if "search" in c] == ["hybrid_search"], (question, mode, calls)
-                    by_field = Snapshot.legs(snap, weights, vector, 20, question)
-                    assert len([c for c in calls if "search" in c]) >= 4  # the field-by-field path
-                assert [cid for cid, _ in one[0]] == [cid for cid, _ in by_field[0]], (question, mode)
-                assert [s for _, s in one[0]] == pytest.approx([s for _, s in by_field[0]], rel=1e-4)
-                assert [cid for cid, _ in one[1]] == [cid for cid, _ in by_field[1]], (question, mode)
-                assert (one[1] == []) == (mode == "lexical")
-    finally:
-        index.close()
-
-
-@milvus_lite
-def test_a_layout_written_before_chunks_carried_article_terms_still_grows_and_answers(tmp_path, monkeypatch):
-    from rag.backends.milvus.backend import MilvusBackend
-
-    make = MilvusBackend.make_layout
-    monkeypatch.setattr(MilvusBackend, "make_layout", lambda self, key, dim, article_terms=True: make(self, key, dim, False))
-    settings = _settings(backend_uri("milvus-lite", tmp_path), tmp_path)
-    build_index(settings=settings, progress=False).close()
-    monkeypatch.undo()
-    index = open_index(settings, progress=False)
-    try:
-        with index.backend.snapshot() as snap:
-            old = snap.layout.id
-            assert not snap.layout.article_terms
-        [change] = index.add([("tianwen.txt", PAGE.encode("utf-8"))])
-        assert change.status == "added" and _top(index, "天文馆可容纳多少名观众？").source == "tianwen.txt"
-        with index.backend.snapshot() as snap:
-            assert snap.layout.id == old  # no rebuild asked for
-    finally:
-        index.close()
-
-
-@milvus_lite
 def test_bundled_model_gives_the_same_answers_on_milvus_lite(bundled_index, tmp_path):
     """The real dense leg: the bundled e5 chunk and sentence vectors, read from the local build's embedding cache."""
     import shutil

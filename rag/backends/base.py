@@ -81,13 +81,6 @@ class Snapshot(abc.ABC):
     @abc.abstractmethod
     def dense(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]: ...
 
-    def legs(self, weights: dict[str, float] | None, vector: np.ndarray | None, k: int,
-             query: str = "") -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
-        """Both legs of one question, (lexical, dense), each its top `k`; a leg asked with None is [].
-        Storage that can serve both in one round trip overrides this (MilvusSnapshot)."""
-        return (self.lexical(weights, k, query) if weights is not None else [],
-                self.dense(vector, k) if vector is not None else [])
-
     @abc.abstractmethod
     def chunks(self, ids: list[int]) -> dict[int, Chunk]:
         """Chunks by id, with `article` an article id of this snapshot and every live source."""

@@ -99,7 +99,7 @@ class MilvusBackend(Backend):
                              f"（sparse 需要 2.4 以上，tokens/jieba 需要 2.5 以上）")
         return wanted
 
-    def make_layout(self, vector_key: str | None, dim: int | None, article_terms: bool = True) -> Layout:
+    def make_layout(self, vector_key: str | None, dim: int | None) -> Layout:
         from ...tokenizer import default_tokenizer
 
         strategy = self.strategy()
@@ -109,7 +109,7 @@ class MilvusBackend(Backend):
             # Lite's "standard" splits on \W only; a server's standard tokenizer splits CJK into characters.
             analyzer = {"tokenizer": "standard"} if self.target.lite else {"tokenizer": "whitespace"}
         signature = {"tokenizer": default_tokenizer().version, "chunking": self.settings.chunking(), "vector_key": vector_key}
-        return Layout.make(signature, dim, strategy, fields, analyzer, "FLAT" if self.target.lite else "HNSW", article_terms)
+        return Layout.make(signature, dim, strategy, fields, analyzer, "FLAT" if self.target.lite else "HNSW")
 
     def layout_from(self, commit: Commit) -> Layout:
         return Layout.from_json(commit.layout)

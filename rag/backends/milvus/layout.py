@@ -4,7 +4,6 @@
     {prefix}_documents            document versions (see state.py)
     {prefix}_lock                 the writer's claim on a server (see lock.py)
     {prefix}_{layout}_chunks      chunk rows: text, span, article, headline; dense vector; lexical fields
-                                  (with `article_terms`, a copy of their article's field: one search call a question)
     {prefix}_{layout}_articles    article rows: metadata, body (first BODY_PART characters); article field
     {prefix}_{layout}_bodies      the rest of long bodies, in parts
     {prefix}_{layout}_vocab       per generation, the table of document frequencies (see vocab.py)
@@ -46,20 +45,13 @@ class Layout:
     analyzer: dict = field(default_factory=dict)  # for "tokens": how the server splits our tokens
     dense_index: str = "FLAT"
     avglen: dict = field(default_factory=dict)  # "sparse": mean field lengths the rows were weighted with
-    # Chunk rows carry their article's sparse field too (`article_terms`), so that one hybrid search
-    # finds and scores a question's candidates in every field (MilvusSnapshot.legs). Layouts written
-    # before it lack the field and are searched field by field.
-    article_terms: bool = False
 
     @classmethod
     def make(cls, signature: dict, dim: int | None, lexical: str | None, fields: tuple[str, ...], analyzer: dict,
-             dense_index: str, article_terms: bool = False) -> Layout:
-        article_terms = article_terms and lexical == "sparse" and "articles" in fields
-        extra = {"article_terms": True} if article_terms else {}  # absent: the ids of earlier layouts stay
+             dense_index: str) -> Layout:
         body = json.dumps({"format": FORMAT, **signature, "dim": dim, "lexical": lexical, "fields": fields,
-                           "analyzer": analyzer, "dense_index": dense_index, **extra}, sort_keys=True)
-        return cls(hashlib.sha256(body.encode()).hexdigest()[:8], dim, lexical, tuple(fields), analyzer, dense_index,
-                   article_terms=article_terms)
+                           "analyzer": analyzer, "dense_index": dense_index}, sort_keys=True)
+        return cls(hashlib.sha256(body.encode()).hexdigest()[:8], dim, lexical, tuple(fields), analyzer, dense_index)
 
     def with_avglen(self, avglen: dict) -> Layout:
         return replace(self, avglen=dict(avglen))
@@ -71,7 +63,7 @@ class Layout:
     def from_json(cls, data: dict) -> Layout:
         try:
             return cls(data["id"], data["dim"], data["lexical"], tuple(data["fields"]), data.get("analyzer") or {},
-                       data.get("dense_index", "FLAT"), data.get("avglen") or {}, bool(data.get("article_terms")))
+                       data.get("dense_index", "FLAT"), data.get("avglen") or {})
         except (KeyError, TypeError) as exc:
             raise IndexCorrupt(f"Milvus 提交记录中的存储布局无法识别：{exc}") from exc
 
@@ -160,8 +152,6 @@ def schema_for(client, kind: str, layout: Layout | None):
             for name in ("words", "bigrams"):
                 if name in layout.fields:
                     _lexical_field(schema, index, name, layout)
-        if layout.article_terms:
-            _lexical_field(schema, index, "article_terms", layout)
         if layout.dim:
             schema.add_field("dense", DataType.FLOAT_VECTOR, dim=layout.dim)
             if layout.dense_index == "HNSW":

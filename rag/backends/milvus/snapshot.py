@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from ...chunks import Chunk
 from ...results import ArticleView
 from ..base import Snapshot
@@ -25,13 +23,6 @@ CHUNK_FIELDS = ["article", "start", "end", "text", "title", "byline", "page"]
 
 def _id_filter(field: str, ids) -> str:
     return f"{field} in [{','.join(str(int(i)) for i in ids)}]"
-
-
-def _dot(query: dict[int, float], row) -> float:
-    """Inner product of a sparse query with a sparse row as the server returns it ({dim: weight})."""
-    if not row:
-        return 0.0
-    return sum(w * float(row.get(d, row.get(str(d), 0.0))) for d, w in query.items())
 
 
 def _batches(ids: list[int], size: int = lex.IN_BATCH):
@@ -142,57 +133,6 @@ class MilvusSnapshot(Snapshot):
                 hits = self._search("articles", "articles", q.data, q.metric, len(batch), _id_filter("id", batch), fields=("id",))
                 article_scores.update({int(h["id"]): lex.score(h, q.metric) for h in hits})
         return lex.fuse(found, articles, article_scores, maxima, self.backend.field_weights, k)
-
-    def legs(self, weights, vector, k, query=""):
-        """One hybrid search for both legs, where the layout allows (chunks carry their article's terms):
-        each field's request finds its top hits; the union comes back with every hit's field vectors,
-        and each field's score is computed here as the inner product the server computes, so the
-        candidates and their scores are those of the field-by-field search (`lexical`, `dense`)."""
-        layout = self.layout
-        if not layout.article_terms or not self.state.n_chunks or (weights is None and vector is None):
-            return super().legs(weights, vector, k, query)
-        from pymilvus import AnnSearchRequest, RRFRanker
-
-        queries = {} if weights is None else lex.field_queries(layout.lexical, layout.fields, weights, query, self._df,
-                                                               self.n_chunks, self.n_articles)
-        limit = max(self.backend.settings.milvus.field_k, k)
-        anns = {"words": "words", "bigrams": "bigrams", "articles": "article_terms"}
-        requests = [AnnSearchRequest([queries[name].data], anns[name], {"metric_type": "IP"}, limit)
-                    for name in ("words", "bigrams", "articles") if name in queries]
-        data = None
-        if vector is not None:
-            data = [float(x) for x in vector]
-            params: dict[str, Any] = {"metric_type": "IP"}
-            if layout.dense_index == "HNSW":
-                params["params"] = {"ef": max(64, k + 16)}
-            requests.append(AnnSearchRequest([data], "dense", params, k + 16))
-        if not requests:
-            return [], []
-        outputs = ["article", *(anns[name] for name in queries), *(["dense"] if data is not None else [])]
-        res = self._call("检索", self.backend.client.hybrid_search, self._names["chunks"], requests, RRFRanker(),
-                         limit=min(16384, sum(r.limit for r in requests)), output_fields=outputs)
-        live = self.state.article_sources
-        rows = {int(h["id"]): h["entity"] for h in (res[0] if res else []) if int(h["entity"]["article"]) in live}
-        lexical: list[tuple[int, float]] = []
-        if queries:
-            found = {name: {cid: s for cid, row in rows.items() if (s := _dot(queries[name].data, row.get(anns[name])))}
-                     for name in ("words", "bigrams") if name in queries}
-            articles = {cid: int(row["article"]) for name in found for cid in found[name] for row in (rows[cid],)}
-            maxima = {name: max(found[name].values(), default=0.0) for name in found}
-            article_scores: dict[int, float] = {}
-            if "articles" in queries:
-                q = queries["articles"].data
-                article_scores = {int(row["article"]): _dot(q, row.get("article_terms")) for row in rows.values()}
-                maxima["articles"] = max(article_scores.values(), default=0.0)
-            lexical = lex.fuse(found, articles, article_scores, maxima, self.backend.field_weights, k)
-        dense: list[tuple[int, float]] = []
-        if data is not None:
-            q = np.asarray(data, dtype=np.float32)
-            cosines = {cid: float(np.asarray(row["dense"], dtype=np.float32) @ q) for cid, row in rows.items()}
-            dense = sorted(cosines.items(), key=lambda cs: (-cs[1], cs[0]))[:k]
-            if len(dense) < k and len(cosines) < self.state.n_chunks:
-                dense = self.dense(vector, k)  # many removed rows in the way: the dense leg asks for more
-        return lexical, dense
 
     def dense(self, vector, k):
         if not self.layout.dim or not self.state.n_chunks:

@@ -104,8 +104,6 @@ class MilvusWriter(Writer):
         dim = dims.pop() if dims else (base.dim if base is not None and self.base is not None
                                             and self.base.vector_key == vector_key else None)
         layout = self.b.make_layout(vector_key if dim else None, dim)
-        if base is not None and layout.id != base.id and base.id == self.b.make_layout(vector_key if dim else None, dim, False).id:
-            layout = base  # written before chunks carried their article's terms: keep adding to it as it is
         if base is not None and layout.id != base.id:
             if not self.cleared and self._live_at_base():
                 assert self.base is not None  # base_layout comes from base
@@ -246,7 +244,6 @@ class MilvusWriter(Writer):
         layout = self.layout
         assert layout is not None  # set by flush
         rows = []
-        article_terms = (terms.bm25_vector(t.article, layout.avglen.get("articles", 1.0)) if layout.article_terms else None)
         for i, c in enumerate(chunks):
             row = {"id": stable_id(aid, c.start, c.end), "article": aid, "start": c.start, "end": c.end,
                    "page": _page(article.page), "text": _clip(c.text), "title": _clip(article.title),
@@ -255,8 +252,6 @@ class MilvusWriter(Writer):
                 row.update(self._lexical_value("words", t.words[i], c.embed_text))
                 if "bigrams" in layout.fields:
                     row.update(self._lexical_value("bigrams", t.bigrams[i], ""))
-            if article_terms is not None:
-                row["article_terms"] = article_terms
             if layout.dim:
                 row["dense"] = np.asarray(vectors[i], dtype=np.float32).tolist()
             elif not layout.lexical:
