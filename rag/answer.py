@@ -7,8 +7,8 @@ Extractive on purpose: every word of an answer is a word of the archive. `answer
 1. the question's intent (rag/answerability.py): its answer type (a number with its unit, a person,
    a place, a date), and its own focus terms (for a follow-up, not the carried-over topic);
 2. every sentence of the top 3 passages is scored by focus-term weight, similarity to the question
-   (dense leg on) and whether it holds the answer type; captions, datelines and truncated sentences
-   count half. The best one is quoted first;
+   (dense leg on), whether it holds the answer type and the word asked about (由谁主持 -> 主持);
+   captions, datelines and truncated sentences count half. The best one is quoted first;
 3. the answerability model decides from that sentence's signals whether it answers at all;
 4. a second or third sentence is added only when it adds what the first lacks (the typed answer, or
    focus terms), or, for a question without an answer type (什么 / 哪些), when it scores nearly as well.
@@ -39,6 +39,10 @@ SIMILARITY_WEIGHT = 1.5
 # Added to a sentence that holds the asked answer type (a number, a name, a place, a date), and more with the asked unit.
 TYPE_BONUS = 0.8
 UNIT_BONUS = 0.4
+# Added to a sentence that holds the word the question asks about (由谁主持 -> 主持, 哪一年成立 -> 成立).
+# On CMRC the first sentence was right for 0.80 of answered questions with that word and 0.54 without;
+# 0.6 moved CMRC first-sentence-correct 0.618 -> 0.652 (hybrid) and left the tuned seed sets as they were.
+ASKED_BONUS = 0.6
 # Captions, datelines and cut-off sentences are quoted only when nothing else answers.
 WEAK_SENTENCE = 0.5
 RANK_DECAY = 0.85
@@ -135,7 +139,7 @@ def candidates(passages: list[Passage], intent: ans.Intent, weights: dict[str, f
 
 
 def score_candidates(cands: list[Candidate], context_terms: dict[str, float], similarity: dict[str, float],
-                     typed: bool) -> list[tuple[float, Candidate]]:
+                     typed: bool, asked: str = "") -> list[tuple[float, Candidate]]:
     """Best first: (focus + 0.5 × carried-over topic, scaled to the best) + SIMILARITY_WEIGHT × similarity
     (scaled over the candidates) + the type bonus; halved for weak sentences; decayed by passage rank."""
     terms = {c.sentence: c.focus + 0.5 * term_weight(c.sentence, context_terms) for c in cands}
@@ -149,6 +153,8 @@ def score_candidates(cands: list[Candidate], context_terms: dict[str, float], si
             score += SIMILARITY_WEIGHT * (sims[c.sentence] - low) / (high - low)
         if typed and c.span is not None:
             score += TYPE_BONUS + (UNIT_BONUS if c.unit or c.counted else 0.0)
+        if asked and asked in c.sentence:
+            score += ASKED_BONUS
         if c.weak:
             score *= WEAK_SENTENCE
         score *= RANK_DECAY**c.rank
@@ -230,7 +236,7 @@ def compose(question: str, retrieval: Retrieval, tokenizer: Tokenizer, notices: 
         cands = [c for c in cands if c.span is not None and (c.unit or intent.type != AnswerType.NUMBER)]
     if not cands:
         return refused
-    scored = score_candidates(cands, context_terms, retrieval.similarity, intent.type != AnswerType.OTHER)
+    scored = score_candidates(cands, context_terms, retrieval.similarity, intent.type != AnswerType.OTHER, intent.asked)
     first = scored[0][1]
     sig = signals(retrieval, intent, first, cands)
     model = model or ans.model_for(retrieval.dense, intent.lang)

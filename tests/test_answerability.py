@@ -194,6 +194,17 @@ def test_a_second_sentence_only_when_it_adds_the_typed_answer():
     assert not any("环境优美" in c.sentence for c in chosen)
 
 
+def test_the_sentence_with_the_word_asked_about_comes_first():
+    from rag.answer import Candidate
+
+    def cand(sentence, offset):
+        return Candidate(sentence, 0, offset, sentence, None, False, False, 0.5, False)
+
+    told, asked = cand("座谈会在开发区召开，企业负责人现场畅谈。", 0), cand("座谈会由开发区领导主持，企业负责人作交流发言。", 20)
+    assert score_candidates([told, asked], {}, {}, False)[0][1] is told  # a tie: the earlier sentence
+    assert score_candidates([told, asked], {}, {}, False, asked="主持")[0][1] is asked
+
+
 @pytest.mark.parametrize("question, holds, lacks", [
     ("许寨社区的联系电话是多少？", "许寨社区服务热线0394-8213456。", "许寨社区现有党员81名，组成81个网格。"),
     ("What is the e-mail address of Xuzhai community?", "许寨社区邮箱xuzhai@example.cn。", "许寨社区现有党员81名，组成81个网格。"),
