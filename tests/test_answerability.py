@@ -205,6 +205,18 @@ def test_the_sentence_with_the_word_asked_about_comes_first():
     assert score_candidates([told, asked], {}, {}, False, asked="主持")[0][1] is asked
 
 
+def test_the_sentence_about_the_place_asked_about_comes_first():
+    from rag.answer import Candidate
+
+    def cand(sentence, context, offset):
+        return Candidate(sentence, 0, offset, context, None, False, False, 0.5, False)
+
+    other = cand("社区党支部书记带领党员开展活动。", "开元社区党支部书记带领党员开展活动。", 0)
+    named = cand("社区党支部书记带领志愿者走街串巷。", "许寨社区创新宣传方式。社区党支部书记带领志愿者走街串巷。", 30)
+    assert score_candidates([other, named], {}, {}, False)[0][1] is other
+    assert score_candidates([other, named], {}, {}, False, entities=("许寨社区",))[0][1] is named
+
+
 @pytest.mark.parametrize("question, holds, lacks", [
     ("许寨社区的联系电话是多少？", "许寨社区服务热线0394-8213456。", "许寨社区现有党员81名，组成81个网格。"),
     ("What is the e-mail address of Xuzhai community?", "许寨社区邮箱xuzhai@example.cn。", "许寨社区现有党员81名，组成81个网格。"),
