@@ -41,6 +41,9 @@ def run(index_dir: Path, rounds: int) -> dict:
 
     index = rag.build_index(ROOT / "seeds", index_dir, model="bundled", progress=False) if not (index_dir / "CURRENT").exists() \
         else rag.load_index(index_dir)
+    info = index.info()
+    if not info.dense:  # hybrid would silently be served by the lexical leg alone
+        raise SystemExit(f"{index_dir}: 没有语义向量（{info.dense_reason}）；用 --model bundled 构建，或去掉 --index")
     qs = questions()
     for q in qs[:5]:  # warm: tokenizer, POS tagger, query path
         rag.ask(q, index=index)
