@@ -26,18 +26,18 @@ _CJK_CHAR = re.compile(rf"[{CJK}{CJK_PUNCT}]")
 COLUMN_MAX_WIDTH = 40
 
 
+# Full-width digits and Latin letters -> ASCII; the ideographic and other wide spaces -> " ".
+_HALF_WIDTH = {code: code - 0xFEE0 for lo, hi in ((0xFF10, 0xFF19), (0xFF21, 0xFF3A), (0xFF41, 0xFF5A))
+               for code in range(lo, hi + 1)} | {ord(ch): " " for ch in "\u3000\u00a0\u2002\u2003\u2009"}
+_WIDE = re.compile("[\uff10-\uff19\uff21-\uff3a\uff41-\uff5a\u3000\u00a0\u2002\u2003\u2009]+")
+
+
 def normalize_width(text: str) -> str:
-    """Full-width ASCII letters, digits and the ideographic space become half-width; CJK punctuation stays."""
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if 0xFF10 <= code <= 0xFF19 or 0xFF21 <= code <= 0xFF3A or 0xFF41 <= code <= 0xFF5A:
-            out.append(chr(code - 0xFEE0))
-        elif ch in "\u3000\u00a0\u2002\u2003\u2009":
-            out.append(" ")
-        else:
-            out.append(ch)
-    return "".join(out).replace("\r\n", "\n").replace("\r", "\n")
+    """Full-width ASCII letters, digits and the ideographic space become half-width; CJK punctuation stays.
+    (A character loop in Python cost about 0.2 µs a character: a minute of a 1M-chunk build.)"""
+    if _WIDE.search(text):  # most text has none: a regex scan costs far less than translating every character
+        text = _WIDE.sub(lambda m: m.group().translate(_HALF_WIDTH), text)
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def undouble(line: str) -> str:

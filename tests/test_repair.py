@@ -23,6 +23,8 @@ def test_numbers_split_by_ocr_spacing_are_joined_inside_cjk_text_only():
 
 def test_normalises_full_width_letters_and_digits_only():
     assert normalize_width("ＬＥＤ屏２０２３年，（好）") == "LED屏2023年，（好）"
+    assert normalize_width("ｗｗｗ．ａ\u3000Ｚ\u00a0ｚ\r\n０\r９") == "www．a Z z\n0\n9"  # every range's ends
+    assert normalize_width("没有全角字符。\n") == "没有全角字符。\n"
 
 
 def test_drops_editor_codes_at_article_end():
