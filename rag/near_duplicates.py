@@ -72,9 +72,11 @@ def signature(text: str) -> np.ndarray | None:
         shingles = np.zeros(n, dtype=np.uint64)
         for j in range(SHINGLE):  # a polynomial hash of each 5-gram, wrapping at 2**64
             shingles = shingles * _BASE + codes[j : j + n]
-        shingles = np.unique(shingles)
-        hashed = (_A[:, None] * shingles[None, :] + _B[:, None]) >> np.uint64(32)
-    return hashed.min(axis=1).astype(np.uint32)
+        hashed = np.multiply(_A[:, None], shingles[None, :])
+        hashed += _B[:, None]
+    # A repeated shingle cannot change a minimum (no np.unique needed), and the shift is monotonic, so
+    # the minimum of the shifted hashes is the shifted minimum: the same signature with a third less work.
+    return (hashed.min(axis=1) >> np.uint64(32)).astype(np.uint32)
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:
