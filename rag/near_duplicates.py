@@ -49,6 +49,7 @@ MIN_CHARS = 40  # shorter articles (a notice, a caption) are matched only exactl
 # holding thousands of look-alikes (a hostile file, a daily template) would make each lookup read them all.
 # Capped, a lookup costs the same however many there are (it may then miss the best of them, not all).
 MAX_CANDIDATES = 256
+CACHE_KIB = 262_144  # SQLite page cache of the index, at most (see NearDuplicates._open)
 _KEEP = re.compile(r"[^0-9a-z\u3400-\u9fff\uf900-\ufaff]+")
 _rng = np.random.default_rng(20240614)
 _A = (_rng.integers(1, 2**63, SIG_SIZE, dtype=np.uint64) << np.uint64(1)) | np.uint64(1)  # odd multipliers
@@ -117,6 +118,10 @@ class NearDuplicates:
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+        # A full rebuild records every article in one transaction: with SQLite's default 2 MB page cache,
+        # the band rows (30 an article, in random order) spill to the file over and over. Up to 256 MB
+        # (used only as the index grows): 200,000 articles recorded in 36.3 s instead of 50.4 s.
+        db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         db.executescript("""
             CREATE TABLE IF NOT EXISTS signatures (key INTEGER PRIMARY KEY, sig BLOB NOT NULL, title TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS bands (bucket INTEGER NOT NULL, key INTEGER NOT NULL,
