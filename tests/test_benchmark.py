@@ -68,3 +68,12 @@ def test_lexical_profile_smoke(lexical_index, tmp_path):
     result = json.loads((tmp_path / "p.json").read_text())
     assert result["chunks"] == lexical_index.info().chunks and result["candidates_p50"] > 0
     assert set(result["steps_ms"]) >= {"words + bigrams postings", "candidates: the chunks the postings name", "articles field", "top 50"}
+
+
+def test_near_duplicates_benchmark_smoke():
+    """Signing and recording at build scale runs, and both page caches record every article."""
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.near_duplicates", "--articles", "300"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    assert result["articles"] == 300 and result["ratio configured / default"] > 0
