@@ -146,7 +146,8 @@ def candidates(passages: list[Passage], intent: ans.Intent, weights: dict[str, f
 def score_candidates(cands: list[Candidate], context_terms: dict[str, float], similarity: dict[str, float],
                      typed: bool, asked: str = "", entities: tuple[str, ...] = ()) -> list[tuple[float, Candidate]]:
     """Best first: (focus + 0.5 × carried-over topic, scaled to the best) + SIMILARITY_WEIGHT × similarity
-    (scaled over the candidates) + the type bonus; halved for weak sentences; decayed by passage rank."""
+    (scaled over the candidates) + the type, asked-word and entity bonuses; halved for weak sentences;
+    decayed by passage rank."""
     terms = {c.sentence: c.focus + 0.5 * term_weight(c.sentence, context_terms) for c in cands}
     top = max(terms.values(), default=0.0)
     sims = {c.sentence: similarity[c.sentence] for c in cands if c.sentence in similarity}
