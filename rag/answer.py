@@ -133,7 +133,7 @@ def candidates(passages: list[Passage], intent: ans.Intent, weights: dict[str, f
                 continue
             names = (tokenizer.names(sentence) if intent.type == AnswerType.PERSON
                      else tokenizer.places(sentence) if intent.type == AnswerType.PLACE else ())
-            span = ans.type_span(sentence, intent.type, intent.unit, names, intent.counted, question)
+            span = ans.type_span(sentence, intent.type, intent.unit, names, intent.counted, question, intent.office)
             # The headline scopes every sentence (an article names its subject once: 盾柱木 … 花瓣黄色).
             context = p.title + "".join(texts[max(0, i - 1) : i + 2])
             out.append(Candidate(sentence, rank, s, context, span, ans.unit_matches(sentence, span, intent.unit),

@@ -190,12 +190,13 @@ def near(sentence: str, span: tuple[int, int] | None, noun: str, reach: int = 8)
 
 
 def type_span(sentence: str, kind: AnswerType, unit: str = "", names=(), counted: str = "",
-              question: str = "") -> tuple[int, int] | None:
+              question: str = "", office: str = "") -> tuple[int, int] | None:
     """Where in `sentence` an answer of type `kind` sits (the first such span), or None.
 
     For a number, one followed by the unit asked for wins over a bare number. `names`: person names a
-    part-of-speech tagger found in the sentence (Tokenizer.names). What the question itself says (开发区
-    in 开发区的会议在哪里召开？) is no answer to it."""
+    part-of-speech tagger found in the sentence (Tokenizer.names); `office`: the office a who-question
+    asks about (Intent.office), which the name must hold. What the question itself says (开发区 in
+    开发区的会议在哪里召开？) is no answer to it."""
     new = lambda start, end: sentence[start:end].strip() not in question if question else True  # noqa: E731
     if kind == AnswerType.NUMBER:
         spans = []
@@ -218,7 +219,6 @@ def type_span(sentence: str, kind: AnswerType, unit: str = "", names=(), counted
         found = [(i, i + len(name)) for name in names
                  if name[0] in _SURNAMES and len(name) <= 3 and (i := sentence.find(name)) >= 0]
         found += [m.span(1) for m in _TITLE.finditer(sentence)] + [m.span() for m in _FOREIGN_NAME.finditer(sentence)]
-        office = asked_office(question)
         if office:  # 局长是谁 is answered by a name beside 局长, not by 副局长马力克 or a name with no office
             found = [span for span in found if holds_office(sentence, span, office)]
         return next((span for span in sorted(found) if new(*span)), None)

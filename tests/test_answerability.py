@@ -92,7 +92,8 @@ def test_only_the_holder_of_the_asked_office_answers_a_who_question():
                                      (deputy, "市自然资源和规划局哪位副局长到了开发区？", True),
                                      (head, "区管委会主任是谁？", True), (head, "周口的市长是谁？", False),
                                      ("王文峰书记指出，要狠抓落实。", "谁是开发区党委书记？", True)):
-        span = ans.type_span(sentence, AnswerType.PERSON, names=tk.names(sentence), question=question)
+        span = ans.type_span(sentence, AnswerType.PERSON, names=tk.names(sentence), question=question,
+                             office=ans.asked_office(question))
         assert (span is not None) == held, (sentence, question)
     # A four-character run the tagger calls a name (严格管理) is no name.
     assert ans.type_span("骨科医院周边全面清理、绿化提升、严格管理；", AnswerType.PERSON,
