@@ -124,3 +124,28 @@ def test_lexical_ranks_as_archive_wide_sums_do(lexical_index, query):
     ids = [i for i, _ in got]
     np.testing.assert_allclose([s for _, s in got], np.sort(expected)[::-1][: len(got)], rtol=1e-12)
     np.testing.assert_allclose([s for _, s in got], expected[ids], rtol=1e-12)
+
+
+def test_bigrams_built_beside_equal_the_serial_build(tmp_path, seeds_dir, monkeypatch):
+    """With two workers the bigrams field is built by a forked process while this one tokenizes: the
+    segment it writes is byte for byte the one-process segment; a child that fails fails the build."""
+    from rag import build_index
+    from rag.backends.local import segment
+    from rag.settings import Settings
+
+    def segment_files(workers: int, name: str) -> dict[str, bytes]:
+        settings = Settings(model="none", workers=workers, parallel_min_articles=1)
+        index = build_index(seeds_dir, tmp_path / name, settings=settings, progress=False)
+        index.close()
+        folder = next((tmp_path / name / "segments").iterdir())
+        return {p.name: p.read_bytes() for p in sorted(folder.glob("*.npy"))}
+
+    serial, beside = segment_files(1, "serial"), segment_files(2, "beside")
+    assert "bigrams.docs.npy" in beside and serial == beside
+
+    def fail(*args):
+        raise MemoryError("no room")
+
+    monkeypatch.setattr(segment.bm25.FieldBuilder, "write", lambda self, folder, name: fail() if name == "bigrams" else {})
+    with pytest.raises(RuntimeError, match="MemoryError"):
+        segment_files(2, "failing")

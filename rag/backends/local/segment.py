@@ -84,6 +84,60 @@ def _finish(tmp: Path, final: Path, manifest_fields: dict, articles: int, chunks
     fsync_dir(final.parent)
 
 
+def _can_fork() -> bool:
+    import multiprocessing as mp
+
+    return "fork" in mp.get_all_start_methods()
+
+
+class BigramsBeside:
+    """The bigrams field built and written by a forked process while this one tokenizes and builds the
+    words and articles fields: the two use both cores. The child reads the chunks it inherited and
+    writes its own files, so only the field's totals come back (tokens sent back from workers cost more
+    than rjieba's tokenizing: see Tokenizer.parallel)."""
+
+    def __init__(self, tmp: Path, by_article: list[list[Chunk]]):
+        import multiprocessing as mp
+
+        ctx = mp.get_context("fork")
+        self._receive, send = ctx.Pipe(duplex=False)
+        # Forked, not spawned: the chunks are inherited, never pickled.
+        self._process = ctx.Process(target=_write_bigrams, args=(tmp, by_article, send, os.getpid()), daemon=True)
+        self._process.start()
+        send.close()
+
+    def result(self) -> dict:
+        try:
+            outcome = self._receive.recv()
+        except EOFError:  # it died (killed, out of memory) before sending anything
+            outcome = None
+        self._process.join()
+        if not isinstance(outcome, dict) or self._process.exitcode != 0:
+            raise RuntimeError(f"二元词字段的构建进程失败（退出码 {self._process.exitcode}）：{outcome or '无输出'}")
+        return outcome
+
+    def stop(self) -> None:
+        """The build failed here: the child must not go on writing into the temp folder."""
+        if self._process.is_alive():
+            self._process.kill()
+        self._process.join()
+
+
+def _write_bigrams(tmp: Path, by_article: list[list[Chunk]], send, parent: int) -> None:
+    from ...tokenizer import char_bigrams, die_with_parent
+
+    die_with_parent(parent)
+    try:
+        builder = bm25.FieldBuilder()
+        for chunks in by_article:  # chunk order: a segment's chunks are grouped by article, in article order
+            for c in chunks:
+                builder.add(char_bigrams(c.embed_text))
+        send.send(builder.write(tmp, "bigrams"))
+    except BaseException as exc:  # the parent raises it; nothing here may log (a lock may be held at fork)
+        send.send(f"{type(exc).__name__}: {exc}")
+        raise
+
+
 def build(
     folder: Path,
     seg_id: str,
@@ -120,41 +174,53 @@ def build(
         by_article[a].append(c)
     spans = [sentence_spans(a.body, hard_max) for a in articles]  # the sentences the chunker used
     work = ((a.title, [a.body[s:e] for s, e in sp]) for a, sp in zip(articles, spans))
-    results = tokenize_articles(work, workers if len(articles) >= settings.parallel_min_articles else 1)
-    for a_id, (title_tokens, sentence_tokens) in enumerate(
-        tqdm(results, total=len(articles), desc="分词", unit="篇", disable=not progress, mininterval=1.0)
-    ):
-        starts = [s for s, _ in spans[a_id]]
-        ends = [e for _, e in spans[a_id]]
-        if "articles" in builders:
-            builders["articles"].add(title_tokens + [t for toks in sentence_tokens for t in toks])
-        for c in by_article[a_id]:
-            i, j = bisect_left(starts, c.start), bisect_right(ends, c.end)
-            builders["words"].add(title_tokens + [t for toks in sentence_tokens[i:j] for t in toks])
-            if "bigrams" in builders:
-                builders["bigrams"].add(char_bigrams(c.embed_text))
-        spans[a_id] = by_article[a_id] = None  # type: ignore[call-overload]  # release as we go; never read again
-    totals = {}
-    for name in ("words", "articles", "bigrams"):  # the largest field last, when the others are freed
-        if name in builders:
-            totals[name] = builders.pop(name).write(tmp, name)
-    np.save(tmp / "chunk_article.npy", np.asarray(chunk_articles, dtype=np.int32))
-    np.save(tmp / "article_keys.npy", np.fromiter((article_key(a.body) for a in articles), dtype=np.uint64, count=len(articles)))
-    counts = np.bincount(chunk_articles, minlength=len(articles))
-    store.create(
-        tmp / "store.sqlite",
-        ((a.title, a.byline, a.kicker, a.body, a.page, a.position, int(counts[i])) for i, a in enumerate(articles)),
-        ((int(a), c.start, c.end, c.text) for c, a in zip(chunks, chunk_articles)),
-    )
-    seg_vectors = None
-    if vectors is not None:
-        index = VectorIndex.build(vectors, settings.ann)
-        index.save(tmp / "vectors.faiss")
-        assert vector_key is not None  # the writer passes vectors only with their key
-        seg_vectors = SegmentVectors(key=vector_key, dim=index.dim)
-    n_sentences = None
-    if sentences is not None and seg_vectors is not None:
-        n_sentences = _write_sentences(tmp, *sentences, index.dim)
+    parallel = workers > 1 and len(articles) >= settings.parallel_min_articles
+    beside = None
+    if parallel and "bigrams" in builders and _can_fork():
+        del builders["bigrams"]
+        beside = BigramsBeside(tmp, by_article)
+    try:
+        results = tokenize_articles(work, workers if parallel else 1)
+        for a_id, (title_tokens, sentence_tokens) in enumerate(
+            tqdm(results, total=len(articles), desc="分词", unit="篇", disable=not progress, mininterval=1.0)
+        ):
+            starts = [s for s, _ in spans[a_id]]
+            ends = [e for _, e in spans[a_id]]
+            if "articles" in builders:
+                builders["articles"].add(title_tokens + [t for toks in sentence_tokens for t in toks])
+            for c in by_article[a_id]:
+                i, j = bisect_left(starts, c.start), bisect_right(ends, c.end)
+                builders["words"].add(title_tokens + [t for toks in sentence_tokens[i:j] for t in toks])
+                if "bigrams" in builders:
+                    builders["bigrams"].add(char_bigrams(c.embed_text))
+            spans[a_id] = by_article[a_id] = None  # type: ignore[call-overload]  # release as we go; never read again
+        totals = {}
+        for name in ("words", "articles", "bigrams"):  # the largest field last, when the others are freed
+            if name in builders:
+                totals[name] = builders.pop(name).write(tmp, name)
+        np.save(tmp / "chunk_article.npy", np.asarray(chunk_articles, dtype=np.int32))
+        np.save(tmp / "article_keys.npy", np.fromiter((article_key(a.body) for a in articles), dtype=np.uint64, count=len(articles)))
+        counts = np.bincount(chunk_articles, minlength=len(articles))
+        store.create(
+            tmp / "store.sqlite",
+            ((a.title, a.byline, a.kicker, a.body, a.page, a.position, int(counts[i])) for i, a in enumerate(articles)),
+            ((int(a), c.start, c.end, c.text) for c, a in zip(chunks, chunk_articles)),
+        )
+        seg_vectors = None
+        if vectors is not None:
+            index = VectorIndex.build(vectors, settings.ann)
+            index.save(tmp / "vectors.faiss")
+            assert vector_key is not None  # the writer passes vectors only with their key
+            seg_vectors = SegmentVectors(key=vector_key, dim=index.dim)
+        n_sentences = None
+        if sentences is not None and seg_vectors is not None:
+            n_sentences = _write_sentences(tmp, *sentences, index.dim)
+        if beside is not None:
+            totals["bigrams"] = beside.result()
+    except BaseException:
+        if beside is not None:
+            beside.stop()
+        raise
     final = folder / seg_id
     _finish(tmp, final, totals, len(articles), len(chunks), seg_vectors, n_sentences)
     return final
