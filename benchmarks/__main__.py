@@ -76,6 +76,8 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep generated corpora and indexes")
     parser.add_argument("--render", metavar="JSON", help="only print the table of an earlier run")
     parser.add_argument("--no-dense", action="store_true", help="skip the real dense model on the seeds")
+    parser.add_argument("--sentence-vectors", action="store_true",
+                        help="build with (random) sentence vectors too: their build time, memory and disk")
     parser.add_argument("--busy", type=int, default=1, help="CPU-burning processes during the busy latency run")
     args = parser.parse_args(argv)
     if args.render:
@@ -108,7 +110,8 @@ def main(argv=None) -> int:
         index_dir = work / f"index-{name}"
         shutil.rmtree(index_dir, ignore_errors=True)
         log(f"{name}: building")
-        entry["build"] = run_worker("build", "--docs", str(corpus), "--index", str(index_dir), timeout=timeout)
+        entry["build"] = run_worker("build", "--docs", str(corpus), "--index", str(index_dir),
+                                    *(["--sentences"] if args.sentence_vectors else []), timeout=timeout)
         log(f"{name}: built in {entry['build']['build_s']} s; measuring IVF recall and serving")
         entry["recall"] = run_worker("recall", "--index-folder", entry["build"]["segment"], timeout=timeout)
         entry["serve"] = run_worker("serve", "--index", str(index_dir), "--queries", str(args.queries), timeout=timeout)

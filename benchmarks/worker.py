@@ -76,9 +76,9 @@ def cmd_build(args) -> dict:
     from .random_embedder import RandomEmbedder
 
     embedder = RandomEmbedder() if args.dense == "random" else None
-    # Random vectors time the storage; sentence vectors (about 5 per chunk) would not fit a 1M-chunk
-    # build in 8 GB as Prepared holds them today, so this timing build leaves them out.
-    settings = Settings(model="none") if embedder is None else Settings(sentence_vectors=False)
+    # Random vectors time the storage. Sentence vectors (about 5 per chunk, held in memory per batch
+    # until the segment is written) are left out unless asked for (--sentences): they cost memory and disk.
+    settings = Settings(model="none") if embedder is None else Settings(sentence_vectors=args.sentences)
     t0 = time.perf_counter()
     index = build_index(args.docs, args.index, settings=settings, progress=False, embedder=embedder)
     total = time.perf_counter() - t0
@@ -406,6 +406,7 @@ def main(argv=None) -> int:
     p.add_argument("--docs", required=True)
     p.add_argument("--index", required=True)
     p.add_argument("--dense", choices=("random", "off"), default="random")
+    p.add_argument("--sentences", action="store_true", help="also embed and store (random) sentence vectors")
     p = sub.add_parser("recall")
     p.add_argument("--index-folder", required=True)
     p.add_argument("--n", type=int, default=200)
