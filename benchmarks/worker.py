@@ -93,8 +93,9 @@ def cmd_build(args) -> dict:
         "index_mb": round(folder_mb(Path(args.index)), 1),
         "index_parts_mb": _parts_mb(Path(args.index)),
         "build_peak_rss_mb": round(peak_rss_mb(), 1),
-        # Tokenizer workers are forked: most of their RSS is the parent's pages, shared, not extra memory.
-        "tokenizer_workers_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0, 1),
+        # The build's child processes (the bigrams field; jieba's tokenizer workers) are forked: much of
+        # their RSS is the parent's pages, shared, not extra memory.
+        "child_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0, 1),
         "dense": info.dense_label if info.dense else "off",
         "segment": str(segments[0]) if segments else "",
     }

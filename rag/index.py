@@ -96,7 +96,8 @@ def _snapshot_meta(backend: Backend) -> dict | None:
 
 def _commit(library: Library, writer, settings: Settings, encoder: Encoder | None, note: str, started: float,
             self_test: float | None = None) -> int:
-    """Commit with the timings of this change: read+split+chunk, embed, write (tokenize, BM25, store, FAISS).
+    """Commit with the timings of this change: read+split+chunk, embed, near-duplicate lookups, write
+    (tokenize, BM25, store, FAISS).
 
     The dense self-test is measured by a full rebuild; other changes carry `self_test` over. A library
     that defers its vectors commits text alone (no vector space) under a meta that names the encoder.

@@ -162,7 +162,7 @@ class Library:
         self._near: NearDuplicates | None = None
         # embedded/cached count chunks; sentences_* the sentence vectors (RAG_SENTENCE_VECTORS)
         self.stats = {"embedded": 0, "cached": 0, "sentences_embedded": 0, "sentences_cached": 0,
-                      "read_s": 0.0, "embed_s": 0.0}
+                      "read_s": 0.0, "embed_s": 0.0, "duplicates_s": 0.0}
         self.self_test: float | None = None  # set by a full rebuild (`rebuild`)
 
     @property
@@ -192,6 +192,7 @@ class Library:
         in the order to store them: documents read by OCR last, so that of a page and its scan added
         together the text layer is the copy kept."""
         prepared = sorted(prepared, key=lambda p: p.info.kind in OCR_KINDS)
+        started = time.perf_counter()
         try:
             with self.near_duplicates.lock:
                 self._mark_duplicates(writer, prepared)
@@ -202,6 +203,7 @@ class Library:
             for p in prepared:
                 for article in p.articles:
                     article.same_as = None
+        self.stats["duplicates_s"] += round(time.perf_counter() - started, 3)
         return prepared
 
     def _mark_duplicates(self, writer: Writer, prepared: list[Prepared]) -> None:

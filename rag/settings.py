@@ -129,8 +129,9 @@ class Settings:
     # Candidates each leg hands to fusion.
     candidates: int = 50
     workers: int = field(default_factory=lambda: _number("RAG_WORKERS", str(os.cpu_count() or 1), int))
-    # Tokenizer processes are started only for batches of at least this many articles (both backends):
-    # starting them costs more than tokenizing fewer articles on one core.
+    # Build processes (the bigrams field beside the rest; jieba's tokenizer workers) are started only for
+    # batches of at least this many articles (both backends): starting them costs more than building
+    # fewer articles on one core.
     parallel_min_articles: int = _int("RAG_PARALLEL_MIN_ARTICLES", 2000)
     # Where the index lives: "local" (files under index_dir); see rag/backends.
     backend: str = field(default_factory=lambda: _env("RAG_BACKEND", "local"))

@@ -21,6 +21,9 @@ def test_benchmark_smallest_size(tmp_path):
     assert 900 <= entry["build"]["chunks"] <= 1200
     assert entry["serve"]["lexical"]["n"] == 10 and entry["serve"]["dense"]["p50_ms"] > 0
     assert "random" in entry["build"]["dense"] and "random unit vectors" in report["dense_note"]
+    timings = entry["build"]["timings"]  # each stage of the build timed, the near-duplicate check included
+    assert all(timings[k] > 0 for k in ("read_s", "duplicates_s", "write_s"))
+    assert sum(timings[k] for k in ("read_s", "embed_s", "duplicates_s", "write_s")) <= timings["total_s"] * 1.01
     if (ROOT.parent / "shared" / "eval" / "cmrc2018_trial.json").exists():
         assert report["quality"]["ours/cmrc"]["n"] > 900
     assert "hit@1" in proc.stdout and "p50" in proc.stdout

@@ -41,8 +41,8 @@ MANIFEST = "segment.json"
 # Tuned by the backend's Settings (`settings=`; by default Settings() of the environment now):
 # - segments up to `verify_sync_mb` (RAG_VERIFY_SYNC_MB) are verified before they serve, larger ones in
 #   a background thread, so a 1M-chunk index still opens in about a second (see README, "Operating it");
-# - tokenizer processes only for `parallel_min_articles` (RAG_PARALLEL_MIN_ARTICLES) or more articles:
-#   starting them costs more than tokenizing fewer on one core;
+# - a second process (the bigrams field; jieba's tokenizer workers) only for `parallel_min_articles`
+#   (RAG_PARALLEL_MIN_ARTICLES) or more articles: starting it costs more than building fewer on one core;
 # - FAISS exact, IVF or HNSW by `ann` (RAG_ANN_THRESHOLD, RAG_ANN_NPROBE, RAG_ANN_INDEX; vectors.py).
 
 
