@@ -22,9 +22,12 @@ from __future__ import annotations
 
 import difflib
 import logging
+import multiprocessing as mp
+import os
 import re
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +81,45 @@ def signature(text: str) -> np.ndarray | None:
     # A repeated shingle cannot change a minimum (no np.unique needed), and the shift is monotonic, so
     # the minimum of the shifted hashes is the shifted minimum: the same signature with a third less work.
     return (hashed.min(axis=1) >> np.uint64(32)).astype(np.uint32)
+
+
+def signatures(texts: list[str], beside: bool = False) -> Iterator[np.ndarray | None]:
+    """`signature` of each text, in order. `beside`: computed by a forked process while the caller
+    looks them up, a slice at a time (only signatures cross back); if that process fails, the rest are
+    computed here."""
+    done = 0
+    if beside and "fork" in mp.get_all_start_methods():
+        ctx = mp.get_context("fork")
+        receive, send = ctx.Pipe(duplex=False)
+        # Forked, not spawned: the texts are inherited, never pickled.
+        child = ctx.Process(target=_sign_all, args=(texts, send, os.getpid()), daemon=True)
+        child.start()
+        send.close()
+        try:
+            while done < len(texts):
+                part = receive.recv()
+                done += len(part)
+                yield from part
+        except EOFError:  # it died: sign the rest here
+            pass
+        finally:
+            if child.is_alive():
+                child.kill()
+            child.join()
+            receive.close()
+    for text in texts[done:]:
+        yield signature(text)
+
+
+SIGN_SLICE = 512  # signatures sent back at a time
+
+
+def _sign_all(texts: list[str], send, parent: int) -> None:
+    from .tokenizer import die_with_parent
+
+    die_with_parent(parent)
+    for start in range(0, len(texts), SIGN_SLICE):
+        send.send([signature(t) for t in texts[start : start + SIGN_SLICE]])
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:

@@ -197,6 +197,45 @@ def test_a_reprint_with_small_changes_is_stored_once_and_lists_both_files(any_li
     assert "球幕影院" in hit.text and hit.sources == ("zkwb-0302.txt",)
 
 
+def test_signing_beside_gives_the_signatures_signed_here(seeds_dir, tmp_path, monkeypatch):
+    """A large batch is signed by a forked process, slice by slice: the same signatures, in order; if
+    that process dies, the rest are signed here; and a rebuild signed that way finds the reprint."""
+    import os
+
+    import numpy as np
+
+    from rag import near_duplicates
+    from rag.articles import split_articles
+    from rag.ingest import read_documents
+
+    texts = [a.body for d in read_documents(seeds_dir) for a in split_articles(d)] * 30  # > 2 slices
+    here = [near_duplicates.signature(t) for t in texts]
+
+    def same(got):
+        return len(got) == len(here) and all((a is None and b is None) or np.array_equal(a, b) for a, b in zip(got, here))
+
+    assert same(list(near_duplicates.signatures(texts, beside=True)))
+    real = near_duplicates._sign_all
+
+    def dies_after_one_slice(texts, send, parent):
+        real(texts[: near_duplicates.SIGN_SLICE], send, parent)
+        os._exit(1)
+
+    monkeypatch.setattr(near_duplicates, "_sign_all", dies_after_one_slice)
+    assert same(list(near_duplicates.signatures(texts, beside=True)))
+    monkeypatch.undo()
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "zkrb-0301.txt").write_text(f"周口天文馆开馆\n本报讯（记者 宋风）{STORY}\n", encoding="utf-8")
+    (docs / "zkwb-0302.txt").write_text(f"天文馆迎来首批观众\n本报讯（通讯员 李明）{STORY.replace('四千余', '4000余')}\n",
+                                        encoding="utf-8")
+    settings = Settings(docs_dir=docs, index_dir=tmp_path / "index", model="none", workers=2, parallel_min_articles=1)
+    index = open_index(settings, progress=False)
+    assert sorted(d.duplicates for d in index.documents()) == [0, 1] and index.info().articles == 1
+    index.close()
+
+
 @pytest.mark.slow
 def test_a_pdf_and_its_scan_in_one_index_give_one_quoted_copy(library):
     """A page as a PDF and as its scan: one set of articles, each listing both files; answers quote once."""
