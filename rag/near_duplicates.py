@@ -27,7 +27,7 @@ import os
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +83,7 @@ def signature(text: str) -> np.ndarray | None:
     return (hashed.min(axis=1) >> np.uint64(32)).astype(np.uint32)
 
 
-def signatures(texts: list[str], beside: bool = False) -> Iterator[np.ndarray | None]:
+def signatures(texts: list[str], beside: bool = False) -> Generator[np.ndarray | None, None, None]:
     """`signature` of each text, in order. `beside`: computed by a forked process while the caller
     looks them up, a slice at a time (only signatures cross back); if that process fails, the rest are
     computed here."""
