@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import difflib
 import logging
-import multiprocessing as mp
-import os
 import re
 import sqlite3
 import threading
@@ -32,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 import xxhash
+
+from . import forked
 
 log = logging.getLogger(__name__)
 
@@ -84,29 +84,17 @@ def signature(text: str) -> np.ndarray | None:
 
 
 def signatures(texts: list[str], beside: bool = False) -> Generator[np.ndarray | None, None, None]:
-    """`signature` of each text, in order. `beside`: computed by a forked process while the caller
-    looks them up, a slice at a time (only signatures cross back); if that process fails, the rest are
-    computed here."""
+    """`signature` of each text, in order. `beside`: computed by a forked process (rag/forked.py) while
+    the caller looks them up, a slice at a time; if that process fails, the rest are computed here."""
     done = 0
-    if beside and "fork" in mp.get_all_start_methods():
-        ctx = mp.get_context("fork")
-        receive, send = ctx.Pipe(duplex=False)
-        # Forked, not spawned: the texts are inherited, never pickled.
-        child = ctx.Process(target=_sign_all, args=(texts, send, os.getpid()), daemon=True)
-        child.start()
-        send.close()
+    if beside and forked.available():
+        child = forked.Forked(_sign_all, texts)
         try:
-            while done < len(texts):
-                part = receive.recv()
+            for part in child.messages():
                 done += len(part)
                 yield from part
-        except EOFError:  # it died: sign the rest here
-            pass
         finally:
-            if child.is_alive():
-                child.kill()
-            child.join()
-            receive.close()
+            child.stop()
     for text in texts[done:]:
         yield signature(text)
 
@@ -114,10 +102,7 @@ def signatures(texts: list[str], beside: bool = False) -> Generator[np.ndarray |
 SIGN_SLICE = 512  # signatures sent back at a time
 
 
-def _sign_all(texts: list[str], send, parent: int) -> None:
-    from .tokenizer import die_with_parent
-
-    die_with_parent(parent)
+def _sign_all(send, texts: list[str]) -> None:
     for start in range(0, len(texts), SIGN_SLICE):
         send.send([signature(t) for t in texts[start : start + SIGN_SLICE]])
 

@@ -195,31 +195,18 @@ def tokenize_articles(items, workers: int = 1):
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
+    from . import forked
+
     default_tokenizer().warm()
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+    ctx = mp.get_context("fork") if forked.available() else None
     gc.freeze()  # forked workers then never write to (and so never copy) the parent's objects
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=forked.die_with_parent, initargs=(os.getpid(),)) as pool:
             # Executor.map takes its whole input at once; feeding it windows bounds the text in flight.
             while window := list(itertools.islice(items, 16384)):
                 yield from pool.map(_tokenize_article, window, chunksize=256)
     finally:
         gc.unfreeze()
-
-
-def die_with_parent(parent: int) -> None:
-    """A worker whose parent is killed (kill -9) must not live on holding 100+ MB: ask the kernel to
-    kill it with its parent (Linux), and check the parent did not die before that was set."""
-    try:
-        import ctypes
-        import signal
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:
-        os._exit(1)
 
 
 def _tokenize_article(item):

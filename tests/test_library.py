@@ -217,8 +217,8 @@ def test_signing_beside_gives_the_signatures_signed_here(seeds_dir, tmp_path, mo
     assert same(list(near_duplicates.signatures(texts, beside=True)))
     real = near_duplicates._sign_all
 
-    def dies_after_one_slice(texts, send, parent):
-        real(texts[: near_duplicates.SIGN_SLICE], send, parent)
+    def dies_after_one_slice(send, texts):
+        real(send, texts[: near_duplicates.SIGN_SLICE])
         os._exit(1)
 
     monkeypatch.setattr(near_duplicates, "_sign_all", dies_after_one_slice)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ... import forked
 from ...articles import Article, article_key
 from ...chunks import Chunk, sentence_spans
 from ...settings import Settings
@@ -84,56 +85,36 @@ def _finish(tmp: Path, final: Path, manifest_fields: dict, articles: int, chunks
     fsync_dir(final.parent)
 
 
-def _can_fork() -> bool:
-    import multiprocessing as mp
-
-    return "fork" in mp.get_all_start_methods()
-
-
 class BigramsBeside:
-    """The bigrams field built and written by a forked process while this one tokenizes and builds the
-    words and articles fields: the two use both cores. The child reads the chunks it inherited and
-    writes its own files, so only the field's totals come back (tokens sent back from workers cost more
-    than rjieba's tokenizing: see Tokenizer.parallel)."""
+    """The bigrams field built and written by a forked process (rag/forked.py) while this one tokenizes
+    and builds the words and articles fields: the two use both cores. The child writes its own files, so
+    only the field's totals come back (tokens sent back from workers cost more than rjieba's tokenizing:
+    see Tokenizer.parallel)."""
 
     def __init__(self, tmp: Path, by_article: list[list[Chunk]]):
-        import multiprocessing as mp
-
-        ctx = mp.get_context("fork")
-        self._receive, send = ctx.Pipe(duplex=False)
-        # Forked, not spawned: the chunks are inherited, never pickled.
-        self._process = ctx.Process(target=_write_bigrams, args=(tmp, by_article, send, os.getpid()), daemon=True)
-        self._process.start()
-        send.close()
+        self._child = forked.Forked(_write_bigrams, tmp, by_article)
 
     def result(self) -> dict:
-        try:
-            outcome = self._receive.recv()
-        except EOFError:  # it died (killed, out of memory) before sending anything
-            outcome = None
-        self._process.join()
-        if not isinstance(outcome, dict) or self._process.exitcode != 0:
-            raise RuntimeError(f"二元词字段的构建进程失败（退出码 {self._process.exitcode}）：{outcome or '无输出'}")
+        outcome = next(self._child.messages(), None)  # None: it died (killed, out of memory) before sending
+        if not isinstance(outcome, dict) or self._child.exitcode != 0:
+            raise RuntimeError(f"二元词字段的构建进程失败（退出码 {self._child.exitcode}）：{outcome or '无输出'}")
         return outcome
 
     def stop(self) -> None:
         """The build failed here: the child must not go on writing into the temp folder."""
-        if self._process.is_alive():
-            self._process.kill()
-        self._process.join()
+        self._child.stop()
 
 
-def _write_bigrams(tmp: Path, by_article: list[list[Chunk]], send, parent: int) -> None:
-    from ...tokenizer import char_bigrams, die_with_parent
+def _write_bigrams(send, tmp: Path, by_article: list[list[Chunk]]) -> None:
+    from ...tokenizer import char_bigrams
 
-    die_with_parent(parent)
     try:
         builder = bm25.FieldBuilder()
         for chunks in by_article:  # chunk order: a segment's chunks are grouped by article, in article order
             for c in chunks:
                 builder.add(char_bigrams(c.embed_text))
         send.send(builder.write(tmp, "bigrams"))
-    except BaseException as exc:  # the parent raises it; nothing here may log (a lock may be held at fork)
+    except BaseException as exc:  # the parent raises it
         send.send(f"{type(exc).__name__}: {exc}")
         raise
 
@@ -176,7 +157,7 @@ def build(
     work = ((a.title, [a.body[s:e] for s, e in sp]) for a, sp in zip(articles, spans))
     parallel = workers > 1 and len(articles) >= settings.parallel_min_articles
     beside = None
-    if parallel and "bigrams" in builders and _can_fork():
+    if parallel and "bigrams" in builders and forked.available():
         del builders["bigrams"]
         beside = BigramsBeside(tmp, by_article)
     try:
