@@ -10,8 +10,10 @@ Extractive on purpose: every word of an answer is a word of the archive. `answer
    (dense leg on), whether it holds the answer type and the word asked about (由谁主持 -> 主持), and
    whether it (with its neighbours and headline) names the places and bodies the question names;
    captions, datelines and truncated sentences count half. The best one is quoted first;
-3. the answerability model decides from that sentence's signals whether it answers at all;
-4. a second or third sentence is added only when it adds what the first lacks (the typed answer, or
+3. a question about a specific place or body (one that few chunks name: 周口会展中心) is quoted only
+   from sentences that name it or stand under a headline that does;
+4. the answerability model decides from that sentence's signals whether it answers at all;
+5. a second or third sentence is added only when it adds what the first lacks (the typed answer, or
    focus terms), or, for a question without an answer type (什么 / 哪些), when it scores nearly as well.
 
 Each citation marks the answer span in its sentence (359家, 2月18日) where the question has a type.
@@ -118,6 +120,7 @@ class Candidate:
     counted: bool  # the noun the question counts sits by that number
     focus: float  # share of the question's focus weight in the sentence
     weak: bool  # caption, dateline or cut off
+    headline: str = ""  # its article's headline
 
 
 def candidates(passages: list[Passage], intent: ans.Intent, weights: dict[str, float], rare: float,
@@ -139,7 +142,7 @@ def candidates(passages: list[Passage], intent: ans.Intent, weights: dict[str, f
             out.append(Candidate(sentence, rank, s, context, span, ans.unit_matches(sentence, span, intent.unit),
                                  ans.near(sentence, span, intent.counted),
                                  ans.focus_share(sentence, intent.focus, weights, rare),
-                                 ans.is_caption(sentence) or ans.is_truncated(sentence)))
+                                 ans.is_caption(sentence) or ans.is_truncated(sentence), p.title))
     return out
 
 
@@ -246,6 +249,12 @@ def compose(question: str, retrieval: Retrieval, tokenizer: Tokenizer, notices: 
         return refused
     scored = score_candidates(cands, context_terms, retrieval.similarity, intent.type != AnswerType.OTHER, intent.asked,
                               intent.entities)
+    # A question about a specific place or body (周口会展中心) is answered by a sentence that names it, not by
+    # the same kind of fact about another one (智慧岛's 建筑面积). Scored among all candidates, quoted only from these.
+    for name in ans.specific_entities(intent, retrieval.weights, retrieval.n_chunks):
+        scored = [(s, c) for s, c in scored if ans.names(c.headline + c.sentence, name)]
+    if not scored:
+        return refused
     first = scored[0][1]
     sig = signals(retrieval, intent, first, cands)
     model = model or ans.model_for(retrieval.dense, intent.lang)

@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
+from .bm25_math import idf
 from .fusion import query_language
 from .passages import term_weight
 
@@ -101,6 +102,7 @@ class Intent:
     entities: tuple[str, ...] = ()  # the places, bodies and names the question is about (许寨社区, 三川司法鉴定中心)
     asked: str = ""  # what is asked of them: the word at the question word (由谁主持 -> 主持, 哪些物资 -> 物资)
     office: str = ""  # the office a who-question asks about (周口的市长是谁？ -> 市长): only its holder answers
+    proper: tuple[str, ...] = ()  # the entities tagged as places, bodies or people (jieba also tags 英文名 nz)
 
 
 def answer_type(question: str) -> AnswerType:
@@ -135,7 +137,8 @@ def intent(question: str, weighted_terms: dict[str, float], tagged=()) -> Intent
                   else "岁" if _AGE_Q.search(question) else COUNT if _HOW_MANY.search(question) else "")
     return Intent(kind, asked_unit if kind == AnswerType.NUMBER else "", counted, focus,
                   query_language(question) or "other", entities, asked_word(tagged),
-                  asked_office(question) if kind == AnswerType.PERSON else "")
+                  asked_office(question) if kind == AnswerType.PERSON else "",
+                  tuple(e for e in entities if any(_proper(w, f) for w, f in tagged if w == e)))
 
 
 def asked_word(tagged: list[tuple[str, str]]) -> str:
@@ -158,6 +161,38 @@ _ASKING = frozenset("多少 几 谁 哪里 哪儿 什么 哪些 哪个 哪位 �
 # Part-of-speech tags of what a question is about: places, organisations, other proper nouns, people
 # (the user dictionary tags the local ones: 许寨社区 ns, 太昊路办事处 nt).
 _ENTITY_TAGS = ("ns", "nt", "nz", "nr")
+
+
+def _proper(word: str, flag: str) -> bool:
+    """A place or body, or a person's name shaped like one (jieba tags 英文名 nr too)."""
+    if flag[:2] == "nr":
+        return (word[0] in _SURNAMES and len(word) <= 3) or bool(_FOREIGN_NAME.fullmatch(word))
+    return flag[:2] in ("ns", "nt")
+
+
+# A place, body or name found in at most this share of the archive's chunks is specific: a sentence that
+# answers a question about it names it, or stands under a headline that does. On the seeds (87 chunks) that
+# is a name in one chunk; 开发区 or 周口, the setting of every article, never counts.
+SPECIFIC_SHARE = 0.01
+# A specific name is also named by its last characters when they are most of it (三川司法鉴定中心 names
+# 河南三川司法鉴定中心): an article drops the province or city it is in.
+_NAME_TAIL = 0.6
+
+
+def specific_entities(intent: Intent, weights: dict[str, float], n_chunks: int) -> tuple[str, ...]:
+    """The question's places, bodies and names (Intent.proper) of three or more characters that few
+    chunks use (SPECIFIC_SHARE); one the archive never uses is not among them (a paraphrase names things
+    its own way)."""
+    if n_chunks <= 0:
+        return ()
+    floor = idf(max(1.0, SPECIFIC_SHARE * n_chunks), n_chunks)
+    return tuple(e for e in intent.proper if len(e) >= 3 and weights.get(e, 0.0) >= floor)
+
+
+def names(text: str, entity: str) -> bool:
+    """`text` names `entity`, or its last characters where they are most of it (see _NAME_TAIL)."""
+    shortest = max(4, math.ceil(_NAME_TAIL * len(entity)))
+    return any(entity[i:] in text for i in range(0, len(entity) - shortest + 1)) if len(entity) >= shortest else entity in text
 
 
 def entity_share(text: str, entities: tuple[str, ...]) -> float:

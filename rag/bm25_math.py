@@ -16,7 +16,7 @@ import numpy as np
 K1, B = 1.5, 0.75
 
 
-def idf(df: int, n: int) -> float:
+def idf(df: float, n: int) -> float:
     """The idf of a term found in `df` of `n` documents."""
     return math.log(1 + (n - df + 0.5) / (df + 0.5))
 

@@ -515,12 +515,12 @@ class Index:
                 similarity = {}
                 if encoder is not None and passages.mode != "lexical":
                     similarity = self._sentence_similarity(snap, encoder, query, list(passages[:sentences_from]), bodies)
-                rare = rare_weight(snap.n_chunks)
+                rare, n_chunks = rare_weight(snap.n_chunks), snap.n_chunks
         except IndexCorrupt as exc:
             self._schedule_repair(exc)
             raise
         passages.elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
-        return Retrieval(query, passages, query_weights, weights, rare, similarity, bodies)
+        return Retrieval(query, passages, query_weights, weights, rare, similarity, bodies, n_chunks)
 
     def _sentence_similarity(self, snap: Snapshot, encoder: Encoder, query: str, passages: list[Passage],
                              bodies: dict[int, str]) -> dict[str, float]:

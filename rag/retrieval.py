@@ -23,6 +23,7 @@ class Retrieval:
     # cosine of the query with each sentence of the top passages (stripped text); empty without the dense leg
     similarity: dict[str, float] = field(default_factory=dict)
     bodies: dict[int, str] = field(default_factory=dict)  # article id -> body, for the passages' articles
+    n_chunks: int = 0  # live chunks in the snapshot: what `weights` were counted over
 
     @property
     def dense(self) -> bool:

@@ -182,6 +182,38 @@ def test_compose_refuses_meaningless_input_and_a_thing_the_archive_never_names()
     assert not result.found and result.text == NOT_FOUND and result.citations == []
 
 
+def test_a_specific_place_is_answered_only_by_a_sentence_that_names_it():
+    """周口会展中心's area is not 智慧岛's: a place few chunks name is answered by a sentence (or headline)
+    naming it; the setting of every article (开发区) filters nothing."""
+    tk = default_tokenizer()
+    text = "开发区周口临港生物科技园占地300亩。智慧岛核心区占地750亩，建筑面积120万平方米。"
+
+    def ask(question):
+        base = _retrieval(text, question)
+        weights = {**base.weights, "周口会展中心": 4.6, "周口临港生物科技园": 4.6, "开发区": 0.5}
+        retrieval = Retrieval(question, base.passages, base.terms, weights, 8.0, {}, n_chunks=100)
+        return compose(question, retrieval, tk)
+
+    found = ask("周口临港生物科技园占地多少亩？")
+    assert found.found and "300亩" in found.citations[0].sentence
+    assert not ask("周口会展中心占地多少亩？").found  # the archive names it elsewhere, not here
+    assert ask("开发区的智慧岛核心区占地多少亩？").found
+
+
+def test_names_and_specific_entities():
+    assert ans.names("三川司法鉴定中心自2021年入驻", "河南三川司法鉴定中心")  # the province dropped
+    assert not ans.names("智慧岛核心区建筑面积", "周口会展中心")
+    tk = default_tokenizer()
+    question = "西贡商业信用银行的英文名是什么？"
+    intent = ans.intent(question, tk.weighted(question), tk.tagged(question))
+    assert "英文名" not in intent.proper  # tagged nr, but no name
+    question = "周口会展中心的建筑面积是多少？"
+    intent = ans.intent(question, tk.weighted(question), tk.tagged(question))
+    assert ans.specific_entities(intent, {"周口会展中心": 4.6}, 100) == ("周口会展中心",)
+    assert ans.specific_entities(intent, {"周口会展中心": 1.0}, 100) == ()  # in many chunks: the setting, not a subject
+    assert ans.specific_entities(intent, {}, 100) == ()  # never used: a paraphrase may name it otherwise
+
+
 def test_a_second_sentence_only_when_it_adds_the_typed_answer():
     tk = default_tokenizer()
     question = "智慧岛核心区签约入驻了多少家企业？"
