@@ -44,6 +44,9 @@ _DATE_Q = re.compile(
     r"何时|什么时候|哪[一]?[天年月日]|几[月号]|几月几[日号]|哪个月|什么时间|什么日子"
     r"|\bwhen\b|\bwhat (?:date|day|year|month|time)\b|\b(?:which|what) (?:date|day|month|year)\b|\bon what day\b",
     re.IGNORECASE)
+# A date question that asks for the year (哪一年成立) is not answered by 5月14日.
+_YEAR_Q = re.compile(r"哪一?年|什么年份|\b(?:which|what) year\b", re.IGNORECASE)
+YEAR = "年"
 _NUMBER_Q = re.compile(
     rf"多少|几[{_MEASURE}]|几十|几百|多大|多高|多长|多远|多重|多久|比例|百分之|面积|金额"
     r"|\bhow (?:many|much|long|often|far|tall|big|large|old)\b|\bwhat (?:percentage|share|proportion|number|amount)\b"
@@ -95,7 +98,7 @@ class Intent:
     """What a question asks for: its answer type, the unit asked with it, and its own focus terms."""
 
     type: AnswerType
-    unit: str  # the measure word after 多少 / 几 ("名", "家"), "" when none
+    unit: str  # the measure word after 多少 / 几 ("名", "家"), YEAR for a date asked by its year, "" when none
     counted: str  # what 多少 / 几 counts (多少家企业 → 企业, 党员多少名 → 党员), "" when none
     focus: dict[str, float]  # the question's own terms (question words removed) -> query weight
     lang: str  # query_language: "zh" or "other"
@@ -135,7 +138,9 @@ def intent(question: str, weighted_terms: dict[str, float], tagged=()) -> Intent
                                    and w.lower() not in _QUESTION_WORDS))
     asked_unit = (unit.group(1) if unit else MONEY if _MONEY_Q.search(question) else AREA if _AREA_Q.search(question)
                   else "岁" if _AGE_Q.search(question) else COUNT if _HOW_MANY.search(question) else "")
-    return Intent(kind, asked_unit if kind == AnswerType.NUMBER else "", counted, focus,
+    if kind == AnswerType.DATE:
+        asked_unit = YEAR if _YEAR_Q.search(question) else ""
+    return Intent(kind, asked_unit if kind in (AnswerType.NUMBER, AnswerType.DATE) else "", counted, focus,
                   query_language(question) or "other", entities, asked_word(tagged),
                   asked_office(question) if kind == AnswerType.PERSON else "",
                   tuple(e for e in entities if any(_proper(w, f) for w, f in tagged if w == e)))
@@ -247,8 +252,9 @@ def type_span(sentence: str, kind: AnswerType, unit: str = "", names=(), counted
             return None
         *_, s, e = min(spans)
         return s, e
-    if kind == AnswerType.DATE:
-        return next(((m.start(), m.end()) for m in _DATE.finditer(sentence) if new(m.start(), m.end())), None)
+    if kind == AnswerType.DATE:  # `unit` YEAR: only a date with its year (2021年, 今年) answers
+        return next(((m.start(), m.end()) for m in _DATE.finditer(sentence) if new(m.start(), m.end())
+                     and (unit != YEAR or YEAR in m.group())), None)
     if kind == AnswerType.PERSON:
         # A Chinese name is two or three characters: the tagger also calls 严格管理 a name.
         found = [(i, i + len(name)) for name in names

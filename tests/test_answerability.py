@@ -182,6 +182,18 @@ def test_compose_refuses_meaningless_input_and_a_thing_the_archive_never_names()
     assert not result.found and result.text == NOT_FOUND and result.citations == []
 
 
+def test_a_question_asking_for_the_year_is_answered_only_by_a_date_with_its_year():
+    tk = default_tokenizer()
+    question = "三川司法鉴定中心成立于哪一年？"
+    assert ans.intent(question, tk.weighted(question), tk.tagged(question)).unit == ans.YEAR
+    assert ans.type_span("5月14日召开会议，2012年成立。", AnswerType.DATE, ans.YEAR) == (10, 15)
+    assert ans.type_span("5月14日召开会议。", AnswerType.DATE, ans.YEAR) is None
+    assert ans.type_span("5月14日召开会议。", AnswerType.DATE) == (0, 5)  # 哪天 is answered by it
+    dated = compose(question, _retrieval("三川司法鉴定中心成立于2012年。", question), tk)
+    assert dated.found and dated.citations[0].sentence[slice(*dated.citations[0].answer_span)] == "2012年"
+    assert not compose(question, _retrieval("5月14日，三川司法鉴定中心召开座谈会。", question), tk).found
+
+
 def test_a_specific_place_is_answered_only_by_a_sentence_that_names_it():
     """周口会展中心's area is not 智慧岛's: a place few chunks name is answered by a sentence (or headline)
     naming it; the setting of every article (开发区) filters nothing."""
