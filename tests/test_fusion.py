@@ -185,6 +185,22 @@ def test_sentence_vectors_live_in_segments_survive_merges_and_are_embedded_once(
     index.close()
 
 
+def test_a_batch_embedded_slice_by_slice_stores_the_same_vectors(tmp_path, monkeypatch):
+    """A large batch is embedded EMBED_SLICE texts at a time into one array (float16 for sentences):
+    the seeds' 87 chunks and their sentences, 50 at a time, store what one call would."""
+    import rag.library
+
+    monkeypatch.setattr(rag.library, "EMBED_SLICE", 50)
+    encoder = HashEncoder()
+    index = open_index(Settings(docs_dir=SEEDS, index_dir=tmp_path / "index"), progress=False, embedder=encoder)
+    stored = _stored_sentences_match(index, encoder)
+    timings = index.manifest["timings"]
+    assert timings["sentences_embedded"] == sum(len(s) for s, _ in stored.values()) > 50
+    assert timings["embedded"] == index.info().chunks > 50
+    assert len(index.retrieve("智慧岛核心区签约入驻了多少家企业？", k=3, mode="dense")) == 3
+    index.close()
+
+
 def test_a_dense_model_that_fails_its_self_test_is_not_fused(tmp_path):
     index = open_index(Settings(docs_dir=SEEDS, index_dir=tmp_path / "index"), progress=False, embedder=HashEncoder())
     assert index.manifest["dense"]["self_test"] < fusion.SELF_TEST_MIN, "noise cannot find a sentence's article"

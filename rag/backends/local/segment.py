@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from numpy.lib import format as npformat
 
 from ... import forked
 from ...articles import Article, article_key
@@ -57,12 +58,17 @@ SENTENCE_VECTORS = "sentence_vectors.npy"
 
 def _write_sentences(tmp: Path, rows: np.ndarray, vectors: np.ndarray | list[np.ndarray], dim: int) -> int:
     """Write the sentence table and its vectors; returns the number of sentences."""
-    blocks = vectors if isinstance(vectors, list) else [vectors]
-    stacked = np.concatenate([np.zeros((0, dim), np.float16)] + [np.asarray(b, dtype=np.float16).reshape(-1, dim) for b in blocks])
-    if len(stacked) != len(rows):
-        raise ValueError(f"句向量有 {len(stacked)} 条，而句子有 {len(rows)} 条")
+    blocks = [np.asarray(b).reshape(-1, dim) for b in (vectors if isinstance(vectors, list) else [vectors])]
+    n = sum(len(b) for b in blocks)
+    if n != len(rows):
+        raise ValueError(f"句向量有 {n} 条，而句子有 {len(rows)} 条")
     np.save(tmp / SENTENCES, np.ascontiguousarray(rows, dtype=np.int32).reshape(-1, 3))
-    np.save(tmp / SENTENCE_VECTORS, np.ascontiguousarray(stacked))
+    # Block by block, as np.save would write them stacked: stacking copied them all once more (0.5 GB at 100k chunks).
+    with open(tmp / SENTENCE_VECTORS, "wb") as f:
+        header = {"descr": npformat.dtype_to_descr(np.dtype(np.float16)), "fortran_order": False, "shape": (n, dim)}
+        npformat.write_array_header_1_0(f, header)
+        for b in blocks:
+            f.write(np.ascontiguousarray(b, dtype=np.float16).tobytes())
     return len(rows)
 
 
