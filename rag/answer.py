@@ -251,7 +251,10 @@ def compose(question: str, retrieval: Retrieval, tokenizer: Tokenizer, notices: 
                               intent.entities)
     # A question about a specific place or body (周口会展中心) is answered by a sentence that names it, not by
     # the same kind of fact about another one (智慧岛's 建筑面积). Scored among all candidates, quoted only from these.
-    for name in ans.specific_entities(intent, retrieval.weights, retrieval.n_chunks):
+    names = intent.proper
+    if retrieval.query != question and retrieval.query.endswith(question):  # a follow-up: and its carried topic's
+        names += ans.proper_names(tokenizer.tagged(retrieval.query[: -len(question)]))
+    for name in ans.specific_entities(names, retrieval.weights, retrieval.n_chunks):
         scored = [(s, c) for s, c in scored if ans.names(c.headline + c.sentence, name)]
     if not scored:
         return refused

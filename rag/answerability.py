@@ -105,7 +105,7 @@ class Intent:
     entities: tuple[str, ...] = ()  # the places, bodies and names the question is about (许寨社区, 三川司法鉴定中心)
     asked: str = ""  # what is asked of them: the word at the question word (由谁主持 -> 主持, 哪些物资 -> 物资)
     office: str = ""  # the office a who-question asks about (周口的市长是谁？ -> 市长): only its holder answers
-    proper: tuple[str, ...] = ()  # the entities tagged as places, bodies or people (jieba also tags 英文名 nz)
+    proper: tuple[str, ...] = ()  # its places, bodies and people (proper_names)
 
 
 def answer_type(question: str) -> AnswerType:
@@ -143,7 +143,7 @@ def intent(question: str, weighted_terms: dict[str, float], tagged=()) -> Intent
     return Intent(kind, asked_unit if kind in (AnswerType.NUMBER, AnswerType.DATE) else "", counted, focus,
                   query_language(question) or "other", entities, asked_word(tagged),
                   asked_office(question) if kind == AnswerType.PERSON else "",
-                  tuple(e for e in entities if any(_proper(w, f) for w, f in tagged if w == e)))
+                  proper_names(tagged))
 
 
 def asked_word(tagged: list[tuple[str, str]]) -> str:
@@ -184,14 +184,18 @@ SPECIFIC_SHARE = 0.01
 _NAME_TAIL = 0.6
 
 
-def specific_entities(intent: Intent, weights: dict[str, float], n_chunks: int) -> tuple[str, ...]:
-    """The question's places, bodies and names (Intent.proper) of three or more characters that few
-    chunks use (SPECIFIC_SHARE); one the archive never uses is not among them (a paraphrase names things
-    its own way)."""
+def proper_names(tagged: list[tuple[str, str]]) -> tuple[str, ...]:
+    """The places and bodies (ns, nt) and people's names among (word, part-of-speech) pairs, in order."""
+    return tuple(dict.fromkeys(w for w, f in tagged if len(w) > 1 and w.lower() not in _QUESTION_WORDS and _proper(w, f)))
+
+
+def specific_entities(names: tuple[str, ...], weights: dict[str, float], n_chunks: int) -> tuple[str, ...]:
+    """The `names` (proper_names) of three or more characters that few chunks use (SPECIFIC_SHARE); one
+    the archive never uses is not among them (a paraphrase names things its own way)."""
     if n_chunks <= 0:
         return ()
     floor = idf(max(1.0, SPECIFIC_SHARE * n_chunks), n_chunks)
-    return tuple(e for e in intent.proper if len(e) >= 3 and weights.get(e, 0.0) >= floor)
+    return tuple(e for e in names if len(e) >= 3 and weights.get(e, 0.0) >= floor)
 
 
 def names(text: str, entity: str) -> bool:

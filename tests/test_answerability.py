@@ -221,9 +221,9 @@ def test_names_and_specific_entities():
     assert "英文名" not in intent.proper  # tagged nr, but no name
     question = "周口会展中心的建筑面积是多少？"
     intent = ans.intent(question, tk.weighted(question), tk.tagged(question))
-    assert ans.specific_entities(intent, {"周口会展中心": 4.6}, 100) == ("周口会展中心",)
-    assert ans.specific_entities(intent, {"周口会展中心": 1.0}, 100) == ()  # in many chunks: the setting, not a subject
-    assert ans.specific_entities(intent, {}, 100) == ()  # never used: a paraphrase may name it otherwise
+    assert ans.specific_entities(intent.proper, {"周口会展中心": 4.6}, 100) == ("周口会展中心",)
+    assert ans.specific_entities(intent.proper, {"周口会展中心": 1.0}, 100) == ()  # in many chunks: the setting, not a subject
+    assert ans.specific_entities(intent.proper, {}, 100) == ()  # never used: a paraphrase may name it otherwise
 
 
 def test_a_second_sentence_only_when_it_adds_the_typed_answer():
@@ -314,6 +314,10 @@ def test_follow_up_the_topic_cannot_answer_is_not_found(lexical_index):
 
     result = ask("那它的总投资是多少？", history=["许寨社区有多少名党员？"], index=lexical_index)
     assert not result.found and result.text == NOT_FOUND
+    # The carried topic names a specific place: 智慧岛's figures are no answer about it.
+    assert not ask("那它的总投资是多少？", history=["京东多式联运国际物流港在哪里？"], index=lexical_index).found
+    island = ask("它占地多少亩？", history=["智慧岛核心区签约入驻了多少家企业？"], index=lexical_index)
+    assert island.found and "750亩" in island.citations[0].sentence
 
 
 def test_near_domain_unanswerable_questions_are_mostly_refused(bundled_index):
