@@ -117,7 +117,8 @@ def main(argv=None) -> int:
         entry["serve"] = run_worker("serve", "--index", str(index_dir), "--queries", str(args.queries), timeout=timeout)
         log(f"{name}: adding and removing one page on the live index")
         entry["update"] = run_worker("update", "--docs", str(corpus), "--index", str(index_dir), "--work", str(work),
-                                     "--repeat", "1" if n < 10_000 else "3", timeout=timeout)
+                                     "--repeat", "1" if n < 10_000 else "3",
+                                     *(["--sentences"] if args.sentence_vectors else []), timeout=timeout)
         if peer and n <= parse_size(args.peer_max):
             log(f"{name}: LangChain peer")
             entry["peer"] = run_worker("peer", "--docs", str(corpus), "--queries", str(min(args.queries, 100)), timeout=timeout)

@@ -188,7 +188,9 @@ def cmd_update(args) -> dict:
 
     new_page = Path(args.work) / "new_page.txt"
     page_chunks = page(new_page, seed=1)
-    index = open_index(Settings(docs_dir=args.docs, index_dir=args.index, sentence_vectors=False), progress=False, embedder=RandomEmbedder())
+    # The settings the index was built with: other ones (sentence vectors on or off) would rebuild it first.
+    index = open_index(Settings(docs_dir=args.docs, index_dir=args.index, sentence_vectors=args.sentences), progress=False,
+                       embedder=RandomEmbedder())
     loop = subprocess.Popen([sys.executable, "-m", "benchmarks.worker", "queryloop", "--index", args.index],
                             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert loop.stdout.readline().strip() == "READY"
@@ -421,6 +423,7 @@ def main(argv=None) -> int:
     p.add_argument("--index", required=True)
     p.add_argument("--work", required=True)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--sentences", action="store_true", help="the index was built with --sentences (else opening it rebuilds it)")
     p = sub.add_parser("dense")
     p.add_argument("--work", required=True)
     p.add_argument("--model", default="bundled")

@@ -80,3 +80,18 @@ def test_near_duplicates_benchmark_smoke():
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
     assert result["articles"] == 300 and result["ratio configured / default"] > 0
+
+
+def test_benchmark_with_sentence_vectors_keeps_them_through_the_update(tmp_path):
+    """The update step opens the index with the settings it was built with: opening one built with
+    sentence vectors without them rebuilt it (at 1M, half an hour inside the 'add one page' step)."""
+    work = tmp_path / "work"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--sizes", "1k", "--queries", "5", "--no-dense", "--no-quality", "--no-peer",
+         "--sentence-vectors", "--keep", "--work", str(work), "--out", str(tmp_path / "results")],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    entry = json.loads(next((tmp_path / "results").glob("bench-*.json")).read_text())["sizes"]["1k"]
+    assert entry["build"]["timings"]["sentences_embedded"] > entry["build"]["chunks"]
+    assert list((work / "index-1k" / "segments").glob("*/sentence_vectors.npy")), "the update rebuilt without them"
