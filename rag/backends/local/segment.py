@@ -296,7 +296,9 @@ class Segment:
         column = self.sentence_rows[:, 0]
         out = {}
         for a in sorted(set(local_articles)):
-            lo, hi = np.searchsorted(column, [a, a + 1])
+            # Keys of the column's own type: Python ints made numpy convert the whole column to int64 on
+            # every lookup (6.7M rows at 1M chunks: a hybrid query took 824 ms instead of milliseconds).
+            lo, hi = np.searchsorted(column, np.array([a, a + 1], dtype=column.dtype))
             if hi > lo:
                 out[a] = (np.asarray(self.sentence_rows[lo:hi, 1:]), np.asarray(self.sentence_vectors[lo:hi], dtype=np.float32))
         return out
