@@ -134,8 +134,7 @@ def intent(question: str, weighted_terms: dict[str, float], tagged=()) -> Intent
     focus = {t: w for t, w in weighted_terms.items() if t.lower() not in _QUESTION_WORDS and not t.isdigit()}
     tagged = list(tagged)
     counted = counted_noun(tagged) if kind == AnswerType.NUMBER else ""
-    entities = tuple(dict.fromkeys(w for w, f in tagged if f[:2] in _ENTITY_TAGS and len(w) > 1
-                                   and w.lower() not in _QUESTION_WORDS))
+    entities = _words(tagged, lambda w, f: f[:2] in _ENTITY_TAGS)
     asked_unit = (unit.group(1) if unit else MONEY if _MONEY_Q.search(question) else AREA if _AREA_Q.search(question)
                   else "岁" if _AGE_Q.search(question) else COUNT if _HOW_MANY.search(question) else "")
     if kind == AnswerType.DATE:
@@ -184,9 +183,14 @@ SPECIFIC_SHARE = 0.01
 _NAME_TAIL = 0.6
 
 
+def _words(tagged: list[tuple[str, str]], keep) -> tuple[str, ...]:
+    """The words of two or more characters, no question words, that `keep(word, flag)` keeps, once each, in order."""
+    return tuple(dict.fromkeys(w for w, f in tagged if len(w) > 1 and w.lower() not in _QUESTION_WORDS and keep(w, f)))
+
+
 def proper_names(tagged: list[tuple[str, str]]) -> tuple[str, ...]:
     """The places and bodies (ns, nt) and people's names among (word, part-of-speech) pairs, in order."""
-    return tuple(dict.fromkeys(w for w, f in tagged if len(w) > 1 and w.lower() not in _QUESTION_WORDS and _proper(w, f)))
+    return _words(tagged, _proper)
 
 
 def specific_entities(names: tuple[str, ...], weights: dict[str, float], n_chunks: int) -> tuple[str, ...]:
@@ -201,7 +205,7 @@ def specific_entities(names: tuple[str, ...], weights: dict[str, float], n_chunk
 def names(text: str, entity: str) -> bool:
     """`text` names `entity`, or its last characters where they are most of it (see _NAME_TAIL)."""
     shortest = max(4, math.ceil(_NAME_TAIL * len(entity)))
-    return any(entity[i:] in text for i in range(0, len(entity) - shortest + 1)) if len(entity) >= shortest else entity in text
+    return any(entity[i:] in text for i in range(max(1, len(entity) - shortest + 1)))
 
 
 def entity_share(text: str, entities: tuple[str, ...]) -> float:
