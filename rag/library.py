@@ -32,7 +32,8 @@ from .encoders.cache import EmbeddingCache
 from .errors import LibraryError  # raised here, defined with the others
 from .ingest import SUFFIXES, Document, Unreadable, detect, read_bytes, read_file, scan_folder
 from .meta import now, wants_sentences
-from .near_duplicates import NearDuplicates, signatures
+from .near_duplicates import Lookups, NearDuplicates, signatures
+from .near_memory import InMemory
 from .results import DocumentInfo
 from .settings import Settings
 
@@ -211,7 +212,8 @@ class Library:
         return prepared
 
     def _mark_duplicates(self, writer: Writer, prepared: list[Prepared]) -> None:
-        near = self.near_duplicates
+        # Started empty (a full rebuild, a first build), the index is looked up in memory and written at the end.
+        near: Lookups = InMemory(self.near_duplicates) if self.near_duplicates.empty() else self.near_duplicates
         batch = {p.info.source for p in prepared}
         # What the library holds once this batch is in: documents it replaces no longer count.
         live = {d.source: d.sha256 for d in writer.documents() if d.status == "ok" and d.source not in batch}

@@ -14,8 +14,10 @@ the backend lists its file as another source of that article.
 The index lives beside the embedding cache (`<index>/near_duplicates.sqlite`) and records which
 document (name and content hash) holds each key, so an article counts as present only while a
 document of the library still holds it: removed and replaced documents need no bookkeeping. A
-full rebuild starts it afresh. numpy MinHash rather than datasketch: its LSH keeps the index in
-memory (or Redis/Cassandra), and this one must persist with the index and be checked for liveness.
+full rebuild starts it afresh, and a batch that starts with it empty is looked up in memory and
+written to it once, at its end (rag/near_memory.py). numpy MinHash rather than datasketch: its LSH
+keeps the index in memory (or Redis/Cassandra), and this one must persist with the index and be
+checked for liveness.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ import logging
 import re
 import sqlite3
 import threading
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import xxhash
@@ -127,6 +130,39 @@ def _buckets(sig: np.ndarray) -> list[int]:
     return [_signed(xxhash.xxh3_64_intdigest(band.tobytes(), seed=b)) for b, band in enumerate(rows)]
 
 
+def choose(keys: Sequence[int], stored: np.ndarray, titles: Sequence[str], sig: np.ndarray, title: str, ocr: bool,
+           present: Callable[[int], bool]) -> tuple[int, float] | None:
+    """(key, similarity) of the most similar `present` candidate that counts as the same article (see
+    `NearDuplicates.find`), or None. Candidates are `keys` (signed) with their signatures `stored` and headlines
+    `titles`; of equally similar ones the earlier wins, so both lookups must list them in the same order."""
+    scores = (stored == sig).mean(axis=1)  # similarity() of each candidate, at once
+    for i in np.argsort(-scores, kind="stable"):
+        score = float(scores[i])
+        if score < TITLED_THRESHOLD:
+            break
+        if score < THRESHOLD and not (ocr and same_title(title, titles[i])):
+            continue
+        key = keys[i] + 2**64 if keys[i] < 0 else keys[i]
+        if present(key):
+            return key, score
+    return None
+
+
+class Lookups(Protocol):
+    """What a batch looks its articles up in and records them to: the index itself (`NearDuplicates`), or,
+    when the batch starts with it empty, an in-memory copy written to it at `commit` (rag/near_memory.py)."""
+
+    def forget(self, source: str) -> None: ...
+
+    def present(self, key: int, live: dict[str, str]) -> bool: ...
+
+    def find(self, sig: np.ndarray, live: dict[str, str], title: str = "", ocr: bool = False) -> tuple[int, float] | None: ...
+
+    def record(self, key: int, sig: np.ndarray | None, source: str, sha256: str, title: str = "") -> None: ...
+
+    def commit(self) -> None: ...
+
+
 class NearDuplicates:
     """The persistent LSH index of the library's articles (one writer at a time: the library's)."""
 
@@ -163,6 +199,11 @@ class NearDuplicates:
     def close(self) -> None:
         self.db.close()
 
+    def empty(self) -> bool:
+        """Nothing recorded: a full rebuild cleared it, or it was just made."""
+        return all(self.db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is None
+                   for table in ("signatures", "bands", "holders"))
+
     def clear(self) -> None:
         with self.db:
             self.db.execute("DELETE FROM signatures")
@@ -179,24 +220,16 @@ class NearDuplicates:
         text read by OCR (`ocr`), TITLED_THRESHOLD under the same headline; None when there is none."""
         buckets = _buckets(sig)
         marks = ",".join("?" * len(buckets))
+        # Rows come back in ascending (signed) key order: SQLite gathers the subquery's keys in a sorted
+        # ephemeral index, then looks each up (rag/near_memory.py gives the same order, and `choose` needs it).
         candidates = self.db.execute(
             f"SELECT key, sig, title FROM signatures WHERE key IN "
             f"(SELECT key FROM bands WHERE bucket IN ({marks}) LIMIT {MAX_CANDIDATES})", buckets).fetchall()
         if not candidates:
             return None
         stored = np.frombuffer(b"".join(blob for _, blob, _ in candidates), dtype=np.uint32).reshape(len(candidates), -1)
-        scores = (stored == sig).mean(axis=1)  # similarity() of each candidate, at once
-        for i in np.argsort(-scores, kind="stable"):
-            key, _, stored_title = candidates[i]
-            score = float(scores[i])
-            if score < TITLED_THRESHOLD:
-                break
-            if score < THRESHOLD and not (ocr and same_title(title, stored_title)):
-                continue
-            key = key + 2**64 if key < 0 else key
-            if self.present(key, live):
-                return key, score
-        return None
+        return choose([key for key, _, _ in candidates], stored, [t for _, _, t in candidates], sig, title, ocr,
+                      lambda key: self.present(key, live))
 
     def forget(self, source: str) -> None:
         """Drop what a document held (it is being read again)."""

@@ -4,6 +4,7 @@ Add, remove, re-add and reprints run on every backend in test_milvus.py."""
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 
@@ -346,3 +347,133 @@ def test_a_damaged_near_duplicate_index_never_stops_an_upload(tmp_path, seeds_di
     finally:
         index.close()
     assert "近似重复索引" in caplog.text and "已重建" in caplog.text
+
+
+# --- A batch into an empty near-duplicate index is looked up in memory (rag/near_memory.py) -------
+
+def _look_alike(i: int) -> str:
+    return f"这是第{i}条消息。" + "周口市今年继续推进城市更新，老旧小区改造惠及居民。" * 6
+
+
+def _misread(text: str, n: int, seed: int) -> str:
+    chars = list(text)
+    for pos in random.Random(seed).sample(range(len(chars)), n):
+        chars[pos] = "口"
+    return "".join(chars)
+
+
+def test_in_memory_lookups_answer_as_the_sqlite_index_does(tmp_path, seeds_dir):
+    """Every present / find of a batch, and the rows written at its end, are those of `NearDuplicates`:
+    the same candidates under the MAX_CANDIDATES cap, ties won by the same key, headlines for OCR text,
+    a source read again; with band rows merged into the sorted arrays every 50 rows, and never."""
+    from rag.articles import article_key, split_articles
+    from rag.ingest import read_documents
+    from rag.near_duplicates import MAX_CANDIDATES, NearDuplicates, signature
+    from rag.near_memory import InMemory
+
+    seeds = [(a.title, a.body) for d in read_documents(seeds_dir) for a in split_articles(d)]
+    rng = random.Random(11)
+    texts = [(f"第{i}条", _look_alike(i)) for i in range(3 * MAX_CANDIDATES)]  # hundreds of band rows per bucket
+    texts += seeds + [(t, _misread(b, max(1, len(b) // rng.choice([40, 25, 12])), i)) for i, (t, b) in enumerate(seeds)]
+    texts += [(f"第{i}条", _misread(_look_alike(i), 3, i)) for i in range(0, 3 * MAX_CANDIDATES, 7)]
+    documents = [(f"doc{n % 17}.txt", f"v{n // 17}", rng.sample(texts, 30)) for n in range(40)]  # sources come back
+    documents.insert(0, ("flood.txt", "v0", texts[: 3 * MAX_CANDIDATES]))  # recorded at once: none finds another
+    # Equally similar candidates: texts that differ only in punctuation have one signature and two keys.
+    mixed = ["".join(rng.sample([b for _, b in seeds], 3)) for _ in range(20)]
+    documents.insert(3, ("ties.txt", "v0", [("甲", m.replace("，", ",")) for m in mixed] + [("乙", m.replace("，", "、")) for m in mixed]))
+    documents.insert(20, ("ties-again.txt", "v0", [("丙", m.replace("，", "；")) for m in mixed]))
+
+    stored = NearDuplicates(tmp_path / "sqlite.sqlite")
+    memories = [InMemory(NearDuplicates(tmp_path / "merged.sqlite"), merge_rows=50), InMemory(NearDuplicates(tmp_path / "dict.sqlite"))]
+    live: dict[str, str] = {}
+    found = 0
+    for source, sha, articles in documents:
+        live.pop(source, None)
+        for index in (stored, *memories):
+            index.forget(source)
+        held = []
+        for title, body in articles:
+            key, sig, ocr = article_key(body), signature(body), rng.random() < 0.5
+            assert [m.present(key, live) for m in memories] == [stored.present(key, live)] * 2
+            match = stored.find(sig, live, title, ocr) if sig is not None else None
+            if sig is not None:
+                assert [m.find(sig, live, title, ocr) for m in memories] == [match] * 2
+            found += match is not None
+            held.append((key, sig, title) if match is None else (match[0], None, title))
+        for key, sig, title in held:
+            for index in (stored, *memories):
+                index.record(key, sig, source, sha, title)
+        live[source] = sha
+    assert found > 300
+    for index in (stored, *memories):
+        index.commit()
+    for query in ("SELECT * FROM signatures ORDER BY key", "SELECT * FROM bands ORDER BY bucket, key",
+                  "SELECT * FROM holders ORDER BY key, source, sha256"):
+        rows = stored.db.execute(query).fetchall()
+        assert all(m.near.db.execute(query).fetchall() == rows for m in memories)
+    for index in (stored, *(m.near for m in memories)):
+        index.close()
+
+
+def test_a_rebuild_marks_the_same_near_duplicates_in_memory_as_in_sqlite(tmp_path, seeds_dir):
+    """The seeds, reprints of them with misread characters, recombined articles and a flood of look-alikes
+    (more band rows per bucket than a lookup reads), marked by a library whose near-duplicate index starts
+    empty (in memory) and by one whose index holds a row of a document long gone (SQLite): the same marks,
+    the same rows."""
+    import shutil
+
+    from rag.articles import article_key, split_articles
+    from rag.backends import open_backend
+    from rag.ingest import read_documents
+    from rag.library import Library
+    from rag.near_duplicates import MAX_CANDIDATES, _buckets, signature
+
+    docs = tmp_path / "docs"
+    shutil.copytree(seeds_dir, docs)
+    seeds = [a for d in read_documents(seeds_dir) for a in split_articles(d)]
+    rng = random.Random(5)
+    sentences = [s for a in seeds for s in a.body.split("。") if len(s) > 10]
+
+    def page(stories):
+        return "".join(f"{title}\n本报讯（记者 李四）{body}\n\n" for title, body in stories)
+
+    (docs / "a-reprints.txt").write_text(page((a.title + "（转载）", _misread(a.body, 3, i)) for i, a in enumerate(seeds)
+                                              if len(a.body) > 200), encoding="utf-8")
+    (docs / "b-mixed.txt").write_text(page((f"综合消息{i}", "。".join(rng.sample(sentences, 12)) + "。") for i in range(60)),
+                                      encoding="utf-8")
+    (docs / "c-flood.txt").write_text(page((f"第{i}条新闻标题", _look_alike(i)) for i in range(3 * MAX_CANDIDATES)), encoding="utf-8")
+    (docs / "d-flood-again.txt").write_text(page((f"第{i}条新闻标题", _misread(_look_alike(i), 2, i)) for i in range(0, 700, 9)),
+                                            encoding="utf-8")
+    (docs / "e-exact.txt").write_text((docs / "b-mixed.txt").read_text(encoding="utf-8"), encoding="utf-8")
+    # Equally similar candidates: texts that differ only in punctuation have one signature and two keys.
+    mixed = ["。".join(rng.sample(sentences, 8)) + "。" for _ in range(30)]
+    (docs / "f-ties.txt").write_text(page([(f"标题{i}", m.replace("，", ",")) for i, m in enumerate(mixed)]
+                                          + [(f"标题{i}", m.replace("，", "、")) for i, m in enumerate(mixed)]), encoding="utf-8")
+    (docs / "g-ties-again.txt").write_text(page((f"标题{i}", m.replace("，", "；")) for i, m in enumerate(mixed)), encoding="utf-8")
+
+    def marked(index_dir, gone_row):
+        settings = Settings(docs_dir=docs, index_dir=index_dir, model="none")
+        library = Library(settings, None)
+        near = library.near_duplicates
+        if gone_row:  # held by no document of the library: it never counts, and keeps the batch on SQLite
+            near.record(12345, None, "gone.txt", "0" * 64)
+            near.commit()
+        assert near.empty() is not gone_row
+        with open_backend(settings).writer() as writer:
+            prepared = library.mark_duplicates(writer, library.prepare(library.all_items()))
+        rows = [near.db.execute(q).fetchall() for q in ("SELECT * FROM signatures ORDER BY key",
+                                                        "SELECT * FROM bands ORDER BY bucket, key",
+                                                        "SELECT * FROM holders WHERE source != 'gone.txt' ORDER BY key, source, sha256")]
+        library.close()
+        return [(p.info.source, p.info.duplicates, [a.same_as for a in p.articles]) for p in prepared], rows
+
+    in_memory, memory_rows = marked(tmp_path / "memory", False)
+    in_sqlite, sqlite_rows = marked(tmp_path / "sqlite", True)
+    assert in_memory == in_sqlite and memory_rows == sqlite_rows
+    counts = {source: (found, sum(k is not None for k in same_as)) for source, found, same_as in in_memory}
+    assert counts["a-reprints.txt"][1] > 20 and counts["d-flood-again.txt"][1] > 60 and counts["e-exact.txt"] == (60, 0)
+    ties = {p: same_as for p, _, same_as in in_memory}
+    keys = [article_key(a.body) for a in split_articles(next(d for d in read_documents(docs) if d.source == "f-ties.txt"))]
+    assert all(k in keys for k in ties["g-ties-again.txt"]), "each found one of two equally similar articles"
+    rows_per_bucket = [sum(b == bucket for b, _ in sqlite_rows[1]) for bucket in _buckets(signature(_look_alike(5)))]
+    assert max(rows_per_bucket) > MAX_CANDIDATES, "a look-alike's lookup stops at the cap"
