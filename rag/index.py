@@ -105,7 +105,8 @@ def _commit(library: Library, writer, settings: Settings, encoder: Encoder | Non
     key = encoder.key if encoder is not None and not library.defer_vectors else None
     t0 = time.perf_counter()
     writer.flush(key)
-    timings = {**library.stats, "write_s": round(time.perf_counter() - t0, 3), "total_s": round(time.perf_counter() - started, 3)}
+    timings = {**library.stats, "write_s": round(time.perf_counter() - t0, 3), **writer.timings,
+               "total_s": round(time.perf_counter() - started, 3)}
     measured = library.self_test if library.self_test is not None else self_test
     return writer.commit(meta_for(settings, encoder, note, timings, measured), key)
 

@@ -131,6 +131,7 @@ class Writer(abc.ABC):
     def __init__(self, docs: dict | None = None):
         self.docs: dict = dict(docs or {})
         self.pending: list[Prepared] = []
+        self.timings: dict[str, float] = {}  # seconds of the write's stages, where a backend measures them
 
     @abc.abstractmethod
     def _doc_info(self, record) -> DocumentInfo | None:

@@ -20,6 +20,8 @@ import shutil
 import threading
 import time
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -50,6 +52,17 @@ MANIFEST = "segment.json"
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@contextmanager
+def _timed(timings: dict[str, float] | None, name: str) -> Iterator[None]:
+    """Add the block's seconds to `timings[name]` (the build's stages, reported with its timings)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        if timings is not None:
+            timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - started, 3)
 
 
 SENTENCES = "sentences.npy"
@@ -139,12 +152,15 @@ def build(
     chunk_articles: np.ndarray | None = None,
     sentences: tuple[np.ndarray, np.ndarray | list[np.ndarray]] | None = None,
     settings: Settings | None = None,
+    timings: dict[str, float] | None = None,
 ) -> Path:
     """Write a segment. `chunk_articles[i]` (default `chunks[i].article`) indexes `articles`; `vectors`
     has one row per chunk, possibly in blocks; `sentences` is (rows of article, start, end; their
     vectors, possibly in blocks) or None. Each sentence is tokenized once, on `workers`
     processes; each field is written as soon as it is built, so only one field's matrix is in memory
-    at a time."""
+    at a time. `timings` gains the seconds of each stage: tokenizing (`tokenize_s`), adding to the fields
+    (`fields_add_s`), writing them (`fields_write_s`), the store, the vectors, the sentences, waiting for
+    the bigrams process (`bigrams_wait_s`) and checksumming, syncing and renaming (`finish_s`)."""
     from tqdm import tqdm
 
     from ...tokenizer import char_bigrams, tokenize_articles
@@ -167,49 +183,62 @@ def build(
         del builders["bigrams"]
         beside = BigramsBeside(tmp, by_article)
     try:
-        results = tokenize_articles(work, workers if parallel else 1)
-        for a_id, (title_tokens, sentence_tokens) in enumerate(
-            tqdm(results, total=len(articles), desc="分词", unit="篇", disable=not progress, mininterval=1.0)
-        ):
-            starts = [s for s, _ in spans[a_id]]
-            ends = [e for _, e in spans[a_id]]
-            if "articles" in builders:
-                builders["articles"].add(title_tokens + [t for toks in sentence_tokens for t in toks])
-            for c in by_article[a_id]:
-                i, j = bisect_left(starts, c.start), bisect_right(ends, c.end)
-                builders["words"].add(title_tokens + [t for toks in sentence_tokens[i:j] for t in toks])
-                if "bigrams" in builders:
-                    builders["bigrams"].add(char_bigrams(c.embed_text))
-            spans[a_id] = by_article[a_id] = None  # type: ignore[call-overload]  # release as we go; never read again
+        results = iter(tokenize_articles(work, workers if parallel else 1))
+        adding = 0.0
+        with _timed(timings, "tokenize_s"):  # tokenizing and adding interleave: the adding is taken out below
+            for a_id, (title_tokens, sentence_tokens) in enumerate(
+                tqdm(results, total=len(articles), desc="分词", unit="篇", disable=not progress, mininterval=1.0)
+            ):
+                started = time.perf_counter()
+                starts = [s for s, _ in spans[a_id]]
+                ends = [e for _, e in spans[a_id]]
+                if "articles" in builders:
+                    builders["articles"].add(title_tokens + [t for toks in sentence_tokens for t in toks])
+                for c in by_article[a_id]:
+                    i, j = bisect_left(starts, c.start), bisect_right(ends, c.end)
+                    builders["words"].add(title_tokens + [t for toks in sentence_tokens[i:j] for t in toks])
+                    if "bigrams" in builders:
+                        builders["bigrams"].add(char_bigrams(c.embed_text))
+                spans[a_id] = by_article[a_id] = None  # type: ignore[call-overload]  # release as we go; never read again
+                adding += time.perf_counter() - started
+        if timings is not None:
+            timings["tokenize_s"] = round(timings["tokenize_s"] - adding, 3)
+            timings["fields_add_s"] = round(timings.get("fields_add_s", 0.0) + adding, 3)
         totals = {}
-        for name in ("words", "articles", "bigrams"):  # the largest field last, when the others are freed
-            if name in builders:
-                totals[name] = builders.pop(name).write(tmp, name)
-        np.save(tmp / "chunk_article.npy", np.asarray(chunk_articles, dtype=np.int32))
-        np.save(tmp / "article_keys.npy", np.fromiter((article_key(a.body) for a in articles), dtype=np.uint64, count=len(articles)))
-        counts = np.bincount(chunk_articles, minlength=len(articles))
-        store.create(
-            tmp / "store.sqlite",
-            ((a.title, a.byline, a.kicker, a.body, a.page, a.position, int(counts[i])) for i, a in enumerate(articles)),
-            ((int(a), c.start, c.end, c.text) for c, a in zip(chunks, chunk_articles)),
-        )
+        with _timed(timings, "fields_write_s"):
+            for name in ("words", "articles", "bigrams"):  # the largest field last, when the others are freed
+                if name in builders:
+                    totals[name] = builders.pop(name).write(tmp, name)
+        with _timed(timings, "store_s"):
+            np.save(tmp / "chunk_article.npy", np.asarray(chunk_articles, dtype=np.int32))
+            np.save(tmp / "article_keys.npy", np.fromiter((article_key(a.body) for a in articles), dtype=np.uint64, count=len(articles)))
+            counts = np.bincount(chunk_articles, minlength=len(articles))
+            store.create(
+                tmp / "store.sqlite",
+                ((a.title, a.byline, a.kicker, a.body, a.page, a.position, int(counts[i])) for i, a in enumerate(articles)),
+                ((int(a), c.start, c.end, c.text) for c, a in zip(chunks, chunk_articles)),
+            )
         seg_vectors = None
         if vectors is not None:
-            index = VectorIndex.build(vectors, settings.ann)
-            index.save(tmp / "vectors.faiss")
+            with _timed(timings, "vectors_s"):
+                index = VectorIndex.build(vectors, settings.ann)
+                index.save(tmp / "vectors.faiss")
             assert vector_key is not None  # the writer passes vectors only with their key
             seg_vectors = SegmentVectors(key=vector_key, dim=index.dim)
         n_sentences = None
         if sentences is not None and seg_vectors is not None:
-            n_sentences = _write_sentences(tmp, *sentences, index.dim)
+            with _timed(timings, "sentences_s"):
+                n_sentences = _write_sentences(tmp, *sentences, index.dim)
         if beside is not None:
-            totals["bigrams"] = beside.result()
+            with _timed(timings, "bigrams_wait_s"):
+                totals["bigrams"] = beside.result()
     except BaseException:
         if beside is not None:
             beside.stop()
         raise
     final = folder / seg_id
-    _finish(tmp, final, totals, len(articles), len(chunks), seg_vectors, n_sentences)
+    with _timed(timings, "finish_s"):
+        _finish(tmp, final, totals, len(articles), len(chunks), seg_vectors, n_sentences)
     return final
 
 

@@ -145,7 +145,7 @@ class LocalWriter(Writer):
                 tuple(n for n in segment.FIELDS if n == "words" or self.backend.field_weights.get(n, 0) > 0),
                 self.backend.workers, self.backend.progress, self.backend.hard_max,
                 chunk_articles=np.frombuffer(chunk_articles, dtype=np.int32), sentences=sentences,
-                settings=self.backend.settings,
+                settings=self.backend.settings, timings=self.timings,
             )
             self.written.append(seg_id)
             self.segments.append(seg_id)
