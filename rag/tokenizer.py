@@ -22,6 +22,11 @@ _WORD = re.compile(r"\w", re.UNICODE)
 # rjieba keeps ASCII runs joined by these as one word (jean-pierre, 6-2, t-92, u.s); jieba splits them, and
 # queries are split by jieba (`weighted`). Spacing them first makes rjieba's tokens jieba's on every eval set.
 _ASCII_JOINER = re.compile(r"(?<=[a-z0-9])[-+#&_]+(?=[a-z0-9])|(?<=[a-z])\.(?=[a-z])")
+# `cut_many` joins texts with this line break: the engines cut text in blocks split at every non-word character,
+# each whitespace character a token of its own, so the joined text cuts into each text's tokens with a "\n"
+# between them. A text holding a line break or a carriage return (\r\n is one token) is cut alone.
+_JOIN = "\n"
+KEPT_MAX = 1 << 20  # tokens whose filtering outcome is remembered (about 150 MB when full)
 
 
 def _read_words(path: Path) -> list[str]:
@@ -53,6 +58,7 @@ class Tokenizer:
         self._tk = None
         self._rj = None
         self._pos = None
+        self._kept: dict[str, str] = {}  # a cut token -> the token kept ("" when dropped)
 
     @property
     def _jieba(self):
@@ -114,12 +120,39 @@ class Tokenizer:
         return self._jieba.cut_for_search(text)
 
     def __call__(self, text: str) -> list[str]:
-        tokens = []
-        for token in self._cut_for_search(text.lower()):
-            token = token.strip()
-            if token and _WORD.search(token) and token not in self.stopwords:
-                tokens.append(token)
-        return tokens
+        return self._keep(self._cut_for_search(text.lower()))
+
+    def cut_many(self, texts: list[str]) -> list[list[str]]:
+        """`[self(t) for t in texts]` in one call of the engine: a call costs about a quarter of what cutting a
+        sentence does (15,000 articles' titles and sentences: 3.39 s one by one, 2.50 s joined)."""
+        if len(texts) < 2 or any(_JOIN in t or "\r" in t for t in texts):
+            return [self(t) for t in texts]
+        cut = self._cut_for_search(_JOIN.join(texts).lower())
+        out: list[list[str]] = [[]]
+        for token in cut:
+            if token == _JOIN:
+                out.append([])
+            else:
+                out[-1].append(token)
+        if len(out) != len(texts):  # never seen; the texts alone are always right
+            return [self(t) for t in texts]
+        return [self._keep(tokens) for tokens in out]
+
+    def _keep(self, cut) -> list[str]:
+        """The cut's tokens stripped, without stopwords and tokens with no word character. The outcome of
+        each distinct token is remembered: a cut repeats most of its tokens, and a lookup is cheaper."""
+        kept = self._kept
+        if len(kept) > KEPT_MAX:
+            kept.clear()
+        out = []
+        for token in cut:
+            keep = kept.get(token)
+            if keep is None:
+                stripped = token.strip()
+                keep = kept[token] = stripped if stripped and _WORD.search(stripped) and stripped not in self.stopwords else ""
+            if keep:
+                out.append(keep)
+        return out
 
     def _pos_tokenizer(self):
         # One instance only: jieba hands the user dictionary's tags to the first POSTokenizer and then forgets them.
@@ -190,7 +223,8 @@ def tokenize_articles(items, workers: int = 1):
     if workers <= 1 or not default_tokenizer().parallel:
         tk = default_tokenizer()
         for title, sentences in items:
-            yield tk(title), [tk(s) for s in sentences]
+            tokens = tk.cut_many([title, *sentences])
+            yield tokens[0], tokens[1:]
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
@@ -212,7 +246,8 @@ def tokenize_articles(items, workers: int = 1):
 def _tokenize_article(item):
     tk = default_tokenizer()
     title, sentences = item
-    return tk(title), [tk(s) for s in sentences]
+    tokens = tk.cut_many([title, *sentences])
+    return tokens[0], tokens[1:]
 
 
 _default: Tokenizer | None = None

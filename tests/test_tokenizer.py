@@ -51,3 +51,15 @@ def test_engine_change_rebuilds_the_index(engines):
     settings = Settings()
     meta = {"format": FORMAT, "chunking": settings.chunking(), "tokenizer": jieba_tk.version}
     assert stale_reason(meta, settings, None) == "分词器或词典有变化"
+
+
+def test_many_texts_cut_at_once_give_each_text_its_own_tokens(engines, seeds_dir):
+    """`cut_many` joins texts to cut them in one call: the tokens must be those of each text cut alone,
+    at joins between ASCII runs, spaces and empty texts too, and texts holding line breaks are cut alone."""
+    articles = [a for d in read_documents(seeds_dir) for a in split_articles(d)]
+    groups = [[a.title] + [a.body[s:e] for s, e in sentence_spans(a.body)] for a in articles]
+    groups += [["Jean-", "-Pierre 获得冠军", "6-", "2击败", "u.", "s. open "], ["", " ", "周口", "", "。"], ["a\r", "\nb 智慧岛"],
+               ["第一行\n第二行", "智慧岛核心区"], ["单独一句"], []]
+    for tk in engines:
+        for texts in groups:
+            assert tk.cut_many(texts) == [tk(t) for t in texts], texts
