@@ -2,15 +2,19 @@
 
 Forked, not spawned: the child inherits the parent's memory (chunks, article bodies), so nothing is
 pickled going in; what it sends back through a pipe is all that crosses. Used by the segment build
-(the bigrams field) and the near-duplicate check (MinHash signatures); jieba's tokenizer workers use
-`die_with_parent` too.
+(the bigrams field), the near-duplicate check (MinHash signatures) and the split of documents into
+articles and chunks (`shared`); jieba's tokenizer workers use `die_with_parent` too.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def available() -> bool:
@@ -51,6 +55,16 @@ class Forked:
         except EOFError:
             return
 
+    def pending(self) -> list:
+        """What the child has sent so far, without waiting for more."""
+        out = []
+        try:
+            while self._receive.poll():
+                out.append(self._receive.recv())
+        except EOFError:
+            pass
+        return out
+
     @property
     def exitcode(self) -> int | None:
         self._process.join()
@@ -67,3 +81,37 @@ class Forked:
 def _run(target: Callable, send, parent: int, *args) -> None:
     die_with_parent(parent)
     target(send, *args)
+
+
+def shared(fn: Callable[[T], R], items: Sequence[T], costs: Sequence[int], slice_size: int = 8) -> Iterator[R]:
+    """`fn` of each item, in order, on both cores: the items past half the total cost are computed by a
+    forked child and sent back `slice_size` at a time, while this process computes those before them and
+    takes in what the child sent after each one (the pipe holds 64 KB: the child would wait otherwise).
+    If the child fails, this process computes what it did not send. `fn` runs in the child too: it must
+    not log, and what it returns must pickle."""
+    total, cut = sum(costs), len(items)
+    done = 0
+    for i, cost in enumerate(costs):
+        if 2 * done >= total:
+            cut = i
+            break
+        done += cost
+    child = Forked(_map, fn, items[cut:], slice_size)
+    received: list = []
+    try:
+        for item in items[:cut]:
+            yield fn(item)
+            for part in child.pending():
+                received += part
+        for part in child.messages():
+            received += part
+    finally:
+        child.stop()
+    yield from received
+    for item in items[cut + len(received):]:
+        yield fn(item)
+
+
+def _map(send, fn: Callable, items: Sequence, slice_size: int) -> None:
+    for start in range(0, len(items), slice_size):
+        send.send([fn(item) for item in items[start : start + slice_size]])

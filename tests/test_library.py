@@ -477,3 +477,51 @@ def test_a_rebuild_marks_the_same_near_duplicates_in_memory_as_in_sqlite(tmp_pat
     assert all(k in keys for k in ties["g-ties-again.txt"]), "each found one of two equally similar articles"
     rows_per_bucket = [sum(b == bucket for b, _ in sqlite_rows[1]) for bucket in _buckets(signature(_look_alike(5)))]
     assert max(rows_per_bucket) > MAX_CANDIDATES, "a look-alike's lookup stops at the cap"
+
+
+def test_documents_split_on_two_cores_as_on_one(seeds_dir, tmp_path, monkeypatch):
+    """A large batch's later half is split into articles and chunks by a forked process: the same
+    documents, articles and chunks, in order; a document that cannot be split is skipped with its reason
+    as on one core; and if that process dies, the rest are split here."""
+    import os
+
+    from rag import forked, library as library_module
+    from rag.ingest import read_documents
+    from rag.library import Library
+
+    docs = list(read_documents(seeds_dir))
+    items = [(d, library_module.DocumentInfo(d.source, d.sha256, d.kind, d.pages)) for d in docs] * 6
+    settings = Settings(docs_dir=seeds_dir, index_dir=tmp_path / "index", model="none", workers=2,
+                        max_articles=max(len(library_module.split_articles(d)) for d in docs) - 1)  # the largest is refused
+    lib = Library(settings, None)
+
+    def split(items, workers):
+        lib.settings = settings.with_(workers=workers)
+        return [(p.info, [(a.title, a.body) for a in p.articles], [(c.article, c.start, c.end, c.text) for c in p.chunks])
+                for p in lib.prepare(items)]
+
+    one_core = split(items, 1)
+    assert 0 < sum(info.status == "skipped" and "文章过多" in info.reason for info, _, _ in one_core) < len(items)
+    monkeypatch.setattr(library_module, "PARALLEL_MIN_CHARS", 0)
+    real = forked._map
+
+    def noting(send, fn, items, size):  # the child notes who it is and how much it split
+        (tmp_path / "child").write_text(f"{os.getpid()} {len(items)}")
+        real(send, fn, items, size)
+
+    monkeypatch.setattr(forked, "_map", noting)
+    here = []
+    quietly = library_module._split_quietly
+    monkeypatch.setattr(library_module, "_split_quietly", lambda *a: (here.append(1), quietly(*a))[1])
+    assert split(items, 2) == one_core
+    pid, n = map(int, (tmp_path / "child").read_text().split())
+    assert pid != os.getpid() and 0.3 * len(items) < n < 0.7 * len(items)
+    assert len(here) == len(items) - n, "what the child split is not split here again"
+
+    def dies_after_one_slice(send, fn, items, size):
+        real(send, fn, items[:size], size)
+        os._exit(1)
+
+    monkeypatch.setattr(forked, "_map", dies_after_one_slice)
+    assert split(items, 2) == one_core
+    lib.close()
