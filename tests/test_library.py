@@ -485,7 +485,8 @@ def test_documents_split_on_two_cores_as_on_one(seeds_dir, tmp_path, monkeypatch
     as on one core; and if that process dies, the rest are split here."""
     import os
 
-    from rag import forked, library as library_module
+    from rag import forked
+    from rag import library as library_module
     from rag.ingest import read_documents
     from rag.library import Library
 
