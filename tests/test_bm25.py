@@ -127,21 +127,28 @@ def test_lexical_ranks_as_archive_wide_sums_do(lexical_index, query):
 
 
 def test_bigrams_built_beside_equal_the_serial_build(tmp_path, seeds_dir, monkeypatch):
-    """With two workers the bigrams field is built by a forked process while this one tokenizes: the
-    segment it writes is byte for byte the one-process segment; a child that fails fails the build."""
+    """With two workers the bigrams field and then the store are built by a forked process while this one
+    tokenizes: the segment's arrays are byte for byte the one-process segment's and the store holds the
+    same rows; a child that fails fails the build."""
+    import sqlite3
+
     from rag import build_index
     from rag.backends.local import segment
     from rag.settings import Settings
 
-    def segment_files(workers: int, name: str) -> dict[str, bytes]:
+    def segment_files(workers: int, name: str) -> dict[str, bytes | list]:
         settings = Settings(model="none", workers=workers, parallel_min_articles=1)
         index = build_index(seeds_dir, tmp_path / name, settings=settings, progress=False)
         index.close()
         folder = next((tmp_path / name / "segments").iterdir())
-        return {p.name: p.read_bytes() for p in sorted(folder.glob("*.npy"))}
+        db = sqlite3.connect(folder / "store.sqlite")
+        tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        rows = {t: db.execute(f"SELECT * FROM {t}").fetchall() for t in tables}
+        db.close()
+        return {**{p.name: p.read_bytes() for p in sorted(folder.glob("*.npy"))}, "store": [tables, rows]}
 
     serial, beside = segment_files(1, "serial"), segment_files(2, "beside")
-    assert "bigrams.docs.npy" in beside and serial == beside
+    assert "bigrams.docs.npy" in beside and len(beside["store"][1]["chunks"]) > 50 and serial == beside
 
     def fail(*args):
         raise MemoryError("no room")

@@ -105,18 +105,20 @@ def _finish(tmp: Path, final: Path, manifest_fields: dict, articles: int, chunks
 
 
 class BigramsBeside:
-    """The bigrams field built and written by a forked process (rag/forked.py) while this one tokenizes
-    and builds the words and articles fields: the two use both cores. The child writes its own files, so
-    only the field's totals come back (tokens sent back from workers cost more than rjieba's tokenizing:
-    see Tokenizer.parallel)."""
+    """The bigrams field, then the store, built and written by a forked process (rag/forked.py) while this
+    one tokenizes and builds the words and articles fields: the two use both cores. The child writes its
+    own files, so only the field's totals come back (tokens sent back from workers cost more than rjieba's
+    tokenizing: see Tokenizer.parallel). The store needs no tokens: at 1M chunks it took 19.9 s of the
+    parent's write, and the child, done with the bigrams, had been idle by then."""
 
-    def __init__(self, tmp: Path, by_article: list[list[Chunk]]):
-        self._child = forked.Forked(_write_bigrams, tmp, by_article)
+    def __init__(self, tmp: Path, by_article: list[list[Chunk]], articles: list[Article], chunks: list[Chunk],
+                 chunk_articles: np.ndarray):
+        self._child = forked.Forked(_write_beside, tmp, by_article, articles, chunks, chunk_articles)
 
     def result(self) -> dict:
         outcome = next(self._child.messages(), None)  # None: it died (killed, out of memory) before sending
         if not isinstance(outcome, dict) or self._child.exitcode != 0:
-            raise RuntimeError(f"二元词字段的构建进程失败（退出码 {self._child.exitcode}）：{outcome or '无输出'}")
+            raise RuntimeError(f"二元词字段和存储的构建进程失败（退出码 {self._child.exitcode}）：{outcome or '无输出'}")
         return outcome
 
     def stop(self) -> None:
@@ -124,18 +126,34 @@ class BigramsBeside:
         self._child.stop()
 
 
-def _write_bigrams(send, tmp: Path, by_article: list[list[Chunk]]) -> None:
+def _write_beside(send, tmp: Path, by_article: list[list[Chunk]], articles: list[Article], chunks: list[Chunk],
+                  chunk_articles: np.ndarray) -> None:
     from ...tokenizer import char_bigrams
 
     try:
         builder = bm25.FieldBuilder()
-        for chunks in by_article:  # chunk order: a segment's chunks are grouped by article, in article order
-            for c in chunks:
+        for article_chunks in by_article:  # chunk order: a segment's chunks are grouped by article, in article order
+            for c in article_chunks:
                 builder.add(char_bigrams(c.embed_text))
-        send.send(builder.write(tmp, "bigrams"))
+        totals = builder.write(tmp, "bigrams")
+        del builder
+        _write_store(tmp, articles, chunks, chunk_articles)
+        send.send(totals)
     except BaseException as exc:  # the parent raises it
         send.send(f"{type(exc).__name__}: {exc}")
         raise
+
+
+def _write_store(tmp: Path, articles: list[Article], chunks: list[Chunk], chunk_articles: np.ndarray) -> None:
+    """The article and chunk rows (store.sqlite), each chunk's article, each article's key."""
+    np.save(tmp / "chunk_article.npy", np.asarray(chunk_articles, dtype=np.int32))
+    np.save(tmp / "article_keys.npy", np.fromiter((article_key(a.body) for a in articles), dtype=np.uint64, count=len(articles)))
+    counts = np.bincount(chunk_articles, minlength=len(articles))
+    store.create(
+        tmp / "store.sqlite",
+        ((a.title, a.byline, a.kicker, a.body, a.page, a.position, int(counts[i])) for i, a in enumerate(articles)),
+        ((int(a), c.start, c.end, c.text) for c, a in zip(chunks, chunk_articles)),
+    )
 
 
 def build(
@@ -159,8 +177,8 @@ def build(
     vectors, possibly in blocks) or None. Each sentence is tokenized once, on `workers`
     processes; each field is written as soon as it is built, so only one field's matrix is in memory
     at a time. `timings` gains the seconds of each stage: tokenizing (`tokenize_s`), adding to the fields
-    (`fields_add_s`), writing them (`fields_write_s`), the store, the vectors, the sentences, waiting for
-    the bigrams process (`bigrams_wait_s`) and checksumming, syncing and renaming (`finish_s`)."""
+    (`fields_add_s`), writing them (`fields_write_s`), the store (`store_s`, unless the bigrams process
+    writes it), the vectors, the sentences, waiting for the bigrams process (`bigrams_wait_s`) and checksumming, syncing and renaming (`finish_s`)."""
     from tqdm import tqdm
 
     from ...tokenizer import char_bigrams, tokenize_articles
@@ -181,7 +199,7 @@ def build(
     beside = None
     if parallel and "bigrams" in builders and forked.available():
         del builders["bigrams"]
-        beside = BigramsBeside(tmp, by_article)
+        beside = BigramsBeside(tmp, by_article, articles, chunks, chunk_articles)
     try:
         results = iter(tokenize_articles(work, workers if parallel else 1))
         adding = 0.0
@@ -209,15 +227,9 @@ def build(
             for name in ("words", "articles", "bigrams"):  # the largest field last, when the others are freed
                 if name in builders:
                     totals[name] = builders.pop(name).write(tmp, name)
-        with _timed(timings, "store_s"):
-            np.save(tmp / "chunk_article.npy", np.asarray(chunk_articles, dtype=np.int32))
-            np.save(tmp / "article_keys.npy", np.fromiter((article_key(a.body) for a in articles), dtype=np.uint64, count=len(articles)))
-            counts = np.bincount(chunk_articles, minlength=len(articles))
-            store.create(
-                tmp / "store.sqlite",
-                ((a.title, a.byline, a.kicker, a.body, a.page, a.position, int(counts[i])) for i, a in enumerate(articles)),
-                ((int(a), c.start, c.end, c.text) for c, a in zip(chunks, chunk_articles)),
-            )
+        if beside is None:  # else the child writes the store after the bigrams
+            with _timed(timings, "store_s"):
+                _write_store(tmp, articles, chunks, chunk_articles)
         seg_vectors = None
         if vectors is not None:
             with _timed(timings, "vectors_s"):
