@@ -221,10 +221,7 @@ def tokenize_articles(items, workers: int = 1):
     """
     items = iter(items)
     if workers <= 1 or not default_tokenizer().parallel:
-        tk = default_tokenizer()
-        for title, sentences in items:
-            tokens = tk.cut_many([title, *sentences])
-            yield tokens[0], tokens[1:]
+        yield from map(_tokenize_article, items)
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor

@@ -54,6 +54,11 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def _add_time(timings: dict[str, float] | None, name: str, seconds: float) -> None:
+    if timings is not None:
+        timings[name] = round(timings.get(name, 0.0) + seconds, 3)
+
+
 @contextmanager
 def _timed(timings: dict[str, float] | None, name: str) -> Iterator[None]:
     """Add the block's seconds to `timings[name]` (the build's stages, reported with its timings)."""
@@ -61,8 +66,7 @@ def _timed(timings: dict[str, float] | None, name: str) -> Iterator[None]:
     try:
         yield
     finally:
-        if timings is not None:
-            timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - started, 3)
+        _add_time(timings, name, time.perf_counter() - started)
 
 
 SENTENCES = "sentences.npy"
@@ -201,27 +205,25 @@ def build(
         del builders["bigrams"]
         beside = BigramsBeside(tmp, by_article, articles, chunks, chunk_articles)
     try:
-        results = iter(tokenize_articles(work, workers if parallel else 1))
-        adding = 0.0
-        with _timed(timings, "tokenize_s"):  # tokenizing and adding interleave: the adding is taken out below
-            for a_id, (title_tokens, sentence_tokens) in enumerate(
-                tqdm(results, total=len(articles), desc="分词", unit="篇", disable=not progress, mininterval=1.0)
-            ):
-                started = time.perf_counter()
-                starts = [s for s, _ in spans[a_id]]
-                ends = [e for _, e in spans[a_id]]
-                if "articles" in builders:
-                    builders["articles"].add(title_tokens + [t for toks in sentence_tokens for t in toks])
-                for c in by_article[a_id]:
-                    i, j = bisect_left(starts, c.start), bisect_right(ends, c.end)
-                    builders["words"].add(title_tokens + [t for toks in sentence_tokens[i:j] for t in toks])
-                    if "bigrams" in builders:
-                        builders["bigrams"].add(char_bigrams(c.embed_text))
-                spans[a_id] = by_article[a_id] = None  # type: ignore[call-overload]  # release as we go; never read again
-                adding += time.perf_counter() - started
-        if timings is not None:
-            timings["tokenize_s"] = round(timings["tokenize_s"] - adding, 3)
-            timings["fields_add_s"] = round(timings.get("fields_add_s", 0.0) + adding, 3)
+        results = tokenize_articles(work, workers if parallel else 1)
+        loop_started, adding = time.perf_counter(), 0.0  # tokenizing and adding interleave: timed apart
+        for a_id, (title_tokens, sentence_tokens) in enumerate(
+            tqdm(results, total=len(articles), desc="分词", unit="篇", disable=not progress, mininterval=1.0)
+        ):
+            started = time.perf_counter()
+            starts = [s for s, _ in spans[a_id]]
+            ends = [e for _, e in spans[a_id]]
+            if "articles" in builders:
+                builders["articles"].add(title_tokens + [t for toks in sentence_tokens for t in toks])
+            for c in by_article[a_id]:
+                i, j = bisect_left(starts, c.start), bisect_right(ends, c.end)
+                builders["words"].add(title_tokens + [t for toks in sentence_tokens[i:j] for t in toks])
+                if "bigrams" in builders:
+                    builders["bigrams"].add(char_bigrams(c.embed_text))
+            spans[a_id] = by_article[a_id] = None  # type: ignore[call-overload]  # release as we go; never read again
+            adding += time.perf_counter() - started
+        _add_time(timings, "tokenize_s", time.perf_counter() - loop_started - adding)
+        _add_time(timings, "fields_add_s", adding)
         totals = {}
         with _timed(timings, "fields_write_s"):
             for name in ("words", "articles", "bigrams"):  # the largest field last, when the others are freed
