@@ -32,7 +32,7 @@ from .encoders.cache import EmbeddingCache
 from .errors import LibraryError  # raised here, defined with the others
 from .ingest import SUFFIXES, Document, Unreadable, detect, read_bytes, read_file, scan_folder
 from .meta import now, wants_sentences
-from .near_duplicates import Lookups, NearDuplicates, signatures
+from .near_duplicates import Lookups, NearDuplicates, sign_all
 from .near_memory import InMemory
 from .results import DocumentInfo
 from .settings import Settings
@@ -222,32 +222,36 @@ class Library:
         # What the library holds once this batch is in: documents it replaces no longer count.
         live = {d.source: d.sha256 for d in writer.documents() if d.status == "ok" and d.source not in batch}
         bodies = [a.body for p in prepared if p.info.status == "ok" for a in p.articles]
-        # A large batch is signed by a second process while this one looks the signatures up.
-        sigs = signatures(bodies, beside=self.settings.workers > 1 and len(bodies) >= self.settings.parallel_min_articles)
-        try:
-            for i, p in enumerate(prepared):
-                if p.info.status != "ok":
-                    continue
-                near.forget(p.info.source)
-                found, held = 0, []
-                for article in p.articles:
-                    key, sig = article_key(article.body), next(sigs)
-                    if near.present(key, live):
-                        found += 1
-                    elif sig is not None and (match := near.find(sig, live, article.title, p.info.kind in OCR_KINDS)) is not None:
-                        article.same_as = match[0]
-                        found += 1
-                    held.append((article.same_as if article.same_as is not None else key, sig if article.same_as is None else None,
-                                 article.title))
-                # Recorded once the document is looked up: its own articles are no duplicates of it (it is not in
-                # `live` yet), and a file of thousands of look-alikes would make every lookup read all earlier ones.
-                for key, sig, title in held:
-                    near.record(key, sig, p.info.source, p.info.sha256, title)
-                live[p.info.source] = p.info.sha256
-                if found:
-                    prepared[i].info = DocumentInfo(**{**asdict(p.info), "duplicates": found})
-        finally:
-            sigs.close()  # a failed lookup stops the signing process too
+        # A large batch is signed on both cores.
+        signed = sign_all(bodies, beside=self.settings.workers > 1 and len(bodies) >= self.settings.parallel_min_articles)
+        alone = near.alone(signed).tolist()
+        at = 0
+        for i, p in enumerate(prepared):
+            if p.info.status != "ok":
+                continue
+            near.forget(p.info.source)
+            found, held = 0, []
+            for article in p.articles:
+                key, sign, by_itself = article_key(article.body), signed[at], alone[at]
+                at += 1
+                if by_itself:  # nothing to find, not even an exact copy: that would share its buckets
+                    pass
+                elif near.present(key, live):
+                    found += 1
+                elif sign is not None and (match := near.find(sign.sig, live, article.title, p.info.kind in OCR_KINDS,
+                                                              sign.buckets)) is not None:
+                    article.same_as = match[0]
+                    found += 1
+                held.append((article.same_as if article.same_as is not None else key, sign if article.same_as is None else None,
+                             article.title, by_itself))
+            # Recorded once the document is looked up: its own articles are no duplicates of it (it is not in
+            # `live` yet), and a file of thousands of look-alikes would make every lookup read all earlier ones.
+            for key, sign, title, by_itself in held:
+                near.record(key, sign.sig if sign else None, p.info.source, p.info.sha256, title,
+                            sign.buckets if sign else None, by_itself)
+            live[p.info.source] = p.info.sha256
+            if found:
+                prepared[i].info = DocumentInfo(**{**asdict(p.info), "duplicates": found})
         near.commit()
 
     # --- documents -> prepared ---------------------------------------------------------------------

@@ -27,9 +27,9 @@ import logging
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import xxhash
@@ -86,28 +86,28 @@ def signature(text: str) -> np.ndarray | None:
     return (hashed.min(axis=1) >> np.uint64(32)).astype(np.uint32)
 
 
-def signatures(texts: list[str], beside: bool = False) -> Generator[np.ndarray | None, None, None]:
-    """`signature` of each text, in order. `beside`: computed by a forked process (rag/forked.py) while
-    the caller looks them up, a slice at a time; if that process fails, the rest are computed here."""
-    done = 0
-    if beside and forked.available():
-        child = forked.Forked(_sign_all, texts)
-        try:
-            for part in child.messages():
-                done += len(part)
-                yield from part
-        finally:
-            child.stop()
-    for text in texts[done:]:
-        yield signature(text)
+class Signed(NamedTuple):
+    """A text's MinHash signature and its band buckets (`_buckets`), computed together."""
+
+    sig: np.ndarray
+    buckets: tuple[int, ...]
 
 
-SIGN_SLICE = 512  # signatures sent back at a time
+def signed(text: str) -> Signed | None:
+    """`signature` of `text` with its buckets; None when too short to judge."""
+    sig = signature(text)
+    return None if sig is None else Signed(sig, tuple(_buckets(sig)))
 
 
-def _sign_all(send, texts: list[str]) -> None:
-    for start in range(0, len(texts), SIGN_SLICE):
-        send.send([signature(t) for t in texts[start : start + SIGN_SLICE]])
+SIGN_SLICE = 256  # signed texts a forked process sends back at a time
+
+
+def sign_all(texts: Sequence[str], beside: bool = False) -> list[Signed | None]:
+    """`signed` of each text, in order. `beside`: the later half by a forked process while this one signs
+    the first (rag/forked.py `shared`; what that process fails to send is signed here)."""
+    if beside and len(texts) > 1 and forked.available():
+        return list(forked.shared(signed, texts, [len(t) for t in texts], slice_size=SIGN_SLICE))
+    return [signed(t) for t in texts]
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:
@@ -156,9 +156,20 @@ class Lookups(Protocol):
 
     def present(self, key: int, live: dict[str, str]) -> bool: ...
 
-    def find(self, sig: np.ndarray, live: dict[str, str], title: str = "", ocr: bool = False) -> tuple[int, float] | None: ...
+    def alone(self, signed: Sequence[Signed | None]) -> np.ndarray:
+        """For each of a batch's articles, in order, before any is recorded: True when its lookup can find
+        nothing and no later lookup can find it, so that both may be skipped (`record(..., alone=True)`)."""
+        ...
 
-    def record(self, key: int, sig: np.ndarray | None, source: str, sha256: str, title: str = "") -> None: ...
+    def find(self, sig: np.ndarray, live: dict[str, str], title: str = "", ocr: bool = False,
+             buckets: Sequence[int] | None = None) -> tuple[int, float] | None:
+        """`buckets`: `_buckets(sig)` when already known."""
+        ...
+
+    def record(self, key: int, sig: np.ndarray | None, source: str, sha256: str, title: str = "",
+               buckets: Sequence[int] | None = None, alone: bool = False) -> None:
+        """`alone`: as `alone` found it."""
+        ...
 
     def commit(self) -> None: ...
 
@@ -215,10 +226,15 @@ class NearDuplicates:
         rows = self.db.execute("SELECT source, sha256 FROM holders WHERE key = ?", (_signed(key),))
         return any(live.get(source) == sha for source, sha in rows)
 
-    def find(self, sig: np.ndarray, live: dict[str, str], title: str = "", ocr: bool = False) -> tuple[int, float] | None:
+    def alone(self, signed: Sequence[Signed | None]) -> np.ndarray:
+        """None is: any stored article may share a bucket with the batch's."""
+        return np.zeros(len(signed), dtype=bool)
+
+    def find(self, sig: np.ndarray, live: dict[str, str], title: str = "", ocr: bool = False,
+             buckets: Sequence[int] | None = None) -> tuple[int, float] | None:
         """(key, similarity) of the most similar present article: at least THRESHOLD similar, or, for a
         text read by OCR (`ocr`), TITLED_THRESHOLD under the same headline; None when there is none."""
-        buckets = _buckets(sig)
+        buckets = list(_buckets(sig) if buckets is None else buckets)
         marks = ",".join("?" * len(buckets))
         # Rows come back in ascending (signed) key order: SQLite gathers the subquery's keys in a sorted
         # ephemeral index, then looks each up (rag/near_memory.py gives the same order, and `choose` needs it).
@@ -235,14 +251,16 @@ class NearDuplicates:
         """Drop what a document held (it is being read again)."""
         self.db.execute("DELETE FROM holders WHERE source = ?", (source,))
 
-    def record(self, key: int, sig: np.ndarray | None, source: str, sha256: str, title: str = "") -> None:
+    def record(self, key: int, sig: np.ndarray | None, source: str, sha256: str, title: str = "",
+               buckets: Sequence[int] | None = None, alone: bool = False) -> None:
         """Document (source, sha256) holds the article `key` (headline `title`); `sig` indexes it (None:
-        already indexed, or too short)."""
+        already indexed, or too short) under `buckets` (`_buckets(sig)` when None). Nothing is `alone` here."""
         k = _signed(key)
         self.db.execute("INSERT OR IGNORE INTO holders VALUES (?, ?, ?)", (k, source, sha256))
         if sig is not None and self.db.execute("SELECT 1 FROM signatures WHERE key = ?", (k,)).fetchone() is None:
             self.db.execute("INSERT INTO signatures VALUES (?, ?, ?)", (k, sig.tobytes(), title))
-            self.db.executemany("INSERT OR IGNORE INTO bands VALUES (?, ?)", [(b, k) for b in _buckets(sig)])
+            self.db.executemany("INSERT OR IGNORE INTO bands VALUES (?, ?)",
+                                [(b, k) for b in (_buckets(sig) if buckets is None else buckets)])
 
     def commit(self) -> None:
         self.db.commit()

@@ -199,31 +199,41 @@ def test_a_reprint_with_small_changes_is_stored_once_and_lists_both_files(any_li
 
 
 def test_signing_beside_gives_the_signatures_signed_here(seeds_dir, tmp_path, monkeypatch):
-    """A large batch is signed by a forked process, slice by slice: the same signatures, in order; if
-    that process dies, the rest are signed here; and a rebuild signed that way finds the reprint."""
+    """A large batch is signed on two cores, the later half by a forked process: the same signatures and
+    buckets, in order; if that process dies, the rest are signed here; and a rebuild signed that way finds
+    the reprint."""
     import os
 
     import numpy as np
 
-    from rag import near_duplicates
+    from rag import forked, near_duplicates
     from rag.articles import split_articles
     from rag.ingest import read_documents
 
     texts = [a.body for d in read_documents(seeds_dir) for a in split_articles(d)] * 30  # > 2 slices
-    here = [near_duplicates.signature(t) for t in texts]
+    here = [near_duplicates.signed(t) for t in texts]
+    assert sum(s is None for s in here) < len(here) / 2
 
     def same(got):
-        return len(got) == len(here) and all((a is None and b is None) or np.array_equal(a, b) for a, b in zip(got, here))
+        return len(got) == len(here) and all((a is None and b is None) or (np.array_equal(a.sig, b.sig) and a.buckets == b.buckets)
+                                             for a, b in zip(got, here))
 
-    assert same(list(near_duplicates.signatures(texts, beside=True)))
-    real = near_duplicates._sign_all
+    real = forked._map
 
-    def dies_after_one_slice(send, texts):
-        real(send, texts[: near_duplicates.SIGN_SLICE])
+    def noting(send, fn, items, size):  # the child notes how much it signed
+        (tmp_path / "child").write_text(str(len(items)))
+        real(send, fn, items, size)
+
+    monkeypatch.setattr(forked, "_map", noting)
+    assert same(near_duplicates.sign_all(texts, beside=True))
+    assert 0.3 * len(texts) < int((tmp_path / "child").read_text()) < 0.7 * len(texts)
+
+    def dies_after_one_slice(send, fn, items, size):
+        real(send, fn, items[:size], size)
         os._exit(1)
 
-    monkeypatch.setattr(near_duplicates, "_sign_all", dies_after_one_slice)
-    assert same(list(near_duplicates.signatures(texts, beside=True)))
+    monkeypatch.setattr(forked, "_map", dies_after_one_slice)
+    assert same(near_duplicates.sign_all(texts, beside=True))
     monkeypatch.undo()
 
     docs = tmp_path / "docs"
@@ -415,6 +425,26 @@ def test_in_memory_lookups_answer_as_the_sqlite_index_does(tmp_path, seeds_dir):
         index.close()
 
 
+def test_articles_alone_in_a_batch_are_those_sharing_no_bucket(tmp_path, seeds_dir):
+    """`InMemory.alone`: an article none of whose band buckets another article of the batch has can find
+    nothing and be found by nothing; a reprint, an exact copy and look-alikes share buckets, a short text
+    has none. The SQLite index, which holds earlier batches, calls nothing alone."""
+    from rag.articles import split_articles
+    from rag.ingest import read_documents
+    from rag.near_duplicates import NearDuplicates, signed
+    from rag.near_memory import InMemory
+
+    bodies = [a.body for d in read_documents(seeds_dir) for a in split_articles(d) if len(a.body) > 200]
+    texts = [*bodies, _misread(bodies[0], 3, 0), bodies[1], _look_alike(1), _look_alike(2), "太短的通知。"]
+    batch = [signed(t) for t in texts]
+    alone = InMemory(NearDuplicates(tmp_path / "memory.sqlite")).alone(batch)
+    n = len(bodies)
+    assert not alone[0] and not alone[n] and not alone[1] and not alone[n + 1], "a reprint and an exact copy share buckets"
+    assert not alone[n + 2] and not alone[n + 3] and not alone[n + 4]
+    assert alone[2:n].all(), "the seeds' other articles share no bucket"
+    assert not NearDuplicates(tmp_path / "stored.sqlite").alone(batch).any()
+
+
 def test_a_rebuild_marks_the_same_near_duplicates_in_memory_as_in_sqlite(tmp_path, seeds_dir):
     """The seeds, reprints of them with misread characters, recombined articles and a flood of look-alikes
     (more band rows per bucket than a lookup reads), marked by a library whose near-duplicate index starts
@@ -451,8 +481,9 @@ def test_a_rebuild_marks_the_same_near_duplicates_in_memory_as_in_sqlite(tmp_pat
                                           + [(f"标题{i}", m.replace("，", "、")) for i, m in enumerate(mixed)]), encoding="utf-8")
     (docs / "g-ties-again.txt").write_text(page((f"标题{i}", m.replace("，", "；")) for i, m in enumerate(mixed)), encoding="utf-8")
 
-    def marked(index_dir, gone_row):
-        settings = Settings(docs_dir=docs, index_dir=index_dir, model="none")
+    def marked(index_dir, gone_row, workers=1):
+        # Two workers and no lower bound: signed on two cores.
+        settings = Settings(docs_dir=docs, index_dir=index_dir, model="none", workers=workers, parallel_min_articles=1)
         library = Library(settings, None)
         near = library.near_duplicates
         if gone_row:  # held by no document of the library: it never counts, and keeps the batch on SQLite
@@ -469,7 +500,8 @@ def test_a_rebuild_marks_the_same_near_duplicates_in_memory_as_in_sqlite(tmp_pat
 
     in_memory, memory_rows = marked(tmp_path / "memory", False)
     in_sqlite, sqlite_rows = marked(tmp_path / "sqlite", True)
-    assert in_memory == in_sqlite and memory_rows == sqlite_rows
+    beside, beside_rows = marked(tmp_path / "beside", False, workers=2)
+    assert in_memory == in_sqlite == beside and memory_rows == sqlite_rows == beside_rows
     counts = {source: (found, sum(k is not None for k in same_as)) for source, found, same_as in in_memory}
     assert counts["a-reprints.txt"][1] > 20 and counts["d-flood-again.txt"][1] > 60 and counts["e-exact.txt"] == (60, 0)
     ties = {p: same_as for p, _, same_as in in_memory}
