@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import fusion
+from . import fusion, heap
 from .backends import open_backend
 from .backends.base import Backend, BackendUnavailable, IndexCorrupt, IndexLocked, Snapshot
 from .chunks import sentence_spans
@@ -150,7 +150,7 @@ def _build(settings: Settings, backend: Backend, encoder: Encoder | None, note: 
     library = Library(settings, encoder, progress, defer_vectors=defer and _defers(backend, encoder))
     started = time.perf_counter()
     try:
-        with backend.writer(settings.lock_timeout, _waiting) as writer:
+        with backend.writer(settings.lock_timeout, _waiting) as writer, heap.full_collections_deferred():
             _progress("读取文档：%s", settings.docs_dir)
             changes = library.rebuild(writer)
             _progress("共 %d 篇文档", len(changes))
