@@ -252,6 +252,7 @@ class Library:
             live[p.info.source] = p.info.sha256
             if found:
                 prepared[i].info = DocumentInfo(**{**asdict(p.info), "duplicates": found})
+        del signed  # its band buckets (Python ints: some 0.8 GB at 1M) go before the commit's arrays come
         near.commit()
 
     # --- documents -> prepared ---------------------------------------------------------------------

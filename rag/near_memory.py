@@ -7,8 +7,9 @@ keeps that instead: holders in a dict, signatures in blocks of one array, band r
 sorted as SQLite keeps them (the newest in a dict). `commit` writes every row at once, in primary key
 order, so that SQLite appends to its B-trees. The tables end up as `NearDuplicates` would leave them,
 and each lookup returns what it would return: the same candidates in the same order (`_candidates`).
-An article that shares no band bucket with any other of the batch (`alone`) skips its lookup, and its
-band rows join the arrays only at `commit`, so lookups search the others' rows alone.
+An article that no lookup can pair with another of the batch (`alone`: it shares no band bucket with one
+at least TITLED_THRESHOLD similar to it) skips its lookup, and its band rows join the arrays only at
+`commit`, so lookups search the others' rows alone.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .near_duplicates import MAX_CANDIDATES, SIG_SIZE, NearDuplicates, Signed, _buckets, _signed, choose
+from .near_duplicates import MAX_CANDIDATES, SIG_SIZE, TITLED_THRESHOLD, NearDuplicates, Signed, _buckets, _signed, choose
 
 MERGE_ROWS = 1 << 20  # newest band rows kept in the dict: about 76 bytes a row there (80 MB), 16 in the arrays
 SIG_BLOCK = 1 << 14  # signatures a block holds (7.5 MB)
@@ -32,6 +33,7 @@ FILTER_BITS = 8
 # into Python objects a slice at a time: all at once, the 1M build's 22M band rows would take some 2 GB.
 PARAMETERS = 999
 WRITE_SLICE = 1 << 17
+PAIR_SLICE = 1 << 16  # article pairs compared at a time by `alone` (2 x 30 MB of signatures)
 
 
 class InMemory:
@@ -73,25 +75,43 @@ class InMemory:
         return any(live.get(source) == sha for source, sha in (self._docs[d] for d in docs))
 
     def alone(self, signed: Sequence[Signed | None]) -> np.ndarray:
-        """The batch's articles none of whose buckets another article of the batch has. All a lookup can find
-        is this batch's own articles, through a shared bucket: such an article finds nothing, and is found by
-        nothing. In a real archive most articles are so (reprints and recurring columns are the exception);
-        in the generated benchmark corpus, which recombines a finite pool of sentences, 72 % at 100k chunks
-        and 38 % at 1M, where the check took 8.7 / 7.6 s and now takes 6.8 / 6.3 s (100k), but no less at 1M."""
+        """The batch's articles that no lookup can pair with another: all a lookup can find is this batch's own
+        articles, through a shared band bucket. An article is alone when every article it shares a bucket with
+        is less than TITLED_THRESHOLD similar to it (most share none), so it finds nothing and nothing finds it,
+        and when no lookup that would list it as a candidate stops at MAX_CANDIDATES, where leaving it out would
+        let another candidate in. Left out too: a bucket an article has twice (its rows must be distinct).
+        Generated corpus (a finite pool of sentences, recombined): 38 % of 1M chunks' articles share no bucket,
+        and 42 % more share buckets only with dissimilar ones; a real archive's unrelated articles rarely share
+        a bucket (reprints and recurring columns do, and they are similar)."""
         if self._titles:
             raise RuntimeError("alone() must see the batch before anything is recorded")
         own = [s.buckets if s is not None else () for s in signed]
         sizes = np.fromiter(map(len, own), dtype=np.int64, count=len(own))
         bucket = np.fromiter(itertools.chain.from_iterable(own), dtype=np.int64, count=int(sizes.sum()))
-        owner = np.repeat(np.arange(len(own)), sizes)
         order = np.argsort(bucket)
-        bucket, owner = bucket[order], owner[order]
-        # A bucket two articles have; one an article has twice (rare) also counts: its buckets are then all distinct.
-        same = bucket[1:] == bucket[:-1]
-        shared = np.zeros(len(own), dtype=bool)
-        shared[owner[1:][same]] = True
-        shared[owner[:-1][same]] = True
-        return (sizes > 0) & ~shared
+        bucket = bucket[order]
+        owner = np.repeat(np.arange(len(own), dtype=np.int32), sizes)[order]  # int32 and freed early: 22M rows at 1M
+        del order
+        starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]]) if len(bucket) else np.zeros(0, dtype=np.int64)
+        del bucket
+        counts = np.diff(np.r_[starts, len(owner)]).astype(np.int32)
+        # At most this many rows a lookup of the article reads (its own buckets' rows, itself included).
+        load = np.bincount(owner, weights=np.repeat(counts, counts), minlength=len(own)).astype(np.int32)
+        capped = np.maximum.reduceat(load[owner], starts) > MAX_CANDIDATES if len(starts) else np.zeros(0, dtype=bool)
+        paired = np.zeros(len(own), dtype=bool)
+        paired[owner[np.repeat(capped, counts)]] = True  # a bucket with a member whose lookup may be capped
+        shared = (counts > 1) & ~capped
+        members = np.unique(owner[np.repeat(shared, counts)])
+        at = np.zeros(len(own), dtype=np.int64)
+        at[members] = np.arange(len(members))
+        # Articles in a shared bucket have buckets, so a signature.
+        table = np.stack([signed[i].sig for i in members.tolist()]) if len(members) else None
+        for first, second in _pairs(owner, starts[shared], counts[shared]):
+            paired[first[first == second]] = True
+            similar = (table[at[first]] == table[at[second]]).mean(axis=1) >= TITLED_THRESHOLD  # type: ignore[index]
+            paired[first[similar]] = True
+            paired[second[similar]] = True
+        return (sizes > 0) & ~paired
 
     def find(self, sig: np.ndarray, live: dict[str, str], title: str = "", ocr: bool = False,
              buckets: Sequence[int] | None = None) -> tuple[int, float] | None:
@@ -193,18 +213,37 @@ class InMemory:
         self.near.commit()
 
     def _merge_alone(self) -> None:
-        """The band rows of the articles recorded `alone` into the arrays: their buckets are no other row's,
-        so each goes where its bucket sorts."""
+        """The band rows of the articles recorded `alone` into the arrays, where their buckets sort (keys sorted
+        within a bucket that other rows have too)."""
         if not self._alone:
             return
         sizes = np.fromiter((len(b) for _, b in self._alone), dtype=np.int64, count=len(self._alone))
         bucket = np.fromiter(itertools.chain.from_iterable(b for _, b in self._alone), dtype=np.int64, count=int(sizes.sum()))
         key = np.repeat(np.fromiter((k for k, _ in self._alone), dtype=np.int64, count=len(self._alone)), sizes)
+        self._alone = []  # at 1M, 18M buckets as Python ints (some 0.6 GB) once the caller has let go of them too
+        # Each copy freed as soon as the next exists: at 1M this is the build's peak of memory.
         order = np.argsort(bucket)
-        at = np.searchsorted(self._bucket, bucket[order])
-        self._bucket = np.insert(self._bucket, at, bucket[order])
-        self._key = np.insert(self._key, at, key[order])
-        self._alone = []
+        bucket = bucket[order]
+        key = key[order]
+        del order
+        at = np.searchsorted(self._bucket, bucket)
+        self._bucket = np.insert(self._bucket, at, bucket)
+        del bucket
+        self._key = np.insert(self._key, at, key)
+        del key
+        at += np.arange(len(at))
+        _sort_shared(self._bucket, self._key, at)
+
+
+def _pairs(owner: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Every two rows of each group (`owner[start : start + count]`), as their owners, PAIR_SLICE or so at a time."""
+    for n in np.unique(counts).tolist():
+        first, second = np.triu_indices(n, 1)
+        group = starts[counts == n]
+        step = max(1, PAIR_SLICE // len(first))
+        for lo in range(0, len(group), step):
+            at = group[lo : lo + step, None]
+            yield owner[(at + first).ravel()], owner[(at + second).ravel()]
 
 
 def _mark(bits: np.ndarray, buckets: np.ndarray) -> None:
@@ -214,7 +253,8 @@ def _mark(bits: np.ndarray, buckets: np.ndarray) -> None:
 
 def _sort_shared(bucket: np.ndarray, key: np.ndarray, new: np.ndarray) -> None:
     """Sort the keys of each bucket that the rows at `new` (just inserted) share with others: sorted by
-    bucket only, their keys may be out of order. Shared buckets are few: 8,700 of 2.24M at 100k chunks."""
+    bucket only, their keys may be out of order. Shared buckets are few: 8,700 of 2.24M at 100k chunks
+    (generated corpus), 306,000 of 22.6M at 1M."""
     last = len(bucket) - 1
     before = (new > 0) & (bucket[np.maximum(new - 1, 0)] == bucket[new])
     after = (new < last) & (bucket[np.minimum(new + 1, last)] == bucket[new])

@@ -425,10 +425,10 @@ def test_in_memory_lookups_answer_as_the_sqlite_index_does(tmp_path, seeds_dir):
         index.close()
 
 
-def test_articles_alone_in_a_batch_are_those_sharing_no_bucket(tmp_path, seeds_dir):
+def test_reprints_copies_and_look_alikes_are_not_alone_in_a_batch(tmp_path, seeds_dir):
     """`InMemory.alone`: an article none of whose band buckets another article of the batch has can find
-    nothing and be found by nothing; a reprint, an exact copy and look-alikes share buckets, a short text
-    has none. The SQLite index, which holds earlier batches, calls nothing alone."""
+    nothing and be found by nothing; a reprint, an exact copy and look-alikes share buckets with similar
+    articles, a short text has none. The SQLite index, which holds earlier batches, calls nothing alone."""
     from rag.articles import split_articles
     from rag.ingest import read_documents
     from rag.near_duplicates import NearDuplicates, signed
@@ -443,6 +443,44 @@ def test_articles_alone_in_a_batch_are_those_sharing_no_bucket(tmp_path, seeds_d
     assert not alone[n + 2] and not alone[n + 3] and not alone[n + 4]
     assert alone[2:n].all(), "the seeds' other articles share no bucket"
     assert not NearDuplicates(tmp_path / "stored.sqlite").alone(batch).any()
+
+
+def test_an_article_sharing_buckets_only_with_dissimilar_ones_is_alone(tmp_path):
+    """Sharing a band bucket, two articles less than TITLED_THRESHOLD similar cannot find each other: both
+    are alone. Not alone: one that shares a bucket with a similar article, one beside an article whose
+    lookup may stop at MAX_CANDIDATES (leaving it out could let another candidate in), one that has a
+    bucket twice."""
+    import numpy as np
+
+    from rag.near_duplicates import BANDS, MAX_CANDIDATES, SIG_SIZE, TITLED_THRESHOLD, NearDuplicates, Signed
+    from rag.near_memory import InMemory
+
+    rng = np.random.default_rng(7)
+    fresh = iter(range(10**6, 10**7))
+
+    def article(*shared: int, like: np.ndarray | None = None, same: float = 0.0) -> tuple[Signed, np.ndarray]:
+        sig = rng.integers(0, 2**32, SIG_SIZE, dtype=np.uint32)
+        if like is not None:  # about `same` of the entries equal to `like`'s
+            keep = rng.random(SIG_SIZE) < same
+            sig[keep] = like[keep]
+        buckets = (*shared, *(next(fresh) for _ in range(BANDS - len(shared))))
+        return Signed(sig, buckets), sig
+
+    a, a_sig = article(1)
+    b, _ = article(1, 2, like=a_sig, same=TITLED_THRESHOLD - 0.2)  # shares bucket 1 with a, dissimilar
+    c, _ = article(2)  # shares bucket 2 with b, dissimilar
+    d, d_sig = article(3)
+    e, _ = article(3, like=d_sig, same=0.9)  # similar to d
+    f, _ = article(4)  # dissimilar to g, but g's lookup reads more rows than the cap
+    g, _ = article(4, 5)
+    crowd = [article(5)[0] for _ in range(MAX_CANDIDATES)]
+    h, _ = article()
+    twice = Signed(h.sig, (8, 8, *h.buckets[2:]))
+    alone = InMemory(NearDuplicates(tmp_path / "near.sqlite")).alone([a, b, c, d, e, f, g, *crowd, twice, None])
+    assert alone[:3].all(), "sharing buckets only with dissimilar articles"
+    assert not alone[3] and not alone[4], "a similar pair"
+    assert not alone[5] and not alone[6] and not alone[7 : 7 + MAX_CANDIDATES].any(), "beside a capped lookup"
+    assert not alone[-2] and not alone[-1], "a bucket twice; no signature"
 
 
 def test_a_rebuild_marks_the_same_near_duplicates_in_memory_as_in_sqlite(tmp_path, seeds_dir):
