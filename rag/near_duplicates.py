@@ -70,20 +70,37 @@ def _signed(key: int) -> int:
 
 def signature(text: str) -> np.ndarray | None:
     """MinHash signature (SIG_SIZE uint32) of `text`'s character 5-grams; None when too short to judge."""
-    norm = _KEEP.sub("", text.lower())
-    if len(norm) < MIN_CHARS:
-        return None
-    codes = np.frombuffer(norm.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    return signatures([text])[0]
+
+
+def signatures(texts: Sequence[str]) -> list[np.ndarray | None]:
+    """`signature` of each text, in one numpy pass over all of them: for news articles numpy's cost per
+    call outweighed the arithmetic (10,000 generated articles: 0.62 s one at a time, 0.28-0.35 s in
+    groups of 16-32). A 5-gram never spans two texts, so each text's signature is what it is alone."""
+    norms = [_KEEP.sub("", t.lower()) for t in texts]
+    kept = [i for i, norm in enumerate(norms) if len(norm) >= MIN_CHARS]
+    out: list[np.ndarray | None] = [None] * len(texts)
+    if not kept:
+        return out
+    lengths = np.fromiter((len(norms[i]) for i in kept), dtype=np.int64, count=len(kept))
+    codes = np.frombuffer("".join(norms[i] for i in kept).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    counts = lengths - SHINGLE + 1  # each text's 5-grams
+    firsts = np.cumsum(counts) - counts  # where each text's 5-grams start among all
     n = len(codes) - SHINGLE + 1
     with np.errstate(over="ignore"):
         shingles = np.zeros(n, dtype=np.uint64)
         for j in range(SHINGLE):  # a polynomial hash of each 5-gram, wrapping at 2**64
             shingles = shingles * _BASE + codes[j : j + n]
+        # Those starting in one text and ending in the next are skipped.
+        shingles = shingles[np.arange(int(counts.sum())) + np.repeat(np.cumsum(lengths) - lengths - firsts, counts)]
         hashed = np.multiply(_A[:, None], shingles[None, :])
         hashed += _B[:, None]
     # A repeated shingle cannot change a minimum (no np.unique needed), and the shift is monotonic, so
     # the minimum of the shifted hashes is the shifted minimum: the same signature with a third less work.
-    return (hashed.min(axis=1) >> np.uint64(32)).astype(np.uint32)
+    sigs = np.ascontiguousarray((np.minimum.reduceat(hashed, firsts, axis=1) >> np.uint64(32)).astype(np.uint32).T)
+    for i, sig in zip(kept, sigs):
+        out[i] = sig
+    return out
 
 
 class Signed(NamedTuple):
@@ -93,21 +110,35 @@ class Signed(NamedTuple):
     buckets: tuple[int, ...]
 
 
-def signed(text: str) -> Signed | None:
-    """`signature` of `text` with its buckets; None when too short to judge."""
-    sig = signature(text)
-    return None if sig is None else Signed(sig, tuple(_buckets(sig)))
+def signed(texts: Sequence[str]) -> list[Signed | None]:
+    """`signatures` of `texts` with their buckets; None for a text too short to judge."""
+    return [None if sig is None else Signed(sig, tuple(_buckets(sig))) for sig in signatures(texts)]
 
 
-SIGN_SLICE = 256  # signed texts a forked process sends back at a time
+SIGN_CHARS = 8192  # characters signed in one pass: (SIG_SIZE x 8k) hashes, 7.5 MB, stay in the cache
+SIGN_SLICE = 16  # groups of texts a forked process sends back at a time
 
 
 def sign_all(texts: Sequence[str], beside: bool = False) -> list[Signed | None]:
-    """`signed` of each text, in order. `beside`: the later half by a forked process while this one signs
-    the first (rag/forked.py `shared`; what that process fails to send is signed here)."""
-    if beside and len(texts) > 1 and forked.available():
-        return list(forked.shared(signed, texts, [len(t) for t in texts], slice_size=SIGN_SLICE))
-    return [signed(t) for t in texts]
+    """`signed` of each text, in order, SIGN_CHARS or so at a time. `beside`: the later half by a forked
+    process while this one signs the first (rag/forked.py `shared`; what that process fails to send is
+    signed here)."""
+    groups: list[list[str]] = []
+    group: list[str] = []
+    size = 0
+    for text in texts:
+        if group and size + len(text) > SIGN_CHARS:
+            groups.append(group)
+            group, size = [], 0
+        group.append(text)
+        size += len(text)
+    if group:
+        groups.append(group)
+    if beside and len(groups) > 1 and forked.available():
+        done = forked.shared(signed, groups, [sum(map(len, g)) for g in groups], slice_size=SIGN_SLICE)
+    else:
+        done = map(signed, groups)
+    return [s for part in done for s in part]
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> float:

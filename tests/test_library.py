@@ -199,9 +199,9 @@ def test_a_reprint_with_small_changes_is_stored_once_and_lists_both_files(any_li
 
 
 def test_signing_beside_gives_the_signatures_signed_here(seeds_dir, tmp_path, monkeypatch):
-    """A large batch is signed on two cores, the later half by a forked process: the same signatures and
-    buckets, in order; if that process dies, the rest are signed here; and a rebuild signed that way finds
-    the reprint."""
+    """A batch is signed a group of texts at a time, and a large one on two cores, the later half by a
+    forked process: the signatures and buckets of each text signed alone, in order; if that process dies,
+    the rest are signed here; and a rebuild signed that way finds the reprint."""
     import os
 
     import numpy as np
@@ -210,9 +210,10 @@ def test_signing_beside_gives_the_signatures_signed_here(seeds_dir, tmp_path, mo
     from rag.articles import split_articles
     from rag.ingest import read_documents
 
-    texts = [a.body for d in read_documents(seeds_dir) for a in split_articles(d)] * 30  # > 2 slices
-    here = [near_duplicates.signed(t) for t in texts]
-    assert sum(s is None for s in here) < len(here) / 2
+    bodies = [a.body for d in read_documents(seeds_dir) for a in split_articles(d)] * 30  # > 2 slices
+    texts = [t for i, body in enumerate(bodies) for t in ((body, "太短的通知。") if i % 5 == 0 else (body,))]
+    here = [near_duplicates.signed([t])[0] for t in texts]  # alone
+    assert 0 < sum(s is None for s in here) < len(here) / 2, "some too short to sign, in among the others"
 
     def same(got):
         return len(got) == len(here) and all((a is None and b is None) or (np.array_equal(a.sig, b.sig) and a.buckets == b.buckets)
@@ -220,10 +221,11 @@ def test_signing_beside_gives_the_signatures_signed_here(seeds_dir, tmp_path, mo
 
     real = forked._map
 
-    def noting(send, fn, items, size):  # the child notes how much it signed
-        (tmp_path / "child").write_text(str(len(items)))
+    def noting(send, fn, items, size):  # the child notes how many texts it signed
+        (tmp_path / "child").write_text(str(sum(map(len, items))))
         real(send, fn, items, size)
 
+    assert same(near_duplicates.sign_all(texts))
     monkeypatch.setattr(forked, "_map", noting)
     assert same(near_duplicates.sign_all(texts, beside=True))
     assert 0.3 * len(texts) < int((tmp_path / "child").read_text()) < 0.7 * len(texts)
@@ -436,7 +438,7 @@ def test_reprints_copies_and_look_alikes_are_not_alone_in_a_batch(tmp_path, seed
 
     bodies = [a.body for d in read_documents(seeds_dir) for a in split_articles(d) if len(a.body) > 200]
     texts = [*bodies, _misread(bodies[0], 3, 0), bodies[1], _look_alike(1), _look_alike(2), "太短的通知。"]
-    batch = [signed(t) for t in texts]
+    batch = signed(texts)
     alone = InMemory(NearDuplicates(tmp_path / "memory.sqlite")).alone(batch)
     n = len(bodies)
     assert not alone[0] and not alone[n] and not alone[1] and not alone[n + 1], "a reprint and an exact copy share buckets"
