@@ -11,20 +11,35 @@ collections to its end; the young generations are still collected as usual.
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 # Collections of the middle generation before the oldest is collected: never, within one build.
 DEFERRED = 1 << 30
 
+_lock = threading.Lock()
+_inside = 0  # builds running now (threads of one process share the collector's thresholds)
+_saved: tuple[int, int, int] = gc.get_threshold()
+
 
 @contextmanager
 def full_collections_deferred() -> Iterator[None]:
-    """No full collection inside; the thresholds as they were, and one full collection, after."""
-    young, middle, oldest = gc.get_threshold()
-    gc.set_threshold(young, middle, DEFERRED)
+    """No full collection inside; once the last build running in this process ends, the thresholds as
+    they were, and one full collection."""
+    global _inside, _saved
+    with _lock:
+        if _inside == 0:
+            _saved = gc.get_threshold()
+            gc.set_threshold(_saved[0], _saved[1], DEFERRED)
+        _inside += 1
     try:
         yield
     finally:
-        gc.set_threshold(young, middle, oldest)
-        gc.collect()
+        with _lock:
+            _inside -= 1
+            last = _inside == 0
+            if last:
+                gc.set_threshold(*_saved)
+        if last:
+            gc.collect()

@@ -52,3 +52,26 @@ def test_thresholds_come_back_when_the_build_fails():
     except ValueError:
         pass
     assert gc.get_threshold() == before
+
+
+def test_overlapping_builds_restore_the_thresholds_once_both_end():
+    """Two builds in two threads of one process, the first ending before the second: full collections
+    stay deferred until the second ends, and the thresholds come back then."""
+    import threading
+
+    before = gc.get_threshold()
+    first_in, first_out = threading.Event(), threading.Event()
+
+    def first():
+        with full_collections_deferred():
+            first_in.set()
+            first_out.wait(10)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    first_in.wait(10)
+    with full_collections_deferred():
+        first_out.set()
+        thread.join(10)
+        assert gc.get_threshold()[2] == DEFERRED, "the second build is still running"
+    assert gc.get_threshold() == before
