@@ -187,11 +187,7 @@ class InMemory:
         more = [(bucket, k) for bucket, keys in self._more.items() for k in keys]
         bucket = np.fromiter(itertools.chain(self._first, (b for b, _ in more)), dtype=np.int64, count=self._recent_rows)
         key = np.fromiter(itertools.chain(self._first.values(), (k for _, k in more)), dtype=np.int64, count=self._recent_rows)
-        order = np.argsort(bucket, kind="stable")
-        at = np.searchsorted(self._bucket, bucket[order])
-        self._bucket = np.insert(self._bucket, at, bucket[order])
-        self._key = np.insert(self._key, at, key[order])
-        _sort_shared(self._bucket, self._key, at + np.arange(len(at)))
+        self._add_rows(bucket, key)
         self._first, self._more, self._recent_rows = {}, {}, 0
         if 8 * len(self._filter) >= FILTER_BITS * len(self._bucket):
             _mark(self._filter, bucket)
@@ -221,8 +217,13 @@ class InMemory:
         bucket = np.fromiter(itertools.chain.from_iterable(b for _, b in self._alone), dtype=np.int64, count=int(sizes.sum()))
         key = np.repeat(np.fromiter((k for k, _ in self._alone), dtype=np.int64, count=len(self._alone)), sizes)
         self._alone = []  # at 1M, 18M buckets as Python ints (some 0.6 GB) once the caller has let go of them too
-        # Each copy freed as soon as the next exists: at 1M this is the build's peak of memory.
-        order = np.argsort(bucket)
+        self._add_rows(bucket, key)
+
+    def _add_rows(self, bucket: np.ndarray, key: np.ndarray) -> None:
+        """Band rows into the sorted arrays, where their buckets sort (keys sorted within a bucket that other
+        rows have too). Each copy is freed as soon as the next exists: at 1M the commit's merge is the near-
+        duplicate check's peak of memory."""
+        order = np.argsort(bucket, kind="stable")
         bucket = bucket[order]
         key = key[order]
         del order
