@@ -16,7 +16,7 @@ the real vectors are joined by N - n synthetic ones, each a random convex mixtur
 vectors plus a little noise, renormalised, so they lie in the same narrow cone as real e5 vectors
 (IVF at nprobe 16 finds 0.60 of the top 10 both on the 12k real vectors and on 1M of these). The
 real questions stay the queries. With `--candidates`, the same sweep for the dense indexes one
-might switch to: IVF with 8-bit scalar-quantised lists and HNSW (M 32, efConstruction 40), each
+might switch to: IVF with 8-bit scalar-quantised lists and HNSW (M 32, or each `--hnsw-m`; efConstruction 40), each
 with its build time and its single-query latency on one thread (what a request costs).
 """
 
@@ -41,6 +41,11 @@ def main(argv=None) -> int:
     parser.add_argument("--cache", default=str(RESULTS / "recall_vectors.sqlite"), help="the vector cache (kept between runs)")
     parser.add_argument("--scale", type=int, default=0, help="add synthetic vectors up to this many (see the docstring)")
     parser.add_argument("--candidates", action="store_true", help="also sweep IVF-SQ8 and HNSW")
+    parser.add_argument("--hnsw-m", type=int, nargs="+", default=[32],
+                        help="with --candidates: the HNSW graph degrees to build (each with efConstruction 40)")
+    parser.add_argument("--ef-search", type=int, nargs="+", default=[64, 128, 256, 512, 768, 1024],
+                        help="with --candidates: the efSearch values each HNSW graph is searched with")
+    parser.add_argument("--no-ivf", action="store_true", help="with --candidates: only the HNSW graphs")
     args = parser.parse_args(argv)
 
     import faiss
@@ -80,15 +85,17 @@ def main(argv=None) -> int:
     out = {"vectors": len(vectors), "real_vectors": len(texts), "queries": len(qs), "model": encoder.label,
            "embedded_now": embedded, "embed_s": round(embed_s, 1), "exact_single_ms": single_query_ms(exact, queries)}
     del exact
-    started = time.perf_counter()
-    ivf = VectorIndex.build(vectors, AnnSettings(threshold=0)).index  # the IVF a large segment gets, forced at this size
-    out.update(nlist=int(ivf.nlist), ivf_build_s=round(time.perf_counter() - started, 1))
-    probes = sorted({p for p in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512) if p < ivf.nlist} | {int(ivf.nlist)})
-    # the last probes every list: exact search, the harness's own check
-    out["recall_at_10"] = sweep(ivf, "nprobe", probes, queries, truth)
-    if args.candidates:
+    d = vectors.shape[1]
+    if not args.no_ivf:
+        started = time.perf_counter()
+        ivf = VectorIndex.build(vectors, AnnSettings(threshold=0)).index  # the IVF a large segment gets, forced at this size
+        out.update(nlist=int(ivf.nlist), ivf_build_s=round(time.perf_counter() - started, 1))
+        probes = sorted({p for p in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512) if p < ivf.nlist} | {int(ivf.nlist)})
+        # the last probes every list: exact search, the harness's own check
+        out["recall_at_10"] = sweep(ivf, "nprobe", probes, queries, truth)
         del ivf
-        d, nlist = vectors.shape[1], out["nlist"]
+    if args.candidates and not args.no_ivf:
+        nlist = out["nlist"]
         started = time.perf_counter()
         sq8 = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(d), d, nlist, faiss.ScalarQuantizer.QT_8bit,
                                             faiss.METRIC_INNER_PRODUCT)
@@ -98,12 +105,14 @@ def main(argv=None) -> int:
         out["ivf_sq8"] = {"build_s": round(time.perf_counter() - started, 1),
                           "recall_at_10": sweep(sq8, "nprobe", [p for p in probes if p >= 16], queries, truth)}
         del sq8
+    for m in args.hnsw_m if args.candidates else ():
         started = time.perf_counter()
-        hnsw = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+        hnsw = faiss.IndexHNSWFlat(d, m, faiss.METRIC_INNER_PRODUCT)
         hnsw.hnsw.efConstruction = 40
         hnsw.add(vectors)
-        out["hnsw_m32"] = {"build_s": round(time.perf_counter() - started, 1),
-                           "recall_at_10": sweep(hnsw, "efSearch", [64, 128, 256, 512, 1024], queries, truth)}
+        out[f"hnsw_m{m}"] = {"build_s": round(time.perf_counter() - started, 1),
+                             "recall_at_10": sweep(hnsw, "efSearch", args.ef_search, queries, truth)}
+        del hnsw
     text = json.dumps(out, ensure_ascii=False, indent=1)
     print(text)
     if args.json:

@@ -26,7 +26,8 @@ NUMBERS = [
     ("RAG_MAX_OCR_PAGES", lambda s: s.ingest.max_ocr_pages, 48),
     ("RAG_ANN_THRESHOLD", lambda s: s.ann.threshold, 200_000),
     ("RAG_ANN_NPROBE", lambda s: s.ann.nprobe, 16),
-    ("RAG_ANN_EF_SEARCH", lambda s: s.ann.ef_search, 1024),
+    ("RAG_ANN_EF_SEARCH", lambda s: s.ann.ef_search, 384),
+    ("RAG_ANN_HNSW_M", lambda s: s.ann.hnsw_m, 48),
     ("RAG_VERIFY_SYNC_MB", lambda s: s.verify_sync_mb, 256),
     ("RAG_PARALLEL_MIN_ARTICLES", lambda s: s.parallel_min_articles, 2000),
     ("RAG_MILVUS_TIMEOUT", lambda s: s.milvus.timeout, 10.0),
@@ -121,14 +122,16 @@ def test_readers_follow_the_limits_they_are_given(clean_env):
 
 
 def test_an_hnsw_index_above_the_threshold_when_asked_for(tmp_path, clean_env):
-    """RAG_ANN_INDEX=hnsw: large segments get an HNSW graph searched with RAG_ANN_EF_SEARCH; a merge
-    keeps the kind and copies the vectors exactly; an unknown kind is refused by name."""
+    """RAG_ANN_INDEX=hnsw: large segments get an HNSW graph of degree RAG_ANN_HNSW_M searched with
+    RAG_ANN_EF_SEARCH; a merge keeps the kind and copies the vectors exactly; an unknown kind, or a
+    degree too small for a graph, is refused by name."""
     from rag.backends.local import segment
 
     clean_env.setenv("RAG_ANN_INDEX", "hnsw")
     clean_env.setenv("RAG_ANN_EF_SEARCH", "77")
+    clean_env.setenv("RAG_ANN_HNSW_M", "6")
     settings = Settings(ann=AnnSettings(threshold=10), verify_sync_mb=0)
-    assert (settings.ann.index, settings.ann.ef_search) == ("hnsw", 77)
+    assert (settings.ann.index, settings.ann.ef_search, settings.ann.hnsw_m) == ("hnsw", 77, 6)
     rng = np.random.default_rng(1)
     articles = [Article("s", f"标题{i}", "", f"周口市第{i}条新闻正文，内容足够长。") for i in range(40)]
     chunks = [Chunk("s", a.title, "", i, 0, len(a.body), a.body) for i, a in enumerate(articles)]
@@ -139,6 +142,7 @@ def test_an_hnsw_index_above_the_threshold_when_asked_for(tmp_path, clean_env):
         seg = segment.Segment(segment.build(tmp_path, name, articles, chunks, vectors, "key", ("words",), settings=settings),
                               settings=settings)
         assert seg.vectors.index.hnsw.efSearch == 77 and not hasattr(seg.vectors.index, "nprobe")
+        assert seg.vectors.index.hnsw.nb_neighbors(1) == 6  # level 0 holds twice M
         assert seg.vectors.search(vectors[5], 3)[0][0] == 5  # a search list longer than the segment: exact
         parts.append((seg, np.ones(40, dtype=bool), vectors))
     path, _ = segment.merge(tmp_path, "m", [(seg, live) for seg, live, _ in parts], settings)
@@ -150,6 +154,10 @@ def test_an_hnsw_index_above_the_threshold_when_asked_for(tmp_path, clean_env):
     merged.close()
     clean_env.setenv("RAG_ANN_INDEX", "annoy")
     with pytest.raises(ValueError, match="RAG_ANN_INDEX"):
+        Settings()
+    clean_env.setenv("RAG_ANN_INDEX", "hnsw")
+    clean_env.setenv("RAG_ANN_HNSW_M", "1")
+    with pytest.raises(ValueError, match="RAG_ANN_HNSW_M=1"):
         Settings()
 
 

@@ -11,11 +11,10 @@ from ...settings import AnnSettings
 
 # Above `AnnSettings.threshold` vectors (RAG_ANN_THRESHOLD) an IVF index, searched with
 # `AnnSettings.nprobe` lists (RAG_ANN_NPROBE), answers in milliseconds where exact search takes 60 ms
-# at 1M; RAG_ANN_INDEX=hnsw builds an HNSW graph instead (RAG_ANN_EF_SEARCH). All from the backend's
+# at 1M; RAG_ANN_INDEX=hnsw builds an HNSW graph instead (RAG_ANN_HNSW_M, RAG_ANN_EF_SEARCH). All from the backend's
 # Settings (`Settings.ann`). An index is searched as it was built: changing the kind takes a rebuild.
 
 
-HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 40
 
 
@@ -38,9 +37,9 @@ class VectorIndex:
         if n < ann.threshold:
             index = faiss.IndexFlatIP(dim)
         elif ann.index == "hnsw":
-            # M 32, efConstruction 40: at 1M vectors a 115 s build and recall@10 0.9495 at efSearch 1024
-            # (README); a higher efConstruction cost twice the build for no better recall there.
-            index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            # efConstruction 40: a higher one cost twice the build for no better recall at 1M (README,
+            # "Dense index at archive scale"); a larger M did better per millisecond of search.
+            index = faiss.IndexHNSWFlat(dim, ann.hnsw_m, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
             index.hnsw.efSearch = ann.ef_search
         else:
