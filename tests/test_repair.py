@@ -1,6 +1,6 @@
 """OCR repair on real fragments of the seed pages."""
 
-from rag.repair import normalize_width, squeeze_spaces, strip_editor_code, undouble, unwrap
+from rag.repair import clean_inline, has_editor_code, normalize_width, squeeze_spaces, strip_editor_code, undouble, unwrap, visible_len
 
 
 def test_joins_words_broken_across_lines_and_blank_lines():
@@ -13,6 +13,12 @@ def test_removes_spaces_between_cjk_and_around_digits_but_keeps_latin_spaces():
     assert squeeze_spaces("逢春可复苏，天道酬勤铸不凡。 2 月 20 日，开发区") == "逢春可复苏，天道酬勤铸不凡。2月20日，开发区"
     assert squeeze_spaces("新增 LED 电子屏") == "新增LED电子屏"
     assert squeeze_spaces("the Zhoukou Daily  news") == "the Zhoukou Daily news"
+
+
+def test_whitespace_of_every_kind_counts_as_whitespace():
+    assert squeeze_spaces("\n没有空格的段落。\u3000\n") == "没有空格的段落。"  # no space or tab: only stripped
+    assert visible_len(" 周口\t市\u3000开发区\u2028\n") == 6
+    assert clean_inline("  周口\n日报 \u00a0 头版 ") == "周口 日报 头版"
 
 
 def test_numbers_split_by_ocr_spacing_are_joined_inside_cjk_text_only():
@@ -29,6 +35,10 @@ def test_normalises_full_width_letters_and_digits_only():
 
 def test_drops_editor_codes_at_article_end():
     assert strip_editor_code("认真做好评选工作。②7") == "认真做好评选工作。"
+    assert strip_editor_code("评选工作。 \u2473123 \n") == "评选工作。"  # the last mark, three digits, whitespace after
+    assert strip_editor_code("评选工作。❿1234") == "评选工作。❿1234"  # four digits: no editor code
+    assert strip_editor_code("②号楼已经完工。") == "②号楼已经完工。"  # a circled number inside the text stays
+    assert has_editor_code("工作。❶ ") and not has_editor_code("工作。") and not has_editor_code("❶号楼")
     paragraphs, _ = unwrap(["会议还研究了待拆迁居委会的“创卫”工作。②7"])
     assert paragraphs == ["会议还研究了待拆迁居委会的“创卫”工作。"]
 
