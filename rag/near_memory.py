@@ -20,10 +20,9 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .near_duplicates import MAX_CANDIDATES, SIG_SIZE, TITLED_THRESHOLD, NearDuplicates, Signed, _buckets, _signed, choose
+from .near_duplicates import MAX_CANDIDATES, SIG_SIZE, SOURCE_INDEX, TITLED_THRESHOLD, NearDuplicates, Signed, _buckets, _signed, choose
 
 MERGE_ROWS = 1 << 20  # newest band rows kept in the dict: about 76 bytes a row there (80 MB), 16 in the arrays
-SIG_BLOCK = 1 << 14  # signatures a block holds (7.5 MB)
 # Bits of the filter per band row of the arrays, at least. Most of a lookup's 30 buckets are in no band row:
 # binary searches through the arrays to learn so cost 37 us a lookup at 2.27M rows (cache misses), 76 us
 # at 22.6M; the filter answers for all 30 in 10-12 us, and passes at most one absent bucket in 8 on to them.
@@ -33,6 +32,7 @@ FILTER_BITS = 8
 # into Python objects a slice at a time: all at once, the 1M build's 22M band rows would take some 2 GB.
 PARAMETERS = 999
 WRITE_SLICE = 1 << 17
+MIN_ROWS = 1 << 14  # signatures room is first made for when `alone` has not sized it (7.5 MB)
 PAIR_SLICE = 1 << 16  # article pairs compared at a time by `alone` (2 x 30 MB of signatures)
 
 
@@ -47,7 +47,7 @@ class InMemory:
         self._sources: set[str] = set()
         self._holders: dict[int, list[int]] = {}  # key (signed, as stored) -> its documents
         self._rows: dict[int, int] = {}  # key -> row of its signature and headline
-        self._blocks: list[np.ndarray] = []
+        self._sigs = np.empty((0, SIG_SIZE), dtype=np.uint32)  # row -> signature: one array, so a lookup takes its candidates' rows at once
         self._titles: list[str] = []
         self._bucket = np.empty(0, dtype=np.int64)  # band rows, sorted by (bucket, key) as SQLite keeps them
         self._key = np.empty(0, dtype=np.int64)
@@ -85,6 +85,7 @@ class InMemory:
         a bucket (reprints and recurring columns do, and they are similar)."""
         if self._titles:
             raise RuntimeError("alone() must see the batch before anything is recorded")
+        self._reserve(sum(s is not None for s in signed))  # at most one row each: no copy as the rows grow
         own = [s.buckets if s is not None else () for s in signed]
         sizes = np.fromiter(map(len, own), dtype=np.int64, count=len(own))
         bucket = np.fromiter(itertools.chain.from_iterable(own), dtype=np.int64, count=int(sizes.sum()))
@@ -118,9 +119,9 @@ class InMemory:
         keys = self._candidates(set(_buckets(sig) if buckets is None else buckets))
         if not keys:
             return None
-        rows = [self._rows[k] for k in keys]
-        stored = np.stack([self._blocks[r // SIG_BLOCK][r % SIG_BLOCK] for r in rows])
-        return choose(keys, stored, [self._titles[r] for r in rows], sig, title, ocr, lambda key: self.present(key, live))
+        rows = np.fromiter(map(self._rows.__getitem__, keys), dtype=np.int64, count=len(keys))
+        return choose(keys, self._sigs[rows], [self._titles[r] for r in rows.tolist()], sig, title, ocr,
+                      lambda key: self.present(key, live))
 
     def _candidates(self, buckets: set[int]) -> list[int]:
         """The keys `NearDuplicates.find`'s query returns. SQLite reads the buckets in ascending order, each
@@ -164,9 +165,9 @@ class InMemory:
         if sig is None or k in self._rows:
             return
         row = self._rows[k] = len(self._titles)
-        if row % SIG_BLOCK == 0:
-            self._blocks.append(np.empty((SIG_BLOCK, SIG_SIZE), dtype=np.uint32))
-        self._blocks[-1][row % SIG_BLOCK] = sig
+        if row == len(self._sigs):
+            self._reserve(max(2 * row, MIN_ROWS))
+        self._sigs[row] = sig
         self._titles.append(title)
         if alone:
             self._alone.append((k, tuple(_buckets(sig) if buckets is None else buckets)))  # distinct: see `alone`
@@ -182,6 +183,12 @@ class InMemory:
         self._recent_rows += len(distinct)
         if crowded or self._recent_rows >= self.merge_rows:
             self._merge()
+
+    def _reserve(self, rows: int) -> None:
+        if rows > len(self._sigs):
+            grown = np.empty((rows, SIG_SIZE), dtype=np.uint32)
+            grown[: len(self._titles)] = self._sigs[: len(self._titles)]
+            self._sigs = grown
 
     def _merge(self) -> None:
         more = [(bucket, k) for bucket, keys in self._more.items() for k in keys]
@@ -201,8 +208,10 @@ class InMemory:
         self._merge_alone()
         db = self.near.db
         holders = ((k, *doc) for k in sorted(self._holders) for doc in sorted(self._docs[d] for d in self._holders[k]))
+        db.execute("DROP INDEX IF EXISTS holders_source")  # made again at once after the rows: one sort, not a random insert a row
         _insert(db, "holders", 3, _slices(holders))
-        signatures = ((k, self._blocks[r // SIG_BLOCK][r % SIG_BLOCK].tobytes(), self._titles[r]) for k, r in sorted(self._rows.items()))
+        db.execute(SOURCE_INDEX)
+        signatures = ((k, self._sigs[r].tobytes(), self._titles[r]) for k, r in sorted(self._rows.items()))
         _insert(db, "signatures", 3, _slices(signatures))
         _insert(db, "bands", 2, (np.column_stack((self._bucket[i : i + WRITE_SLICE], self._key[i : i + WRITE_SLICE])).ravel().tolist()
                                  for i in range(0, len(self._bucket), WRITE_SLICE)))

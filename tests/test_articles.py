@@ -1,6 +1,6 @@
 """Article splitting on the real seed pages: headlines read off the pages by hand."""
 
-from rag.articles import split_articles
+from rag.articles import article_key, split_articles
 from rag.ingest import Document, read_documents
 
 
@@ -85,3 +85,12 @@ def test_a_table_row_is_never_a_headline():
     articles = split_articles(doc)
     assert all("|" not in a.title for a in articles)
     assert "| 领尚科技 | 主体完工 |" in articles[0].body
+
+
+def test_an_articles_key_ignores_whitespace_of_every_kind():
+    """Keys are stored (segments, the near-duplicate index, Milvus ids): the same text laid out differently
+    has the same key, and the key of a text is what it always was."""
+    import xxhash
+
+    assert article_key("周口\u3000市\n新闻 \u00a0\u2028报\t") == article_key("周口市新闻报") == xxhash.xxh3_64_intdigest("周口市新闻报".encode())
+    assert article_key("周口市新闻报") != article_key("周口市新闻")

@@ -534,7 +534,8 @@ def test_a_rebuild_marks_the_same_near_duplicates_in_memory_as_in_sqlite(tmp_pat
             prepared = library.mark_duplicates(writer, library.prepare(library.all_items()))
         rows = [near.db.execute(q).fetchall() for q in ("SELECT * FROM signatures ORDER BY key",
                                                         "SELECT * FROM bands ORDER BY bucket, key",
-                                                        "SELECT * FROM holders WHERE source != 'gone.txt' ORDER BY key, source, sha256")]
+                                                        "SELECT * FROM holders WHERE source != 'gone.txt' ORDER BY key, source, sha256",
+                                                        "SELECT type, name, sql FROM sqlite_master ORDER BY name")]  # the index by source too
         library.close()
         return [(p.info.source, p.info.duplicates, [a.same_as for a in p.articles]) for p in prepared], rows
 
