@@ -5,7 +5,8 @@ retrieves sentences about 周口 that name no mayor. So the decision looks at th
 quoted first, with these signals (`Signals`):
 
 - answer type: 多少 / 几 / how many want a number (with the unit asked for: 多少名 → 名), 谁 / who a
-  person's name, 哪里 / where a place, 何时 / 哪天 / when a date; does the sentence hold one?
+  person's name, 哪里 / where a place, 何时 / 哪天 / when a date; does the sentence hold one? (A year,
+  a month or a day, and 一 as an article (一位求职者), are no answer to 多少: `is_amount`.)
 - focus: how much of the question's own idf weight (its terms less question words; for a follow-up,
   not the carried-over topic) sits in the sentence or the sentence next to it;
 - unseen focus: the share of that weight in terms the archive never uses (市长, GDP);
@@ -249,7 +250,7 @@ def type_span(sentence: str, kind: AnswerType, unit: str = "", names=(), counted
     if kind == AnswerType.NUMBER:
         spans = []
         for m in _NUMBER.finditer(sentence):
-            if not new(m.start(), m.end()):
+            if not new(m.start(), m.end()) or not is_amount(sentence, m.start(), m.end()):
                 continue
             end = m.end()
             tail = _NUMBER_TAIL.match(sentence, end)  # every part optional: it always matches
@@ -277,6 +278,17 @@ def type_span(sentence: str, kind: AnswerType, unit: str = "", names=(), counted
         found = sorted((i, i + len(place)) for place in names if (i := sentence.find(place)) >= 0)
         return next((span for span in found if new(*span)), None)
     return None
+
+
+def is_amount(sentence: str, start: int, end: int) -> bool:
+    """Whether the number at [start, end) counts or measures something: not a year (2023年), a month or day
+    (5月6日), and not 一 before a measure word, which is mostly the indefinite article (一位求职者说)."""
+    number, after = sentence[start:end], sentence[end : end + 1]
+    if number == "一" and after in _MEASURE:
+        return False
+    if after == "月" or (after in "日号" and sentence[max(0, start - 1) : start] == "月"):
+        return False
+    return not (after == "年" and len(number) == 4 and number.isdigit() and number[:2] in ("19", "20"))
 
 
 def asked_office(question: str) -> str:

@@ -57,6 +57,19 @@ def test_a_number_with_the_unit_asked_for_wins_over_a_bare_number():
     assert ans.type_span("会议强调要加强作风建设。", AnswerType.NUMBER) is None
 
 
+@pytest.mark.parametrize("sentence, amount", [
+    ("近日，一位求职者高兴地说。", None),  # 一 before a measure word: the indefinite article
+    ("2023年春季活动发放宣传单700余张。", "700余张"),  # a year is no amount
+    ("5月6日上午，该办事处表彰198名使者。", "198名"),  # nor a month or a day
+    ("共有一万人参加。", "一万人"),
+    ("项目用了3年时间。", "3年"),  # a duration is
+    ("19号楼已经完工。", "19"),
+])
+def test_years_days_and_the_indefinite_article_are_no_amounts(sentence, amount):
+    span = ans.type_span(sentence, AnswerType.NUMBER)
+    assert (sentence[span[0]:span[1]] if span else None) == amount
+
+
 def test_an_area_carries_its_unit_in_any_script():
     for sentence, area in (("总面积达到3.6万平方米。", "3.6万平方米"), ("校园面积180亩，", "180亩"),
                            ("该区土地面积1.601 km²，是巴黎市第三小的区。", "1.601 km²")):
@@ -248,6 +261,20 @@ def test_the_sentence_with_the_word_asked_about_comes_first():
     told, asked = cand("座谈会在开发区召开，企业负责人现场畅谈。", 0), cand("座谈会由开发区领导主持，企业负责人作交流发言。", 20)
     assert score_candidates([told, asked], {}, {}, False)[0][1] is told  # a tie: the earlier sentence
     assert score_candidates([told, asked], {}, {}, False, asked="主持")[0][1] is asked
+
+
+def test_a_typed_question_quotes_a_sentence_with_its_answer_type_first_when_one_scores_nearly_as_well():
+    from rag.answer import TYPED_FIRST, Candidate, typed_first
+
+    def cand(sentence, span):
+        return Candidate(sentence, 0, 0, sentence, span, False, False, 0.5, False)
+
+    intent = ans.intent("有多少求职者找到了工作意向？", {"求职者": 1.0})
+    said, counted = cand("一位求职者高兴地说。", None), cand("初步达成就业意向2135人。", (10, 15))
+    assert [c for _, c in typed_first([(1.0, said), (TYPED_FIRST, counted)], intent)] == [counted, said]
+    assert [c for _, c in typed_first([(1.0, said), (TYPED_FIRST - 0.01, counted)], intent)] == [said, counted]
+    other = ans.intent("求职者说了什么？", {"求职者": 1.0})  # no answer type: the scores decide
+    assert [c for _, c in typed_first([(1.0, said), (0.99, counted)], other)] == [said, counted]
 
 
 def test_the_sentence_about_the_place_asked_about_comes_first():
