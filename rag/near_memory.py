@@ -3,7 +3,7 @@
 `NearDuplicates` looks each article up with SQLite queries and records it with some 33 inserts; on the
 generated 100k-chunk corpus those were most of the check's 24-28 s. When a batch starts with the index
 empty (a full rebuild, a first build), all a lookup can find is what this batch recorded, so `InMemory`
-keeps that instead: holders in a dict, signatures in blocks of one array, band rows in numpy arrays
+keeps that instead: holders in a dict, signatures in one array sized for the batch, band rows in numpy arrays
 sorted as SQLite keeps them (the newest in a dict). `commit` writes every row at once, in primary key
 order, so that SQLite appends to its B-trees. The tables end up as `NearDuplicates` would leave them,
 and each lookup returns what it would return: the same candidates in the same order (`_candidates`).
@@ -32,7 +32,7 @@ FILTER_BITS = 8
 # into Python objects a slice at a time: all at once, the 1M build's 22M band rows would take some 2 GB.
 PARAMETERS = 999
 WRITE_SLICE = 1 << 17
-MIN_ROWS = 1 << 14  # signatures room is first made for when `alone` has not sized it (7.5 MB)
+MIN_ROWS = 1 << 14  # rows the signature array starts with when `alone` has not sized it (7.5 MB)
 PAIR_SLICE = 1 << 16  # article pairs compared at a time by `alone` (2 x 30 MB of signatures)
 
 
