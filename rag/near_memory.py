@@ -207,6 +207,8 @@ class InMemory:
         self._merge()
         self._merge_alone()
         db = self.near.db
+        if not db.in_transaction:  # sqlite3 runs DDL outside one: the index dropped below must come back on a rollback
+            db.execute("BEGIN")
         holders = ((k, *doc) for k in sorted(self._holders) for doc in sorted(self._docs[d] for d in self._holders[k]))
         db.execute("DROP INDEX IF EXISTS holders_source")  # made again at once after the rows: one sort, not a random insert a row
         _insert(db, "holders", 3, _slices(holders))

@@ -374,6 +374,33 @@ def _misread(text: str, n: int, seed: int) -> str:
     return "".join(chars)
 
 
+def test_a_failed_in_memory_commit_leaves_the_index_as_it_was(tmp_path, monkeypatch):
+    """The commit drops the index by source for its bulk load: a failure part-way rolls that back too."""
+    import sqlite3
+
+    import rag.near_memory as near_memory
+    from rag.near_duplicates import NearDuplicates, signature
+
+    near = NearDuplicates(tmp_path / "near.sqlite")
+    memory = near_memory.InMemory(near)
+    body = "周口临港开发区召开党工委扩大会议，研究部署争创国家级经济技术开发区工作。" * 3
+    memory.alone([None])
+    memory.record(1, signature(body), "a.txt", "0" * 64, "标题")
+    insert = near_memory._insert
+
+    def fail_at_signatures(db, table, width, slices):
+        if table == "signatures":
+            raise sqlite3.OperationalError("disk full")
+        insert(db, table, width, slices)
+
+    monkeypatch.setattr(near_memory, "_insert", fail_at_signatures)
+    with pytest.raises(sqlite3.OperationalError):
+        memory.commit()
+    near.rollback()
+    assert near.empty()
+    assert near.db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'holders_source'").fetchone()
+
+
 def test_in_memory_lookups_answer_as_the_sqlite_index_does(tmp_path, seeds_dir):
     """Every present / find of a batch, and the rows written at its end, are those of `NearDuplicates`:
     the same candidates under the MAX_CANDIDATES cap, ties won by the same key, headlines for OCR text,
