@@ -112,7 +112,7 @@ def main(argv=None) -> int:
         log(f"{name}: building")
         entry["build"] = run_worker("build", "--docs", str(corpus), "--index", str(index_dir),
                                     *(["--sentences"] if args.sentence_vectors else []), timeout=timeout)
-        log(f"{name}: built in {entry['build']['build_s']} s; measuring IVF recall and serving")
+        log(f"{name}: built in {entry['build']['build_s']} s; measuring ANN recall and serving")
         entry["recall"] = run_worker("recall", "--index-folder", entry["build"]["segment"], timeout=timeout)
         entry["serve"] = run_worker("serve", "--index", str(index_dir), "--queries", str(args.queries), timeout=timeout)
         log(f"{name}: adding and removing one page on the live index")
@@ -156,7 +156,7 @@ def _ratio(ours, theirs) -> str:
 
 def render(report: dict) -> str:
     lines = [f"dense: {report['dense_note']}", ""]
-    head = (f"{'size':>5} {'chunks':>8} {'build s':>8} {'read s':>6} {'embed s':>7} {'dup s':>6} {'write s':>7} {'disk MB':>8} "
+    head = (f"{'size':>5} {'chunks':>8} {'build s':>8} {'read s':>6} {'embed s':>7} {'dup s':>6} {'write s':>7} {'graph s':>7} {'disk MB':>8} "
             f"{'build RSS':>9} {'load s':>6} {'verify s':>8} {'serve RSS':>9} {'lex p50':>8} {'lex p95':>8} "
             f"{'dense p50':>9} {'dense p95':>9} {'hyb p50':>8} {'hyb p95':>8} {'recall@10':>9}")
     lines.append(head)
@@ -165,7 +165,7 @@ def render(report: dict) -> str:
         t = b["timings"]
         lines.append(
             f"{name:>5} {b['chunks']:>8} {b['build_s']:>8.1f} {t.get('read_s', 0):>6.1f} {t.get('embed_s', 0):>7.1f} "
-            f"{t.get('duplicates_s', 0):>6.1f} {t.get('write_s', 0):>7.1f} {b['index_mb']:>8.1f} {b['build_peak_rss_mb']:>9.0f} {s['load_s']:>6.2f} "
+            f"{t.get('duplicates_s', 0):>6.1f} {t.get('write_s', 0):>7.1f} {b.get('graph_s', 0):>7.1f} {b['index_mb']:>8.1f} {b['build_peak_rss_mb']:>9.0f} {s['load_s']:>6.2f} "
             f"{s['verify_s']:>8.2f} {s['serve_peak_rss_mb']:>9.0f} "
             f"{s['lexical']['p50_ms']:>8.2f} {s['lexical']['p95_ms']:>8.2f} "
             f"{(s['dense'] or {}).get('p50_ms', float('nan')):>9.3f} {(s['dense'] or {}).get('p95_ms', float('nan')):>9.3f} "

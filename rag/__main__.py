@@ -28,6 +28,8 @@ def cmd_build(args) -> int:
     from .index import build_index
 
     index = build_index(settings=_settings(args), wait_dense=args.wait_dense)
+    if args.wait_dense:
+        index.fill_dense(progress=True)  # the vector graphs of large parts (RAG_ANN_INDEX=hnsw), if any
     print(index.info().summary())
     print(f"索引位置：{index.folder}")
     _print_dense_status(index)

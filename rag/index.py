@@ -287,7 +287,8 @@ class Index:
             return self._dense_progress(snap)
 
     def fill_dense(self, progress: bool = False) -> None:
-        """Embed what was committed without vectors: in a background thread for a serve-first index, else now."""
+        """Embed what was committed without vectors, and build the vector graphs that parts served by IVF
+        wait for (RAG_ANN_INDEX=hnsw): in a background thread for a serve-first index, else now."""
         if not self.writable:
             return
         if self.background_dense:
@@ -295,7 +296,7 @@ class Index:
             self._filler.wake()
             return
         with self.backend.snapshot() as snap:
-            if self._dense_progress(snap) is None:
+            if self._dense_progress(snap) is None and not snap.missing_graphs():
                 return
         self._filler.show_progress = progress
         self._filler.run_until_done()

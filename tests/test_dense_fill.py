@@ -146,3 +146,54 @@ def test_an_upload_is_found_by_keywords_at_once_and_semantically_once_embedded(t
         assert segments["dense"]["enabled"]
     finally:
         index.close()
+
+
+def _kinds(index) -> dict[str, str]:
+    """Each part's vector index kind ("flat", "ivf", "hnsw") in the index's current snapshot."""
+    index.backend.refresh(wait=True)
+    with index.backend.snapshot() as snap:
+        return {seg.id: seg.vectors.kind for seg in snap.gen.segments}
+
+
+def test_a_large_part_is_searched_by_ivf_at_once_and_by_its_graph_once_built(tmp_path, minilm_path):
+    """Above RAG_ANN_THRESHOLD a part is written with IVF (seconds) and its HNSW graph (minutes at 1M) is
+    built after the commit, outside the writer: by the app's background thread, or before `open_index`
+    returns elsewhere. Dense results then match exact search; nothing else about the index changes."""
+    from rag.settings import AnnSettings
+
+    exact = build_index(settings=Settings(docs_dir=SEEDS, index_dir=tmp_path / "exact", model=minilm_path), progress=False)
+    want = [p.chunk_id for p in exact.retrieve(QUESTION, k=5, mode="dense")]
+    assert set(_kinds(exact).values()) == {"flat"}  # 87 chunks: below the default threshold
+    exact.close()
+
+    folder = tmp_path / "index"
+    settings = Settings(docs_dir=SEEDS, index_dir=folder, model=minilm_path, ann=AnnSettings(threshold=50))
+    built = build_index(settings=settings, progress=False)
+    assert list(_kinds(built).values()) == ["ivf"]
+    with built.backend.snapshot() as snap:
+        assert snap.missing_graphs() == list(_kinds(built)) and snap.missing_vectors(True) == []
+    assert built.dense_progress is None and built.info().dense  # the dense leg serves meanwhile
+    assert built.retrieve(QUESTION, k=5, mode="dense")
+    built.close()
+
+    index = open_index(settings, progress=False, background_dense=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "ivf" in _kinds(index).values():
+            assert time.monotonic() < deadline, "the graph was never built"
+            time.sleep(0.1)
+        assert list(_kinds(index).values()) == ["hnsw"]
+        assert [p.chunk_id for p in index.retrieve(QUESTION, k=5, mode="dense")] == want
+        assert not list(folder.glob(".graph-*"))  # the graph's file became the part's
+        assert index.info().chunks == 87
+    finally:
+        index.close()
+
+    ivf = settings.with_(ann=AnnSettings(threshold=50, index="ivf"))
+    rebuilt = build_index(settings=ivf, progress=False)
+    with rebuilt.backend.snapshot() as snap:
+        assert snap.missing_graphs() == []  # RAG_ANN_INDEX=ivf: IVF only
+    rebuilt.close()
+    again = open_index(settings, progress=False)  # not in the background: built before it returns
+    assert list(_kinds(again).values()) == ["hnsw"]
+    again.close()

@@ -121,13 +121,15 @@ def test_readers_follow_the_limits_they_are_given(clean_env):
         read_bytes(data, "big.txt", Settings().ingest)
 
 
-def test_an_hnsw_index_above_the_threshold_when_asked_for(tmp_path, clean_env):
-    """RAG_ANN_INDEX=hnsw: large segments get an HNSW graph of degree RAG_ANN_HNSW_M searched with
-    RAG_ANN_EF_SEARCH; a merge keeps the kind and copies the vectors exactly; an unknown kind, or a
-    degree too small for a graph, is refused by name."""
+def test_a_large_segment_is_written_with_ivf_and_takes_its_hnsw_graph_after(tmp_path, clean_env):
+    """RAG_ANN_INDEX=hnsw (the default): a segment above the threshold is written with IVF at once and
+    wants a graph; the graph of degree RAG_ANN_HNSW_M, searched with RAG_ANN_EF_SEARCH, is built from its
+    vectors and swapped in as a new segment; a merge writes IVF again (exactly the same vectors) and
+    wants its own graph. RAG_ANN_INDEX=ivf wants none; an unknown kind, or a degree too small for a graph,
+    is refused by name."""
     from rag.backends.local import segment
 
-    clean_env.setenv("RAG_ANN_INDEX", "hnsw")
+    assert Settings().ann.index == "hnsw"
     clean_env.setenv("RAG_ANN_EF_SEARCH", "77")
     clean_env.setenv("RAG_ANN_HNSW_M", "6")
     settings = Settings(ann=AnnSettings(threshold=10), verify_sync_mb=0)
@@ -141,17 +143,27 @@ def test_an_hnsw_index_above_the_threshold_when_asked_for(tmp_path, clean_env):
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         seg = segment.Segment(segment.build(tmp_path, name, articles, chunks, vectors, "key", ("words",), settings=settings),
                               settings=settings)
-        assert seg.vectors.index.hnsw.efSearch == 77 and not hasattr(seg.vectors.index, "nprobe")
-        assert seg.vectors.index.hnsw.nb_neighbors(1) == 6  # level 0 holds twice M
-        assert seg.vectors.search(vectors[5], 3)[0][0] == 5  # a search list longer than the segment: exact
-        parts.append((seg, np.ones(40, dtype=bool), vectors))
+        assert seg.vectors.kind == "ivf" and seg.wants_graph
+        graph = tmp_path / f"graph-{name}"
+        segment.build_graph(seg, graph, settings)
+        graphed = segment.Segment(segment.with_vectors(tmp_path, f"{name}2", seg, "key", None, None, settings, graph),
+                                  settings=settings)
+        assert not graph.exists() and graphed.vectors.kind == "hnsw" and not graphed.wants_graph
+        assert graphed.vectors.index.hnsw.efSearch == 77 and graphed.vectors.index.hnsw.nb_neighbors(1) == 6  # level 0: 2 M
+        assert graphed.vectors.search(vectors[5], 3)[0][0] == 5
+        np.testing.assert_array_equal(graphed.vectors.vectors(), vectors)
+        assert graphed.manifest.vectors == seg.manifest.vectors and graphed.n_chunks == seg.n_chunks
+        parts.append((graphed, np.ones(40, dtype=bool), vectors))
+        seg.close()
     path, _ = segment.merge(tmp_path, "m", [(seg, live) for seg, live, _ in parts], settings)
     merged = segment.Segment(path, settings=settings)
-    assert hasattr(merged.vectors.index, "hnsw") and len(merged.vectors) == 80
+    assert merged.vectors.kind == "ivf" and merged.wants_graph and len(merged.vectors) == 80
     np.testing.assert_array_equal(merged.vectors.vectors(), np.concatenate([v for _, _, v in parts]))
     for seg, _, _ in parts:
         seg.close()
     merged.close()
+    ivf = Settings(ann=AnnSettings(threshold=10, index="ivf"), verify_sync_mb=0)
+    assert not segment.Segment(path, settings=ivf).wants_graph
     clean_env.setenv("RAG_ANN_INDEX", "annoy")
     with pytest.raises(ValueError, match="RAG_ANN_INDEX"):
         Settings()

@@ -12,6 +12,7 @@ import abc
 import contextlib
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 
 import numpy as np
 
@@ -116,6 +117,11 @@ class Snapshot(abc.ABC):
         `sentences`) without sentence vectors; a backend that always stores vectors with the text returns []."""
         return []
 
+    def missing_graphs(self) -> list[str]:
+        """Parts whose vectors are searched by a coarse index (IVF) until their graph is built after the
+        commit (rag/dense_fill.py); [] for a backend that indexes its vectors itself."""
+        return []
+
     def part_texts(self, part: str) -> tuple[list[str], list[str]]:
         """(every chunk's embedded text in row order, every article's body in row order) of one part."""
         raise NotImplementedError
@@ -184,6 +190,11 @@ class Writer(abc.ABC):
         vectors); visible at `commit`. False when the part is no longer in the library (merged, removed)."""
         raise NotImplementedError
 
+    def attach_graph(self, part: str, graph: Path) -> bool:
+        """Search a part's vectors with the graph saved at `graph` (`Backend.build_graph`; the file is
+        taken); visible at `commit`. False when the part is gone or no longer wants one."""
+        return False
+
     @abc.abstractmethod
     def commit(self, meta: dict, vector_key: str | None = None) -> int:
         """Make everything visible at once and return the new generation's number; a crash before
@@ -207,6 +218,12 @@ class Backend(abc.ABC):
     def writer(self, timeout: float = 0.0, on_wait=None) -> contextlib.AbstractContextManager[Writer]:
         """Exclusive write access, waiting up to `timeout` seconds (calling `on_wait(holder)` once if it
         must wait); raises IndexLocked naming the holder."""
+
+    def build_graph(self, part: str) -> Path:
+        """Save the graph index of a part that `Snapshot.missing_graphs` lists, for `Writer.attach_graph`,
+        and return its file: slow (minutes at 1M), so done outside the writer, with the part pinned by a
+        snapshot."""
+        raise NotImplementedError
 
     def refresh(self, wait: bool = False) -> bool:
         """Move to a newer committed state if there is one; True if it moved."""

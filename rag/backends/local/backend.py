@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -182,6 +183,21 @@ class LocalBackend(Backend):
         finally:
             lock.release()
 
+    def build_graph(self, part):
+        # Outside the writer lock, so not a `.tmp` name (a commit meanwhile deletes those); one left by a
+        # process that died is deleted here.
+        for old in self.folder.glob(".graph-*"):
+            pid = old.name.split("-")[1]
+            if not (pid.isdigit() and _alive(int(pid))):
+                old.unlink(missing_ok=True)
+        path = self.folder / f".graph-{os.getpid()}-{threading.get_ident()}-{part}"
+        try:
+            segment.build_graph(self.segment(part), path, self.settings)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return path
+
     def segment(self, seg_id: str) -> segment.Segment:
         with self._lock:
             if seg_id not in self._segments:
@@ -205,3 +221,13 @@ class LocalBackend(Backend):
             collect_garbage(self.folder, keep_number=fs.read_pointer(self.folder))
         finally:
             lock.release()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

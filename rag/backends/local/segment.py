@@ -257,13 +257,16 @@ def build(
 
 
 def with_vectors(folder: Path, seg_id: str, old: Segment, vector_key: str, vectors: np.ndarray | None,
-                 sentences: tuple[np.ndarray, np.ndarray] | None, settings: Settings | None = None) -> Path:
+                 sentences: tuple[np.ndarray, np.ndarray] | None, settings: Settings | None = None,
+                 graph: Path | None = None) -> Path:
     """A new segment: `old`'s files (hard links: segments are immutable) plus chunk vectors and/or
-    sentence rows and vectors that `old` was written without (serve first, embed after)."""
+    sentence rows and vectors that `old` was written without (serve first, embed after), or with
+    `graph` (a saved index of `old`'s own vectors: `build_graph`) in place of its IVF index."""
     tmp = folder / f".{seg_id}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    replaced = ({"vectors.faiss"} if vectors is not None else set()) | ({SENTENCES, SENTENCE_VECTORS} if sentences is not None else set())
+    replaced = ({"vectors.faiss"} if vectors is not None or graph is not None else set()) | (
+        {SENTENCES, SENTENCE_VECTORS} if sentences is not None else set())
     for name in old.manifest.files:
         if name not in replaced:
             try:
@@ -277,6 +280,8 @@ def with_vectors(folder: Path, seg_id: str, old: Segment, vector_key: str, vecto
         index = VectorIndex.build(vectors, (settings or Settings()).ann)
         index.save(tmp / "vectors.faiss")
         seg_vectors = SegmentVectors(key=vector_key, dim=index.dim)
+    elif graph is not None:
+        os.replace(graph, tmp / "vectors.faiss")  # the caller's file, in the index folder: moved, not copied
     if seg_vectors is None or seg_vectors.key != vector_key:
         raise ValueError(f"段 {old.id} 没有 {vector_key} 的文本块向量，不能只加句向量")
     n_sentences = old.manifest.sentences
@@ -286,6 +291,13 @@ def with_vectors(folder: Path, seg_id: str, old: Segment, vector_key: str, vecto
     _finish(tmp, final, {k: v.model_dump() for k, v in old.manifest.fields.items()}, old.n_articles, old.n_chunks,
             seg_vectors, n_sentences)
     return final
+
+
+def build_graph(seg: Segment, path: Path, settings: Settings) -> None:
+    """Save at `path` the HNSW graph of `seg`'s vectors (read from its IVF index; minutes at 1M, so
+    run outside the writer lock: `Writer.attach_graph` swaps it in)."""
+    vectors = VectorIndex.load(seg.path / "vectors.faiss", mmap=False, ann=settings.ann).vectors()
+    VectorIndex.build(vectors, settings.ann, graph=True).save(path)
 
 
 class Segment:
@@ -357,6 +369,11 @@ class Segment:
     @property
     def vector_key(self) -> str | None:
         return self.manifest.vectors.key if self.manifest.vectors else None
+
+    @property
+    def wants_graph(self) -> bool:
+        """Its vectors are searched by IVF where the settings ask for an HNSW graph (built after the commit)."""
+        return self.vectors is not None and self.vectors.wants_graph(self.settings.ann)
 
     def _verify_or_schedule(self) -> None:
         total = sum(f.size for f in self.manifest.files.values())

@@ -211,6 +211,9 @@ class LocalSnapshot(Snapshot):
                 out.append((seg.id, VectorPhase.SENTENCES, seg.n_chunks))
         return out
 
+    def missing_graphs(self):
+        return [seg.id for seg in self.gen.segments if seg.wants_graph]
+
     def part_texts(self, part):
         seg = next((s for s in self.gen.segments if s.id == part), None)
         if seg is None:

@@ -1,4 +1,4 @@
-"""A segment's vectors in FAISS: exact inner-product search for small segments, IVF (or HNSW) above a size threshold."""
+"""A segment's vectors in FAISS: exact inner-product search for small segments, IVF or an HNSW graph above a size threshold."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import numpy as np
 
 from ...settings import AnnSettings
 
-# Above `AnnSettings.threshold` vectors (RAG_ANN_THRESHOLD) an IVF index, searched with
-# `AnnSettings.nprobe` lists (RAG_ANN_NPROBE), answers in milliseconds where exact search takes 60 ms
-# at 1M; RAG_ANN_INDEX=hnsw builds an HNSW graph instead (RAG_ANN_HNSW_M, RAG_ANN_EF_SEARCH). All from the backend's
-# Settings (`Settings.ann`). An index is searched as it was built: changing the kind takes a rebuild.
+# Above `AnnSettings.threshold` vectors (RAG_ANN_THRESHOLD) exact search takes 60 ms at 1M. A segment is
+# written with an IVF index (trained in seconds, searched with `AnnSettings.nprobe` lists: recall@10 about
+# 0.60 on e5 vectors) and, with RAG_ANN_INDEX=hnsw (the default), gets an HNSW graph after the commit
+# (`build(graph=True)`, minutes at 1M: rag/dense_fill.py builds it outside the writer lock), which finds
+# 0.957 in under 5 ms. All from the backend's Settings (`Settings.ann`).
 
 
 HNSW_EF_CONSTRUCTION = 40
@@ -23,9 +24,11 @@ class VectorIndex:
         self.index = index
 
     @classmethod
-    def build(cls, vectors: np.ndarray | list[np.ndarray], ann: AnnSettings | None = None) -> VectorIndex:
+    def build(cls, vectors: np.ndarray | list[np.ndarray], ann: AnnSettings | None = None,
+              graph: bool = False) -> VectorIndex:
         """FAISS ids are row numbers, which are chunk ids. `vectors` may come in blocks, added one by
-        one, so a 1M-chunk build never holds a second copy of them all."""
+        one, so a 1M-chunk build never holds a second copy of them all. Above the threshold: the HNSW
+        graph when `graph` (and the settings want one), else IVF."""
         import faiss
 
         ann = ann or AnnSettings()
@@ -36,7 +39,7 @@ class VectorIndex:
         index: faiss.Index
         if n < ann.threshold:
             index = faiss.IndexFlatIP(dim)
-        elif ann.index == "hnsw":
+        elif graph and ann.index == "hnsw":
             # efConstruction 40: a higher one cost twice the build for no better recall at 1M (README,
             # "Dense index at archive scale"); a larger M did better per millisecond of search.
             index = faiss.IndexHNSWFlat(dim, ann.hnsw_m, faiss.METRIC_INNER_PRODUCT)
@@ -68,7 +71,11 @@ class VectorIndex:
     def load(cls, path: Path, mmap: bool = False, ann: AnnSettings | None = None) -> VectorIndex:
         import faiss
 
-        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+        flags = 0
+        if mmap:  # IVF maps its inverted lists; flat and HNSW indexes their vector storage (the graph is read)
+            with open(path, "rb") as f:
+                ivf = f.read(2) == b"Iw"  # FAISS's four-character code of IVF indexes
+            flags = (faiss.IO_FLAG_MMAP if ivf else faiss.IO_FLAG_MMAP_IFC) | faiss.IO_FLAG_READ_ONLY
         index = faiss.read_index(str(path), flags)
         ann = ann or AnnSettings()
         if hasattr(index, "nprobe"):
@@ -76,6 +83,15 @@ class VectorIndex:
         if hasattr(index, "hnsw"):
             index.hnsw.efSearch = ann.ef_search
         return cls(index)
+
+    @property
+    def kind(self) -> str:
+        """"flat", "ivf" or "hnsw"."""
+        return "hnsw" if hasattr(self.index, "hnsw") else "ivf" if hasattr(self.index, "nprobe") else "flat"
+
+    def wants_graph(self, ann: AnnSettings) -> bool:
+        """An IVF index where the settings ask for an HNSW graph (written at once, graphed after the commit)."""
+        return ann.index == "hnsw" and self.kind == "ivf"
 
     @property
     def dim(self) -> int:

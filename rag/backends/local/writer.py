@@ -156,12 +156,12 @@ class LocalWriter(Writer):
             self.docs[info.source] = record_of(info, refs[info.source])
         self.pending = []
 
-    def attach_vectors(self, part, vector_key, vectors, sentences):
+    def attach_vectors(self, part, vector_key, vectors, sentences, graph=None):
         if part not in self.segments:
             return False
         seg_id = f"{self.number:08d}-{len(self.written)}"
         segment.with_vectors(self.folder / fs.SEGMENTS, seg_id, self.backend.segment(part), vector_key, vectors, sentences,
-                             self.backend.settings)
+                             self.backend.settings, graph)
         self.written.append(seg_id)
         self.segments = [seg_id if s == part else s for s in self.segments]
         for source, doc in list(self.docs.items()):
@@ -169,6 +169,12 @@ class LocalWriter(Writer):
                 self.docs[source] = doc.model_copy(update={"refs": [(seg_id if r[0] == part else r[0], *r[1:]) for r in doc.refs]})
         self._keys = None
         return True
+
+    def attach_graph(self, part, graph):
+        seg = self.backend.segment(part) if part in self.segments else None
+        if seg is None or not seg.wants_graph or seg.vector_key is None:
+            return False
+        return self.attach_vectors(part, seg.vector_key, None, None, graph)
 
     def flush(self, vector_key: str | None = None) -> None:
         self._vector_key = vector_key
