@@ -77,6 +77,7 @@ class DenseFill:
         self._seconds = 0.0
         self._last = 0.0  # when the last stored batch was counted (reset as each part starts)
         self._worked = False  # something was filled in since the last self-test
+        self._graph_built = None  # (part, file) of a graph built but not swapped in: the writer was busy
         self.error = ""
 
     # --- progress --------------------------------------------------------------------------------
@@ -119,7 +120,9 @@ class DenseFill:
                         self._record_self_test(snap)
                     return False
                 part, key = graphs[0], snap.vector_key
-                graph = self._build_graph(part)  # the part stays pinned by this snapshot meanwhile
+                built = self._graph_built
+                graph = (built[1] if built and built[0] == part and built[1].exists()
+                         else self._build_graph(part))  # the part stays pinned by this snapshot meanwhile
             else:
                 part, phase, _ = missing[0]
                 chunk_texts, bodies = snap.part_texts(part)
@@ -180,15 +183,21 @@ class DenseFill:
     def _attach_graph(self, part: str, graph, key: str | None) -> bool:
         """Swap the graph in (one small commit); a part merged or removed meanwhile keeps its new state."""
         index = self.index
+        self._graph_built = None
         try:
             with index._write_lock, index.backend.writer(index.settings.lock_timeout) as writer:
                 attached = writer.attach_graph(part, graph)
                 if attached and writer.manifest is not None:
                     writer.commit(dict(writer.manifest.meta), key)
-        finally:
-            graph.unlink(missing_ok=True)  # taken by the new part, or no longer wanted
+        except IndexLocked:
+            self._graph_built = (part, graph)  # minutes of work: kept for the next try
+            raise
+        except BaseException:
+            graph.unlink(missing_ok=True)
+            raise
+        graph.unlink(missing_ok=True)  # taken by the new part, or no longer wanted
+        index.backend.refresh(wait=True)  # attached or not, the next step looks at the newest state
         if attached:
-            index.backend.refresh(wait=True)
             index.backend.collect()
         return True
 

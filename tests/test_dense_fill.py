@@ -197,3 +197,31 @@ def test_a_large_part_is_searched_by_ivf_at_once_and_by_its_graph_once_built(tmp
     again = open_index(settings, progress=False)  # not in the background: built before it returns
     assert list(_kinds(again).values()) == ["hnsw"]
     again.close()
+
+
+def test_a_graph_built_while_the_writer_is_busy_is_swapped_in_later_without_building_it_again(tmp_path, minilm_path):
+    """Building a graph takes minutes at scale: when another writer holds the index at the swap, the fill
+    keeps the graph's file and swaps it in on its next try."""
+    from rag.backends import open_backend
+    from rag.backends.base import IndexLocked
+    from rag.settings import AnnSettings
+
+    settings = Settings(docs_dir=SEEDS, index_dir=tmp_path / "index", model=minilm_path, ann=AnnSettings(threshold=50),
+                        lock_timeout=0.2)
+    index = build_index(settings=settings, progress=False)
+    other = open_backend(settings)  # another writer of the same folder
+    builds = []
+    build_graph = index.backend.build_graph
+    index.backend.build_graph = lambda part: builds.append(part) or build_graph(part)
+    try:
+        with other.writer():
+            with pytest.raises(IndexLocked):
+                index._filler.step()
+        assert len(builds) == 1 and len(list((tmp_path / "index").glob(".graph-*"))) == 1
+        assert list(_kinds(index).values()) == ["ivf"]
+        assert index._filler.step() and len(builds) == 1  # swapped in, not built again
+        assert list(_kinds(index).values()) == ["hnsw"] and not list((tmp_path / "index").glob(".graph-*"))
+        assert not index._filler.step()  # nothing left
+    finally:
+        other.close()
+        index.close()
