@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -77,7 +78,7 @@ class DenseFill:
         self._seconds = 0.0
         self._last = 0.0  # when the last stored batch was counted (reset as each part starts)
         self._worked = False  # something was filled in since the last self-test
-        self._graph_built = None  # (part, file) of a graph built but not swapped in: the writer was busy
+        self._graph_built: tuple[str, Path] | None = None  # a graph built but not swapped in: the writer was busy
         self.error = ""
 
     # --- progress --------------------------------------------------------------------------------
@@ -171,7 +172,7 @@ class DenseFill:
             index.backend.collect()
         return True  # a part that was merged or removed meanwhile: look again
 
-    def _build_graph(self, part: str):
+    def _build_graph(self, part: str) -> Path:
         """The HNSW graph of a part served by IVF until now (minutes at 1M vectors; no lock held)."""
         started = time.perf_counter()
         if self.show_progress:
@@ -180,7 +181,7 @@ class DenseFill:
         log.info("向量图索引 %s 已建好，用时 %.1f 秒", part, time.perf_counter() - started)
         return graph
 
-    def _attach_graph(self, part: str, graph, key: str | None) -> bool:
+    def _attach_graph(self, part: str, graph: Path, key: str | None) -> bool:
         """Swap the graph in (one small commit); a part merged or removed meanwhile keeps its new state."""
         index = self.index
         self._graph_built = None
