@@ -156,7 +156,17 @@ class LocalWriter(Writer):
             self.docs[info.source] = record_of(info, refs[info.source])
         self.pending = []
 
-    def attach_vectors(self, part, vector_key, vectors, sentences, graph=None):
+    def attach_vectors(self, part, vector_key, vectors, sentences):
+        return self._replace(part, vector_key, vectors, sentences, None)
+
+    def attach_graph(self, part, graph):
+        seg = self.backend.segment(part) if part in self.segments else None
+        if seg is None or not seg.wants_graph or seg.vector_key is None:
+            return False
+        return self._replace(part, seg.vector_key, None, None, graph)
+
+    def _replace(self, part, vector_key, vectors, sentences, graph) -> bool:
+        """`part` gives way to a copy with what `segment.with_vectors` adds; False when it is gone."""
         if part not in self.segments:
             return False
         seg_id = f"{self.number:08d}-{len(self.written)}"
@@ -169,12 +179,6 @@ class LocalWriter(Writer):
                 self.docs[source] = doc.model_copy(update={"refs": [(seg_id if r[0] == part else r[0], *r[1:]) for r in doc.refs]})
         self._keys = None
         return True
-
-    def attach_graph(self, part, graph):
-        seg = self.backend.segment(part) if part in self.segments else None
-        if seg is None or not seg.wants_graph or seg.vector_key is None:
-            return False
-        return self.attach_vectors(part, seg.vector_key, None, None, graph)
 
     def flush(self, vector_key: str | None = None) -> None:
         self._vector_key = vector_key
