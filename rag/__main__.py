@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -191,12 +192,20 @@ def cmd_eval(args) -> int:
         with tempfile.TemporaryDirectory(prefix="rag-cmrc-") as tmp:
             # --cmrc-index keeps the CMRC index (and its vector cache) between runs: embedding takes minutes.
             root = Path(args.cmrc_index) if args.cmrc_index else Path(tmp)
-            questions = write_cmrc_docs(Path(cmrc), root / "docs")
-            index = open_index(settings.with_(docs_dir=root / "docs", index_dir=root / "index"), progress=False)
-            print(f"# {cmrc}：{index.info().documents} 段落")
-            for mode in _eval_modes(index, args.mode):
-                _eval_set(index, "cmrc", questions, mode, args, reports)
-            index.close()
+            unanswerable = args.cmrc_unanswerable or not named  # the default run reports every set
+            sets = [("cmrc", root, False)] + ([("cmrc_unanswerable", root / "unanswerable", True)] if unanswerable else [])
+            for name, folder, without in sets:
+                questions = write_cmrc_docs(Path(cmrc), folder / "docs", without_answers=without)
+                cache = folder / "index" / "embeddings.sqlite"
+                if without and not cache.exists() and (root / "index" / "embeddings.sqlite").is_file():
+                    # the paragraphs' other sentences are the same texts: CMRC's vectors serve them
+                    cache.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(root / "index" / "embeddings.sqlite", cache)
+                index = open_index(settings.with_(docs_dir=folder / "docs", index_dir=folder / "index"), progress=False)
+                print(f"# {cmrc}：{index.info().documents} 段落" + ("，去掉了含答案的句子" if without else ""))
+                for mode in _eval_modes(index, args.mode):
+                    _eval_set(index, name, questions, mode, args, reports)
+                index.close()
     if not reports:
         print("请给出 --questions 或 --cmrc", file=sys.stderr)
         return 2
@@ -322,9 +331,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("eval", help="评测检索：hit@1/3/5 与 MRR@10")
     common(p)
     p.add_argument("--questions", action="append",
-                   help="问题文件（jsonl），可重复；不给 --questions 与 --cmrc 时评测 eval/ 下的全部集合（含留出集）、dev 与 CMRC 试验集")
+                   help="问题文件（jsonl），可重复；不给 --questions 与 --cmrc 时评测 eval/ 下的全部集合（含留出集）、dev、CMRC 试验集及其去掉答案句的无答案集")
     p.add_argument("--cmrc", help="CMRC 2018（SQuAD 格式）文件，每个段落作为一篇文档")
     p.add_argument("--cmrc-index", help="保留 CMRC 索引的目录（再次评测时复用，免去重新向量化）")
+    p.add_argument("--cmrc-unanswerable", action="store_true",
+                   help="另评一个近域无答案集：CMRC 段落去掉含答案的句子后，原问题（约 940 题）应答“没有找到”（不给参数时默认评测）")
     p.add_argument("--mode", choices=("all", "hybrid", "lexical", "dense"), default="all",
                    help="all（默认）：lexical、dense、hybrid 各评一次")
     p.add_argument("--json", help="同时把结果写成 JSON")

@@ -98,22 +98,43 @@ def load_questions(path: Path) -> list[Question]:
     return out
 
 
-def write_cmrc_docs(path: Path, docs_dir: Path) -> list[Question]:
-    """One document per CMRC paragraph (title as first line); questions point to that document."""
+def write_cmrc_docs(path: Path, docs_dir: Path, without_answers: bool = False) -> list[Question]:
+    """One document per CMRC paragraph (title as first line); questions point to that document.
+
+    `without_answers`: every sentence that holds an answer is left out of its paragraph, and the questions
+    are those whose answer the rest no longer holds, as unanswerable ones: near-domain questions by the
+    hundred (the subject and its other facts are in the archive, the fact asked is not)."""
+    from .chunks import sentence_spans
+
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     docs_dir.mkdir(parents=True, exist_ok=True)
     questions = []
     for article in data["data"]:
         for para in article["paragraphs"]:
-            name = f"{para['id']}.txt"
-            (docs_dir / name).write_text(f"{article['title']}\n{para['context']}\n", encoding="utf-8")
-            for qa in para["qas"]:
-                if not qa["question"].strip():
+            name, context = f"{para['id']}.txt", para["context"]
+            qas = [(qa, sorted({a["text"] for a in qa["answers"] if a["text"].strip()})) for qa in para["qas"] if qa["question"].strip()]
+            if without_answers:
+                held = [_answer_range(context, a) for qa, _ in qas for a in qa["answers"] if a["text"].strip()]
+                context = "".join(context[s:e] for s, e in sentence_spans(context)
+                                  if not any(a < e and b > s for a, b in held if a >= 0))
+            (docs_dir / name).write_text(f"{article['title']}\n{context}\n", encoding="utf-8")
+            for qa, answers in qas:
+                if not answers:
                     continue
-                answers = sorted({a["text"] for a in qa["answers"] if a["text"].strip()})
-                if answers:
+                if not without_answers:
                     questions.append(Question(qa["id"], qa["question"], name, answers, "cmrc", match_any=True))
+                elif not any(normalize(a) in normalize(context) for a in answers):
+                    questions.append(Question(qa["id"], qa["question"], name, [], UNANSWERABLE))
     return questions
+
+
+def _answer_range(context: str, answer: dict) -> tuple[int, int]:
+    """[start, end) of a SQuAD answer in its context: its answer_start where that is right, else where
+    its text first occurs (-1, -1 when nowhere)."""
+    text, start = answer["text"], answer.get("answer_start", -1)
+    if not (isinstance(start, int) and 0 <= start and context[start : start + len(text)] == text):
+        start = context.find(text)
+    return (start, start + len(text)) if start >= 0 else (-1, -1)
 
 
 def _summarise(ranks: list[int | None]) -> tuple[dict[int, float], float]:
