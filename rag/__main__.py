@@ -102,6 +102,8 @@ def cmd_ask(args) -> int:
 
         result = answer(index, args.question, k=args.k, mode=args.mode)
         print(result.text)
+        if result.notice:  # e.g. 把握不大…: part of what the answer says
+            print(result.notice)
         print()
         passages = [c.passage for c in result.citations] or result.passages
     else:
@@ -163,7 +165,7 @@ def _eval_set(index, name: str, questions, mode: str, args, reports: dict) -> No
     if not args.no_answers:
         answers = evaluate_answers(index, questions, mode=mode)
         reports[f"{name}/{mode}/answers"] = answers
-        print("回答（rag.ask）：correct = 答案串在引用中，first = 在第一句中，refused = 未找到，median = 回答字数中位数")
+        print("回答（rag.ask）：correct = 答案串在引用中，first = 在第一句中，refused = 未找到，median = 回答字数中位数，sure-wrong = 答错且未提示“把握不大”")
         print(answers.table(name if name == "cmrc" else ""))
         if answers.misses and args.verbose:
             print("\n第一句未含答案（或不该回答却回答了）：")

@@ -14,7 +14,8 @@ Extractive on purpose: every word of an answer is a word of the archive. `answer
    scores nearly as well);
 3. a question about a specific place or body (one that few chunks name: 周口会展中心) is quoted only
    from sentences that name it or stand under a headline that does;
-4. the answerability model decides from that sentence's signals whether it answers at all;
+4. the answerability model decides from that sentence's signals whether it answers at all (an answer it
+   only just lets through carries a notice that it may not answer the question: UNSURE_BELOW);
 5. a second or third sentence is added only when it adds what the first lacks (the typed answer, or
    focus terms), or, for a question without an answer type (什么 / 哪些), when it scores nearly as well.
 
@@ -292,6 +293,8 @@ def compose(question: str, retrieval: Retrieval, tokenizer: Tokenizer, notices: 
         number = numbers.setdefault((p.source, p.article_id), len(numbers) + 1)
         citations.append(Citation(number, c.sentence, p, c.span))
     text = "".join(f"{c.sentence}[{c.number}]" for c in citations)
+    if confidence < ans.UNSURE_BELOW:
+        notices += (Notice(NoticeCode.UNSURE, {"confidence": round(confidence, 2)}),)
     return Answer(question, text, True, citations, list(passages), retrieval.query, notices, terms, passages.mode,
                   passages.engine, confidence, sig, retrieval.bodies)
 

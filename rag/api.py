@@ -193,7 +193,8 @@ def build_api(index: Index, settings: Settings, accounts: Accounts, uploads: Upl
         # The answer speaks the question's language; quoted sentences stay as the archive has them.
         lang = detect_language(body.question)
         return AskOut(question=result.question, answer=result.text if result.found else not_found(lang),
-                      found=result.found, citations=citations, passages=[PassageOut.of(p) for p in result.passages],
+                      found=result.found, confidence=None if result.confidence is None else round(result.confidence, 4),
+                      citations=citations, passages=[PassageOut.of(p) for p in result.passages],
                       notice=render(result.notices, lang),
                       notices=[NoticeOut.of(n) for n in result.notices], query=result.query, mode=cast(Mode, result.mode),
                       engine=engine_label(result.engine, lang), language=cast(Language, lang), elapsed_ms=elapsed)

@@ -55,7 +55,7 @@ class PassageOut(BaseModel):
 
 
 class NoticeOut(BaseModel):
-    code: NoticeCode = Field(description="说明的代码：shortened（问题被截短）、dense_off、dense_filling、lexical_off、self_test")
+    code: NoticeCode = Field(description="说明的代码：shortened（问题被截短）、dense_off、dense_filling、lexical_off、self_test、unsure（回答把握不大，参数 confidence）")
     params: dict = Field(description="代码的参数，例如 shortened 的 n、dense_filling 的 percent 和 minutes")
 
     @classmethod
@@ -98,9 +98,11 @@ class AskOut(BaseModel):
     question: str
     answer: str = Field(description="纯文本回答：摘自原文的句子，每句后带 [n]；没找到时为说明文字（英文问题为英文）")
     found: bool
+    confidence: float | None = Field(None, description="“找到了答案”模型的概率 0–1（低于 0.5 的回答带 unsure 说明）；"
+                                                      "调用方可按更严的阈值自行拒答。问题在进入模型前就被拒时为 null")
     citations: list[CitationOut]
     passages: list[PassageOut]
-    notice: str = Field(description="说明（问题被截短、语义检索未开启等），用问题的语言；没有时为空字符串")
+    notice: str = Field(description="说明（问题被截短、语义检索未开启、回答把握不大等），用问题的语言；没有时为空字符串")
     notices: list[NoticeOut] = Field(default_factory=list, description="同样的说明，每条为代码加参数")
     query: str = Field(description="实际检索的文本（追问时带上前文的主题词）")
     mode: Mode

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from .lang import engine_label, texts
-from .notices import SEARCH_MODE, render
+from .notices import SEARCH_MODE, NoticeCode, render
 from .results import Answer, Passage
 
 # One pass, so entities are never re-escaped: HTML specials, the characters markdown acts on, and ":" and
@@ -230,9 +230,12 @@ def answer_markdown(result: Answer, turn: int, lang: str, dense_on: bool) -> str
     sources = cited_sources(result)
     head = f"**{t['found_in'](len(sources))} · {t['sources']}**　<small class='hint'>{t['open_hint']}</small>"
     links = "<br>".join(_link(turn, str(n), f"[{n}] {source_line(p, lang)}", "src") for n, p in sources)
-    lines = [body, head, links]
-    if notice:
-        lines.append(f"<em class='notice'>{escape(notice)}</em>")
+    # An answer the model only just let through says so before it is read, not after its sources.
+    unsure = [n for n in result.notices if n.code == NoticeCode.UNSURE]
+    lines = ([f"<em class='notice unsure'>{escape(render(unsure, lang))}</em>"] if unsure else []) + [body, head, links]
+    rest = render([n for n in result.notices if n.code not in SEARCH_MODE and n.code != NoticeCode.UNSURE], lang)
+    if rest:
+        lines.append(f"<em class='notice'>{escape(rest)}</em>")
     lines.append(_copy(turn, result, lang, notice))
     return "\n\n".join(lines)
 

@@ -6,7 +6,9 @@ character width ignored.
 
 Answers (`rag.ask` in the same mode): for answerable questions, the share whose answer strings are
 in the quoted sentences (answer-correct) and in the first quoted sentence (first-correct); for every
-set, the share refused ("not found") and the median length of the answers given. A question of kind
+set, the share refused ("not found"), the share answered wrongly with no notice that the answer may not
+answer (confidently wrong: an unanswerable question answered, or quoted sentences without the answer
+strings, and no NoticeCode.UNSURE), and the median length of the answers given. A question of kind
 `unanswerable` has no answer strings: the archive does not hold its answer, and refusing is right.
 """
 
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from .answer import answer
 from .index import Index
+from .notices import NoticeCode
 from .repair import normalize_width
 
 _ASCII_PUNCT = str.maketrans({",": "，", ";": "；", ":": "：", "(": "（", ")": "）", "!": "！", "?": "？"})
@@ -174,14 +177,16 @@ class AnswerReport:
     first_correct: float  # ... in the first quoted sentence
     refused: float  # "not found" (share of all questions; right for unanswerable ones)
     median_chars: float  # median length of the answers given (quoted sentences, without [n])
+    sure_wrong: float = 0.0  # answered wrongly without the unsure notice (share of all questions)
     by_kind: dict[str, AnswerReport] = field(default_factory=dict)
     misses: list[tuple[str, str, str]] = field(default_factory=list)  # (id, question, what was answered)
 
-    HEAD = f"{'subset':<14}{'n':>6}{'correct':>9}{'first':>9}{'refused':>9}{'median':>9}"
+    HEAD = f"{'subset':<14}{'n':>6}{'correct':>9}{'first':>9}{'refused':>9}{'median':>9}{'sure-wrong':>11}"
 
     def row(self, label: str) -> str:
         rate = (lambda v: f"{v:>9.3f}") if self.answerable else (lambda v: f"{'—':>9}")
-        return f"{label:<14}{self.n:>6}{rate(self.correct)}{rate(self.first_correct)}{self.refused:>9.3f}{self.median_chars:>9.0f}"
+        return (f"{label:<14}{self.n:>6}{rate(self.correct)}{rate(self.first_correct)}{self.refused:>9.3f}"
+                f"{self.median_chars:>9.0f}{self.sure_wrong:>11.3f}")
 
     def table(self, name: str = "") -> str:
         rows = [("overall" if not name else name, self)] + sorted(self.by_kind.items())
@@ -191,7 +196,7 @@ class AnswerReport:
         return {
             "n": self.n, "answerable": self.answerable, "answer_correct": round(self.correct, 4),
             "first_sentence_correct": round(self.first_correct, 4), "refused": round(self.refused, 4),
-            "median_chars": self.median_chars, "by_kind": {kind: r.as_dict() for kind, r in self.by_kind.items()},
+            "median_chars": self.median_chars, "confidently_wrong": round(self.sure_wrong, 4), "by_kind": {kind: r.as_dict() for kind, r in self.by_kind.items()},
         }
 
 
@@ -203,6 +208,7 @@ class _Outcome:
     first: bool
     chars: int
     text: str
+    unsure: bool = False  # given with NoticeCode.UNSURE
 
 
 def _answer_report(outcomes: list[_Outcome]) -> AnswerReport:
@@ -214,6 +220,7 @@ def _answer_report(outcomes: list[_Outcome]) -> AnswerReport:
     return AnswerReport(
         n, len(answerable), share(o.correct for o in answerable), share(o.first for o in answerable),
         sum(not o.found for o in outcomes) / max(n, 1), median,
+        sum(o.found and not o.correct and not o.unsure for o in outcomes) / max(n, 1),
     )
 
 
@@ -226,7 +233,7 @@ def evaluate_answers(index: Index, questions: list[Question], mode: str = "hybri
         first = a.citations[0].sentence if a.found and a.citations else ""
         correct = a.found and q.answerable and q.in_text(quoted)
         outcomes.append(_Outcome(q, a.found, correct, a.found and q.answerable and q.in_text(first), len(quoted),
-                                 quoted if a.found else ""))
+                                 quoted if a.found else "", any(n.code == NoticeCode.UNSURE for n in a.notices)))
     report = _answer_report(outcomes)
     kinds: dict[str, list[_Outcome]] = defaultdict(list)
     for o in outcomes:

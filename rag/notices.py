@@ -18,6 +18,7 @@ class NoticeCode(str, Enum):
     DENSE_FILLING = "dense_filling"  # percent, minutes (or None): the dense leg is still being filled in
     LEXICAL_OFF = "lexical_off"  # reason: the storage cannot run the lexical leg, dense only
     SELF_TEST = "self_test"  # percent: the model failed the archive's self-test, keywords only
+    UNSURE = "unsure"  # confidence: an answer the answerability model only just let through (answerability.UNSURE_BELOW)
 
 
 # Notices about how the search was served (shown under "how this was found", not in the answer bubble).
@@ -33,6 +34,7 @@ _TEXT = {
         NoticeCode.LEXICAL_OFF: lambda p: f"关键词检索不可用（{p['reason']}），本次仅使用语义检索。",
         NoticeCode.SELF_TEST: lambda p: (f"语义模型在本资料库的自检中只为 {p['percent']}% 的句子找回其所属文章（读不懂这种语言？），"
                                          "混合检索本次仅使用关键词检索。"),
+        NoticeCode.UNSURE: lambda p: "把握不大：引用的句子可能没有直接回答这个问题，请打开原文核对。",
     },
     "en": {
         NoticeCode.SHORTENED: lambda p: f"The question was too long; only its first {p['n']} characters were used.",
@@ -43,6 +45,7 @@ _TEXT = {
         NoticeCode.LEXICAL_OFF: lambda p: "Keyword search is unavailable on this storage; only semantic search was used.",
         NoticeCode.SELF_TEST: lambda p: (f"The semantic model found the right article for only {p['percent']}% of this "
                                          "archive's sentences in its self-test; hybrid search used keywords only."),
+        NoticeCode.UNSURE: lambda p: "Low confidence: the quoted sentences may not answer this question; open the source to check.",
     },
 }
 

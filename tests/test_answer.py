@@ -1,9 +1,13 @@
 """rag.ask(): extractive answers with citations, not-found, follow-ups."""
 
+from pathlib import Path
+
 import pytest
 
 from rag import ask
 from rag.answer import NOT_FOUND, contextualize, history_questions, is_follow_up
+
+from .conftest import DEV_QUESTIONS
 
 
 def test_answer_quotes_the_sentence_with_its_citation(lexical_index):
@@ -58,3 +62,26 @@ def test_empty_question_is_rejected(lexical_index):
     with pytest.raises(ValueError):
         ask("  ", index=lexical_index)
 
+
+
+def test_an_answer_the_model_only_just_let_through_says_so_first(lexical_index):
+    """Every answer below UNSURE_BELOW carries the unsure notice, and no other answer does; the chat bubble
+    opens with it, before the quoted sentences."""
+    from rag.answerability import UNSURE_BELOW
+    from rag.chat_view import answer_markdown
+    from rag.evaluate import load_questions
+    from rag.notices import NoticeCode
+
+    eval_dir = Path(__file__).resolve().parent.parent / "eval"
+    paths = [DEV_QUESTIONS, eval_dir / "extra_questions.jsonl", eval_dir / "unanswerable_questions.jsonl"]
+    counts = {"unsure": 0, "sure": 0}
+    for q in (q for path in paths if path.exists() for q in load_questions(path)):
+        result = ask(q.question, index=lexical_index, mode="lexical")
+        unsure = any(n.code == NoticeCode.UNSURE for n in result.notices)
+        assert unsure == (result.found and result.confidence < UNSURE_BELOW), q.question
+        if unsure:
+            bubble = answer_markdown(result, 1, "zh", dense_on=False)
+            assert bubble.startswith("<em class='notice unsure'>把握不大：") and "<em class='notice'>把握不大" not in bubble
+            assert "把握不大" in result.notice
+        counts["unsure" if unsure else "sure"] += result.found
+    assert counts["unsure"] and counts["sure"], counts  # both kinds were met

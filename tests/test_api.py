@@ -80,6 +80,7 @@ def test_ask_answers_with_citations_that_point_into_passages(client):
     first = body["citations"][0]
     start, end = first["answer_span"]
     assert first["sentence"][start:end] == "359家"  # the answer itself, for clients to mark
+    assert 0.5 <= body["confidence"] <= 1 and "unsure" not in {n["code"] for n in body["notices"]}
 
 
 def test_ask_follow_up_uses_the_history(client):
@@ -91,6 +92,7 @@ def test_ask_follow_up_uses_the_history(client):
 def test_ask_not_found(client):
     body = client.post("/ask", json={"question": "火星有几颗卫星？"}).json()
     assert body["found"] is False and body["citations"] == [] and body["answer"] == "资料中没有找到相关内容。"
+    assert body["confidence"] is None or body["confidence"] < 0.35
 
 
 def test_an_english_question_gets_an_english_answer_and_a_chinese_one_a_chinese_answer(client):
