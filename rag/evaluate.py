@@ -196,7 +196,8 @@ class AnswerReport:
         return {
             "n": self.n, "answerable": self.answerable, "answer_correct": round(self.correct, 4),
             "first_sentence_correct": round(self.first_correct, 4), "refused": round(self.refused, 4),
-            "median_chars": self.median_chars, "confidently_wrong": round(self.sure_wrong, 4), "by_kind": {kind: r.as_dict() for kind, r in self.by_kind.items()},
+            "median_chars": self.median_chars, "sure_wrong": round(self.sure_wrong, 4),
+            "by_kind": {kind: r.as_dict() for kind, r in self.by_kind.items()},
         }
 
 

@@ -63,7 +63,6 @@ def test_empty_question_is_rejected(lexical_index):
         ask("  ", index=lexical_index)
 
 
-
 def test_an_answer_the_model_only_just_let_through_says_so_first(lexical_index):
     """Every answer below UNSURE_BELOW carries the unsure notice, and no other answer does; the chat bubble
     opens with it, before the quoted sentences."""
