@@ -25,6 +25,7 @@ from .answer import answer
 from .index import Index
 from .notices import NoticeCode
 from .repair import normalize_width
+from .results import Answer
 
 _ASCII_PUNCT = str.maketrans({",": "，", ";": "；", ":": "：", "(": "（", ")": "）", "!": "！", "?": "？"})
 KS = (1, 3, 5)
@@ -202,7 +203,7 @@ class AnswerReport:
 
 
 @dataclass
-class _Outcome:
+class Outcome:
     question: Question
     found: bool
     correct: bool
@@ -212,7 +213,7 @@ class _Outcome:
     unsure: bool = False  # given with NoticeCode.UNSURE
 
 
-def _answer_report(outcomes: list[_Outcome]) -> AnswerReport:
+def _answer_report(outcomes: list[Outcome]) -> AnswerReport:
     n = len(outcomes)
     answerable = [o for o in outcomes if o.question.answerable]
     lengths = sorted(o.chars for o in outcomes if o.found)
@@ -225,18 +226,24 @@ def _answer_report(outcomes: list[_Outcome]) -> AnswerReport:
     )
 
 
+def outcome(q: Question, a: Answer) -> Outcome:
+    """What counts of one answer to `q` (see the module docstring)."""
+    quoted = "".join(c.sentence for c in a.citations) if a.found else ""
+    first = a.citations[0].sentence if a.found and a.citations else ""
+    correct = a.found and q.answerable and q.in_text(quoted)
+    return Outcome(q, a.found, correct, a.found and q.answerable and q.in_text(first), len(quoted),
+                    quoted if a.found else "", any(n.code == NoticeCode.UNSURE for n in a.notices))
+
+
 def evaluate_answers(index: Index, questions: list[Question], mode: str = "hybrid") -> AnswerReport:
     """`rag.ask` on every question; see the module docstring for what counts."""
-    outcomes = []
-    for q in questions:
-        a = answer(index, q.question, mode=mode)
-        quoted = "".join(c.sentence for c in a.citations) if a.found else ""
-        first = a.citations[0].sentence if a.found and a.citations else ""
-        correct = a.found and q.answerable and q.in_text(quoted)
-        outcomes.append(_Outcome(q, a.found, correct, a.found and q.answerable and q.in_text(first), len(quoted),
-                                 quoted if a.found else "", any(n.code == NoticeCode.UNSURE for n in a.notices)))
+    return answer_report([outcome(q, answer(index, q.question, mode=mode)) for q in questions])
+
+
+def answer_report(outcomes: list[Outcome]) -> AnswerReport:
+    """The figures of a set's answers, overall and by kind, with the misses listed."""
     report = _answer_report(outcomes)
-    kinds: dict[str, list[_Outcome]] = defaultdict(list)
+    kinds: dict[str, list[Outcome]] = defaultdict(list)
     for o in outcomes:
         kinds[o.question.kind].append(o)
     if len(kinds) > 1:

@@ -95,3 +95,18 @@ def test_benchmark_with_sentence_vectors_keeps_them_through_the_update(tmp_path)
     entry = json.loads(next((tmp_path / "results").glob("bench-*.json")).read_text())["sizes"]["1k"]
     assert entry["build"]["timings"]["sentences_embedded"] > entry["build"]["chunks"]
     assert list((work / "index-1k" / "segments").glob("*/sentence_vectors.npy")), "the update rebuilt without them"
+
+
+def test_the_answer_replay_gives_rag_evals_figures(lexical_index):
+    """`benchmarks.answer_replay` replays `compose` on kept searches: the figures `rag eval` gets by asking."""
+    import pickle
+
+    from benchmarks.answer_replay import replay, searches
+    from rag.evaluate import evaluate_answers, load_questions
+
+    questions = [q for p in ("../shared/eval/dev_questions.jsonl", "eval/unanswerable_questions.jsonl", "eval/english_questions.jsonl")
+                 if (ROOT / p).exists() for q in load_questions(ROOT / p)]
+    rows = pickle.loads(pickle.dumps(searches(lexical_index, questions, "lexical")))  # as `save` keeps them
+    replayed, asked = replay(rows).as_dict(), evaluate_answers(lexical_index, questions, mode="lexical").as_dict()
+    assert replayed == asked and asked["n"] == len(questions)
+    assert 0 < asked["refused"] < 1 and asked["answerable"] > 0  # answers and refusals both compared
