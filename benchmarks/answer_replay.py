@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def question_sets(cmrc_root: Path | None) -> list[tuple[str, Path, Path, list]]:
     """(set name, docs folder, index folder, questions) of every set `rag eval` reads by default."""
     from rag.__main__ import DEFAULT_QUESTION_SETS, HOLDOUT_SETS
-    from rag.evaluate import load_questions, write_cmrc_docs
+    from rag.evaluate import cmrc_sets, load_questions, write_cmrc_docs
     from rag.settings import Settings
 
     settings = Settings()
@@ -33,7 +33,7 @@ def question_sets(cmrc_root: Path | None) -> list[tuple[str, Path, Path, list]]:
             for p in DEFAULT_QUESTION_SETS + HOLDOUT_SETS if (ROOT / p).exists()]
     cmrc = ROOT.parent / "shared" / "eval" / "cmrc2018_trial.json"
     if cmrc_root is not None and cmrc.exists():
-        for name, folder, without in (("cmrc", cmrc_root, False), ("cmrc_unanswerable", cmrc_root / "unanswerable", True)):
+        for name, folder, without in cmrc_sets(cmrc_root):
             if (folder / "index").is_dir():  # built by `rag eval --cmrc-index`
                 sets.append((name, folder / "docs", folder / "index",
                              write_cmrc_docs(cmrc, folder / "docs", without_answers=without)))

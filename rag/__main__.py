@@ -175,7 +175,7 @@ def _eval_set(index, name: str, questions, mode: str, args, reports: dict) -> No
 
 
 def cmd_eval(args) -> int:
-    from .evaluate import load_questions, write_cmrc_docs
+    from .evaluate import cmrc_sets, load_questions, write_cmrc_docs
     from .index import open_index
 
     settings = _settings(args)
@@ -194,9 +194,8 @@ def cmd_eval(args) -> int:
         with tempfile.TemporaryDirectory(prefix="rag-cmrc-") as tmp:
             # --cmrc-index keeps the CMRC index (and its vector cache) between runs: embedding takes minutes.
             root = Path(args.cmrc_index) if args.cmrc_index else Path(tmp)
-            unanswerable = args.cmrc_unanswerable or not named  # the default run reports every set
-            sets = [("cmrc", root, False)] + ([("cmrc_unanswerable", root / "unanswerable", True)] if unanswerable else [])
-            for name, folder, without in sets:
+            # the default run reports every set
+            for name, folder, without in cmrc_sets(root, unanswerable=args.cmrc_unanswerable or not named):
                 questions = write_cmrc_docs(Path(cmrc), folder / "docs", without_answers=without)
                 cache = folder / "index" / "embeddings.sqlite"
                 if without and not cache.exists() and (root / "index" / "embeddings.sqlite").is_file():

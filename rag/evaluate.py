@@ -132,6 +132,12 @@ def write_cmrc_docs(path: Path, docs_dir: Path, without_answers: bool = False) -
     return questions
 
 
+def cmrc_sets(root: Path, unanswerable: bool = True) -> list[tuple[str, Path, bool]]:
+    """(set name, its folder under `root`, without_answers) of the CMRC sets `rag eval` builds: CMRC, and CMRC
+    without its answers; each folder holds `docs/` and `index/`."""
+    return [("cmrc", root, False)] + ([("cmrc_unanswerable", root / "unanswerable", True)] if unanswerable else [])
+
+
 def _answer_range(context: str, answer: dict) -> tuple[int, int]:
     """[start, end) of a SQuAD answer in its context: its answer_start where that is right, else where
     its text first occurs (-1, -1 when nowhere)."""
